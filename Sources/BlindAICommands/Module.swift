@@ -1,0 +1,6 @@
+import ArgumentParser
+
+public struct BlindAICommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "blindai", abstract: "Confidential ONNX inference.")
+    public init() {}
+}

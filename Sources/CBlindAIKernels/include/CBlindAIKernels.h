@@ -1,0 +1,1 @@
+int blindai_kernels_placeholder(void);

@@ -1,0 +1,3 @@
+import BlindAICommands
+
+await BlindAICommand.main()
