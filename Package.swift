@@ -52,7 +52,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "blindai", dependencies: ["BlindAICommands"]),
+        .executableTarget(
+            name: "blindai",
+            dependencies: ["BlindAICommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor"]),
         .testTarget(
             name: "BlindAIEngineTests",

@@ -1,6 +1,11 @@
 import ArgumentParser
 
+/// The `blindai` command line.
 public struct BlindAICommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "blindai", abstract: "Confidential ONNX inference.")
+    public static let configuration = CommandConfiguration(
+        commandName: "blindai",
+        abstract: "BlindAI: confidential ONNX inference.",
+        subcommands: [RunCommand.self, ConformanceCommand.self]
+    )
     public init() {}
 }

@@ -1,1 +1,25 @@
-int blindai_kernels_placeholder(void);
+#ifndef CBLINDAI_KERNELS_H
+#define CBLINDAI_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when the AVX2+FMA kernels are in use on this CPU (checked once at run time), 0 for the portable ones.
+int blindai_kernels_have_avx2_fma(void);
+
+/// Single-precision GEMM, row-major: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+/// op(A) is A (lda >= K) or, with trans_a, A^T where A is [K,M] (lda >= M); likewise for B.
+/// When beta == 0, C is not read (NaNs in C do not propagate).
+void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                   float beta, float *c, ptrdiff_t ldc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

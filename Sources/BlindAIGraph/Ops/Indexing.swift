@@ -1,0 +1,6 @@
+import BlindAITensor
+
+extension StandardOperators {
+    static func registerIndexing(_ r: inout OperatorRegistry) {
+    }
+}

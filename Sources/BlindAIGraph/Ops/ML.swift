@@ -1,0 +1,6 @@
+import BlindAITensor
+
+extension StandardOperators {
+    static func registerML(_ r: inout OperatorRegistry) {
+    }
+}

@@ -1,0 +1,6 @@
+import BlindAITensor
+
+extension StandardOperators {
+    static func registerMicrosoft(_ r: inout OperatorRegistry) {
+    }
+}

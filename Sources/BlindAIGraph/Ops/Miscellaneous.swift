@@ -1,0 +1,6 @@
+import BlindAITensor
+
+extension StandardOperators {
+    static func registerMiscellaneous(_ r: inout OperatorRegistry) {
+    }
+}

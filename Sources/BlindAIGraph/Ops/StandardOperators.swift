@@ -1,0 +1,28 @@
+import BlindAITensor
+
+/// The operators this engine implements, registered by family (one file per family in Ops/).
+public enum StandardOperators {
+    /// The registry of every standard operator (default domain, ai.onnx.ml and com.microsoft).
+    public static let registry: OperatorRegistry = {
+        var r = OperatorRegistry()
+        registerElementwise(&r)
+        registerCast(&r)
+        registerCore(&r)
+        registerShapeOps(&r)
+        registerIndexing(&r)
+        registerReductions(&r)
+        registerNormalization(&r)
+        registerLinearAlgebra(&r)
+        registerConvolution(&r)
+        registerPooling(&r)
+        registerResize(&r)
+        registerQuantization(&r)
+        registerControlFlow(&r)
+        registerRecurrent(&r)
+        registerGenerators(&r)
+        registerMiscellaneous(&r)
+        registerMicrosoft(&r)
+        registerML(&r)
+        return r
+    }()
+}

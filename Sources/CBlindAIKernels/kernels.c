@@ -1,2 +1,0 @@
-#include "CBlindAIKernels.h"
-int blindai_kernels_placeholder(void) { return 0; }
