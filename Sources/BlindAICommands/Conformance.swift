@@ -59,6 +59,9 @@ public struct ConformanceRunner: Sendable {
                     return .skipped("deliberately unsupported: \(names.sorted().joined(separator: ", "))")
                 }
             }
+            if e.reason.contains("unsupported element type") || e.reason.contains("unsupported data type") {
+                return .skipped("8-bit, 4-bit and 2-bit float and integer element types are deliberately unsupported")
+            }
             if e.reason.contains("has type sequence") || e.reason.contains("has type optional") {
                 return .skipped("sequence and optional types are deliberately unsupported")
             }

@@ -14,8 +14,8 @@ public struct ONNXModel: Sendable {
     public var inputs: [ValueInfo] { plan.inputs }
     public var outputs: [ValueInfo] { plan.outputs }
 
-    /// Newest IR version this loader reads (onnx 1.23 writes IR 12 at most; 13 is accepted for forward compatibility).
-    public static let maxIRVersion = 13
+    /// Newest IR version this loader reads (onnx 1.23 writes IR versions up to 14 in its node tests).
+    public static let maxIRVersion = 14
     public static let minIRVersion = 3
 
     /// Loads a model file. External data files are read from the model's directory.
