@@ -56,7 +56,7 @@ let package = Package(
             name: "blindai",
             dependencies: ["BlindAICommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor"]),
+        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
             dependencies: ["BlindAIONNX", "BlindAICommands"],
