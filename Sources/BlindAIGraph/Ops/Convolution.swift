@@ -525,11 +525,208 @@ struct ConvIntegerOp: Operator {
     }
 }
 
+/// A float type the deformable and causal convolutions compute in.
+protocol ConvFloat: CFScalar, BinaryFloatingPoint {}
+extension Float: ConvFloat {}
+extension Double: ConvFloat {}
+
+/// DeformConv (2-D): each kernel tap samples the input bilinearly at its position plus a learned offset
+/// (zero outside the image), optionally scaled by a mask; then a grouped GEMM with the weights.
+struct DeformConvOp: Operator {
+    let attrs: ConvAttributes
+    let offsetGroup: Int
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), w = try inputs.required(1), offset = try inputs.required(2, "offset")
+        let b = inputs.optional(3), mask = inputs.optional(4)
+        for t in [w, offset] + [b, mask].compactMap({ $0 }) where t.dataType != x.dataType {
+            throw EngineError(.typeMismatch, "DeformConv inputs must all be \(x.dataType), got \(t.dataType)")
+        }
+        guard x.rank == 4 else {
+            throw EngineError(.shapeMismatch, "DeformConv supports 2-D images (input of rank 4), got shape \(x.shape)")
+        }
+        let g = try ConvGeometry.forward(x: x.shape, w: w.shape, attrs)
+        let kSize = g.kernelSize
+        guard offsetGroup >= 1, g.cIn % offsetGroup == 0 else {
+            throw EngineError(.invalidArgument, "input channels \(g.cIn) are not divisible by offset_group \(offsetGroup)")
+        }
+        let expectedOffset = [g.batch, offsetGroup * kSize * 2, g.outSize[1], g.outSize[2]]
+        guard offset.shape == expectedOffset else {
+            throw EngineError(.shapeMismatch, "offset has shape \(offset.shape), expected \(expectedOffset)")
+        }
+        if let mask, mask.shape != [g.batch, offsetGroup * kSize, g.outSize[1], g.outSize[2]] {
+            throw EngineError(.shapeMismatch, "mask has shape \(mask.shape), expected \([g.batch, offsetGroup * kSize, g.outSize[1], g.outSize[2]])")
+        }
+        if let b, b.count != g.cOut {
+            throw EngineError(.shapeMismatch, "B has \(b.count) values, expected \(g.cOut)")
+        }
+        switch x.dataType {
+        case .float32: return [try compute(x, w, offset, b, mask, g, Float.self, ctx)]
+        case .float64: return [try compute(x, w, offset, b, mask, g, Double.self, ctx)]
+        case .float16, .bfloat16:
+            let f = { (t: Tensor) in try ConvFamily.toFloat32(t, ctx) }
+            let r = try compute(try f(x), try f(w), try f(offset), try b.map(f), try mask.map(f), g, Float.self, ctx)
+            return [try ConvFamily.fromFloat32(r, to: x.dataType, ctx)]
+        default: throw EngineError(.typeMismatch, "DeformConv does not support \(x.dataType) tensors")
+        }
+    }
+
+    func compute<T: ConvFloat>(_ x: Tensor, _ w: Tensor, _ offset: Tensor, _ b: Tensor?, _ mask: Tensor?, _ g: ConvGeometry,
+                               _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(T.dataType, g.outShape)
+        if out.count == 0 { return out }
+        let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
+        let kH = g.kernel[1], kW = g.kernel[2], kSize = g.kernelSize
+        let sh = g.stride[1], sw = g.stride[2], dh = g.dilation[1], dw = g.dilation[2]
+        let ph = g.padBegin[1], pw = g.padBegin[2]
+        let outSpatial = oH * oW, inSpatial = H * W
+        let cig = g.cInPerGroup, cog = g.cOutPerGroup
+        let chPerOffsetGroup = g.cIn / offsetGroup
+        let kDim = cig * kSize
+        let colT = try ctx.uninitialized(T.dataType, [Swift.max(kDim, 1), outSpatial])
+        let col = colT.mutableBuffer(T.self).baseAddress!
+        let px = x.buffer(T.self).baseAddress!, pw8 = w.buffer(T.self).baseAddress!
+        let po = offset.buffer(T.self).baseAddress!
+        let pm = mask.map { $0.buffer(T.self).baseAddress! }
+        let pb = b.map { $0.buffer(T.self).baseAddress! }
+        let py = out.mutableBuffer(T.self).baseAddress!
+        for n in 0..<g.batch {
+            for grp in 0..<g.group {
+                // Build the sampled column matrix [cig * kSize, outSpatial].
+                for ci in 0..<cig {
+                    let c = grp * cig + ci
+                    let og = c / chPerOffsetGroup
+                    let plane = px + (n * g.cIn + c) * inSpatial
+                    for kh in 0..<kH {
+                        for kw in 0..<kW {
+                            let k = kh * kW + kw
+                            let row = col + (ci * kSize + k) * outSpatial
+                            let offH = po + ((n * offsetGroup + og) * kSize * 2 + k * 2) * outSpatial
+                            let offW = offH + outSpatial
+                            let m = pm.map { $0 + ((n * offsetGroup + og) * kSize + k) * outSpatial }
+                            for oh in 0..<oH {
+                                for ow in 0..<oW {
+                                    let o = oh * oW + ow
+                                    let hy = T(oh * sh - ph + kh * dh) + offH[o]
+                                    let wx = T(ow * sw - pw + kw * dw) + offW[o]
+                                    var v = DeformConvOp.bilinear(plane, H, W, hy, wx)
+                                    if let m { v *= m[o] }
+                                    row[o] = v
+                                }
+                            }
+                        }
+                    }
+                }
+                let yg = py + (n * g.cOut + grp * cog) * outSpatial
+                var accumulate = false
+                if let pb {
+                    for mm in 0..<cog { (yg + mm * outSpatial).update(repeating: pb[grp * cog + mm], count: outSpatial) }
+                    accumulate = true
+                }
+                if kDim == 0 {
+                    if !accumulate { yg.update(repeating: T.zero, count: cog * outSpatial) }
+                    continue
+                }
+                T.cfGemm(transA: false, transB: false, m: cog, n: outSpatial, k: kDim, a: pw8 + grp * cog * kDim, lda: kDim,
+                         b: col, ldb: outSpatial, accumulate: accumulate, c: yg, ldc: outSpatial)
+            }
+        }
+        return out
+    }
+
+    /// Bilinear sample of plane[H, W] at (y, x); neighbours outside the image count as zero.
+    @inline(__always)
+    static func bilinear<T: ConvFloat>(_ p: UnsafePointer<T>, _ H: Int, _ W: Int, _ y: T, _ x: T) -> T {
+        if !(y > -1 && y < T(H) && x > -1 && x < T(W)) { return 0 }
+        let y0f = y.rounded(.down), x0f = x.rounded(.down)
+        let y0 = Int(y0f), x0 = Int(x0f)
+        let ly = y - y0f, lx = x - x0f
+        let hy = 1 - ly, hx = 1 - lx
+        func at(_ r: Int, _ c: Int) -> T { (r >= 0 && r < H && c >= 0 && c < W) ? p[r * W + c] : 0 }
+        return hy * hx * at(y0, x0) + hy * lx * at(y0, x0 + 1) + ly * hx * at(y0 + 1, x0) + ly * lx * at(y0 + 1, x0 + 1)
+    }
+}
+
+/// CausalConvWithState (opset 27): causal depthwise 1-D convolution over [past_state, input], with optional
+/// bias and fused SiLU; also returns the last k-1 positions as the new state.
+struct CausalConvWithStateOp: Operator {
+    let silu: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), w = try inputs.required(1)
+        let b = inputs.optional(2), past = inputs.optional(3)
+        guard x.rank == 3, w.rank == 3, w.shape[0] == x.shape[1], w.shape[1] == 1, w.shape[2] >= 1 else {
+            throw EngineError(.shapeMismatch, "CausalConvWithState needs input [B, C, L] and weight [C, 1, k], got \(x.shape) and \(w.shape)")
+        }
+        let (batch, channels, length) = (x.shape[0], x.shape[1], x.shape[2])
+        let k = w.shape[2]
+        if let b, b.count != channels { throw EngineError(.shapeMismatch, "bias has \(b.count) values, expected \(channels)") }
+        if let past, past.shape != [batch, channels, k - 1] {
+            throw EngineError(.shapeMismatch, "past_state has shape \(past.shape), expected \([batch, channels, k - 1])")
+        }
+        for t in [w] + [b, past].compactMap({ $0 }) where t.dataType != x.dataType {
+            throw EngineError(.typeMismatch, "CausalConvWithState inputs must all be \(x.dataType), got \(t.dataType)")
+        }
+        guard x.dataType.isFloatingPoint else {
+            throw EngineError(.typeMismatch, "CausalConvWithState does not support \(x.dataType) tensors")
+        }
+        let f = { (t: Tensor) in try ConvFamily.toFloat32(t, ctx) }
+        let xf = try f(x), wf = try f(w), bf = try b.map(f), pf = try past.map(f)
+        let out = try ctx.uninitialized(.float32, x.shape)
+        let state = try ctx.uninitialized(.float32, [batch, channels, k - 1])
+        let padLen = length + k - 1
+        var padded = [Float](repeating: 0, count: padLen)
+        let px = xf.buffer(Float.self), pw = wf.buffer(Float.self)
+        let po = out.mutableBuffer(Float.self), ps = state.mutableBuffer(Float.self)
+        let rounding = x.dataType
+        for n in 0..<batch {
+            for c in 0..<channels {
+                let row = n * channels + c
+                for j in 0..<(k - 1) { padded[j] = pf?.buffer(Float.self)[row * (k - 1) + j] ?? 0 }
+                for t in 0..<length { padded[k - 1 + t] = px[row * length + t] }
+                let bias = bf?.buffer(Float.self)[c] ?? 0
+                for t in 0..<length {
+                    var acc = bias
+                    for j in 0..<k { acc += pw[c * k + j] * padded[t + j] }
+                    if silu {
+                        // The reference rounds the convolution to the input type before the activation.
+                        acc = CausalConvWithStateOp.round(acc, rounding)
+                        acc = acc / (1 + Float.exp(-acc))
+                    }
+                    po[row * length + t] = acc
+                }
+                for j in 0..<(k - 1) { ps[row * (k - 1) + j] = padded[padLen - (k - 1) + j] }
+            }
+        }
+        if x.dataType == .float64 {
+            return [try Loops.map(out, Float.self, Double.self, ctx) { Double($0) }, try Loops.map(state, Float.self, Double.self, ctx) { Double($0) }]
+        }
+        // The state is a copy of input values: exact in every type.
+        return [try ConvFamily.fromFloat32(out, to: x.dataType, ctx), try ConvFamily.fromFloat32(state, to: x.dataType, ctx)]
+    }
+
+    static func round(_ v: Float, _ t: DataType) -> Float {
+        switch t {
+        case .float16: return Float(Float16(v))
+        case .bfloat16: return Float(bitPattern: UInt32(ConvFamily.bfloat16Bits(v)) << 16)
+        default: return v
+        }
+    }
+}
+
 extension StandardOperators {
     static func registerConvolution(_ r: inout OperatorRegistry) {
         r.register("Conv") { c in ConvOp(attrs: try ConvAttributes(c), transposed: false) }
         r.register("ConvTranspose") { c in ConvOp(attrs: try ConvAttributes(c), transposed: true) }
         r.register("ConvInteger") { c in ConvIntegerOp(attrs: try ConvAttributes(c), quantized: false) }
         r.register("QLinearConv") { c in ConvIntegerOp(attrs: try ConvAttributes(c), quantized: true) }
+        r.register("DeformConv") { c in DeformConvOp(attrs: try ConvAttributes(c), offsetGroup: try c.int("offset_group", default: 1)) }
+        r.register("CausalConvWithState") { c in
+            let activation = try c.string("activation", default: "none")
+            guard ["none", "silu", "swish"].contains(activation) else {
+                throw c.error(.invalidModel, "unsupported activation '\(activation)' (expected none, silu or swish)")
+            }
+            return CausalConvWithStateOp(silu: activation != "none")
+        }
     }
 }
