@@ -331,47 +331,68 @@ struct MLForest: Sendable {
 
 enum MLAggregate: Int, Sendable { case average = 0, sum, min, max }
 
-/// Scores of a forest: aggregated leaf weights per target for each row, plus base values.
+/// Scores of a forest: aggregated leaf weights per target for each row, with whether any leaf hit each target.
 struct MLForestScorer: Sendable {
     let forest: MLForest
     let targets: Int
     let aggregate: MLAggregate
     let baseValues: [Double]
+    /// Accumulate in float32 (rounding after each operation), as onnxruntime does for float outputs.
+    var float32: Bool
 
-    func scores(_ x: Tensor) throws -> (scores: [Double], rows: Int) {
+    @inline(__always) func round(_ v: Double) -> Double { float32 ? Double(Float(v)) : v }
+
+    /// Raw aggregated scores (averaged for AVERAGE, without base values) and hit flags, row-major [rows, targets].
+    func scores(_ x: Tensor) throws -> (scores: [Double], hit: [Bool], rows: Int) {
         let (v, rows, c) = try MLFeatures.rows(x)
         guard forest.maxFeature < c else {
             throw EngineError(.shapeMismatch, "the trees read feature \(forest.maxFeature) but the input has \(c) features (shape \(x.shape))")
         }
         var out = [Double](repeating: 0, count: rows * targets)
-        var hit = [Bool](repeating: false, count: targets)
+        var hit = [Bool](repeating: false, count: rows * targets)
         let trees = Double(forest.roots.count)
         v.withUnsafeBufferPointer { vp in
             guard let base = vp.baseAddress else { return }
             for r in 0..<rows {
                 let xr = base + r * c
                 let o = r * targets
-                for t in 0..<targets { hit[t] = false }
                 for root in forest.roots {
                     let l = forest.leaf(root, xr)
                     let start = forest.leafStart[l]
                     for k in start..<(start + forest.leafCount[l]) {
-                        let t = forest.leafTarget[k], w = forest.leafWeight[k]
+                        let t = o + forest.leafTarget[k], w = forest.leafWeight[k]
                         switch aggregate {
-                        case .sum, .average: out[o + t] += w
-                        case .min: out[o + t] = hit[t] ? Swift.min(out[o + t], w) : w
-                        case .max: out[o + t] = hit[t] ? Swift.max(out[o + t], w) : w
+                        case .sum, .average: out[t] = round(out[t] + w)
+                        case .min: out[t] = hit[t] ? Swift.min(out[t], w) : w
+                        case .max: out[t] = hit[t] ? Swift.max(out[t], w) : w
                         }
                         hit[t] = true
                     }
                 }
-                for t in 0..<targets {
-                    if aggregate == .average && trees > 0 { out[o + t] /= trees }
-                    if t < baseValues.count { out[o + t] += baseValues[t] }
+                if aggregate == .average && trees > 0 {
+                    for t in o..<(o + targets) { out[t] = round(out[t] / trees) }
                 }
             }
         }
-        return (out, rows)
+        return (out, hit, rows)
+    }
+
+    /// Regression scores: base values added (when there is one per target), targets no leaf reached are 0
+    /// (as onnxruntime writes them), then the post transform per row.
+    func regression(_ x: Tensor, _ post: MLPostTransform) throws -> (scores: [Double], rows: Int) {
+        var (s, hit, rows) = try scores(x)
+        let useBase = baseValues.count == targets
+        for i in 0..<s.count {
+            s[i] = hit[i] ? round(s[i] + (useBase ? baseValues[i % targets] : 0)) : 0
+        }
+        if post != .none {
+            for r in 0..<rows {
+                var row = s[(r * targets)..<((r + 1) * targets)]
+                post.apply(&row)
+                s.replaceSubrange((r * targets)..<((r + 1) * targets), with: row)
+            }
+        }
+        return (s, rows)
     }
 }
 
@@ -383,14 +404,10 @@ struct TreeEnsembleOp: Operator {
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
         guard x.dataType.isFloatingPoint else { throw EngineError(.typeMismatch, "TreeEnsemble needs a float input, got \(x.dataType)") }
-        var (s, rows) = try scorer.scores(x)
-        let t = scorer.targets
-        for r in 0..<rows {
-            var row = s[(r * t)..<((r + 1) * t)]
-            post.apply(&row)
-            s.replaceSubrange((r * t)..<((r + 1) * t), with: row)
-        }
-        let out = try ctx.uninitialized(x.dataType, [rows, t])
+        var scorer = self.scorer
+        scorer.float32 = x.dataType != .float64
+        let (s, rows) = try scorer.regression(x, post)
+        let out = try ctx.uninitialized(x.dataType, [rows, scorer.targets])
         try CastOp.write(out, x.dataType, count: s.count) { s[$0] }
         return [out]
     }
@@ -402,64 +419,107 @@ struct TreeEnsembleRegressorOp: Operator {
     let post: MLPostTransform
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
-        var (s, rows) = try scorer.scores(x)
-        let t = scorer.targets
-        for r in 0..<rows {
-            var row = s[(r * t)..<((r + 1) * t)]
-            post.apply(&row)
-            s.replaceSubrange((r * t)..<((r + 1) * t), with: row)
-        }
-        return [try MLFeatures.float32(s, shape: [rows, t], ctx)]
+        let (s, rows) = try scorer.regression(try inputs.required(0), post)
+        return [try MLFeatures.float32(s, shape: [rows, scorer.targets], ctx)]
     }
 }
 
-/// TreeEnsembleClassifier (legacy): labels [N] and scores [N, classes] (float32).
+/// TreeEnsembleClassifier (legacy): labels [N] and scores [N, classes] (float32), following onnxruntime's
+/// conventions for two classes (binary case with one class id, label choice by the positive score).
 struct TreeEnsembleClassifierOp: Operator {
     let scorer: MLForestScorer
     let post: MLPostTransform
     let labels: Tensor   // int64 or string class labels
-    /// Binary case with a single class id: scores are [N, 2] with the positive class score in column 1.
+    /// Two labels and a single class id among the leaf weights.
     let binary: Bool
+    let weightsAllPositive: Bool
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        var (s, rows) = try scorer.scores(x)
-        let classes = labels.count
-        var scores = [Double](repeating: 0, count: rows * classes)
-        var best = [Int](repeating: 0, count: rows)
+        var (s, hit, rows) = try scorer.scores(x)
+        let n = scorer.targets
+        let base = scorer.baseValues
+        var scores = [Double](repeating: 0, count: rows * n)
+        // Per row: a label index into `labels`, or for int64 labels in the two-class non-binary case the literal 0/1.
+        var labelIndex = [Int](repeating: 0, count: rows)
+        var literal = [Int64?](repeating: nil, count: rows)
         for r in 0..<rows {
-            if binary {
-                let v = s[r]
-                if post == .logistic {
-                    // The positive score is the raw value; the negative its complement after the transform.
-                    var row: ArraySlice<Double> = [v]
-                    post.apply(&row)
-                    scores[r * 2] = 1 - row[row.startIndex]
-                    scores[r * 2 + 1] = row[row.startIndex]
+            let o = r * n
+            if n > 2 {
+                for k in 0..<Swift.min(base.count, n) {
+                    s[o + k] = hit[o + k] ? scorer.round(s[o + k] + base[k]) : base[k]
+                    hit[o + k] = true
+                }
+                var best = -1
+                for k in 0..<n where hit[o + k] && (best < 0 || s[o + k] > s[o + best]) { best = k }
+                labelIndex[r] = Swift.max(best, 0)
+                var row = ArraySlice((0..<n).map { hit[o + $0] ? s[o + $0] : 0 })
+                post.apply(&row)
+                for k in 0..<n { scores[o + k] = row[row.startIndex + k] }
+                continue
+            }
+            // Two classes.
+            var p0 = s[o], p1 = n > 1 ? s[o + 1] : 0
+            let h0 = hit[o]
+            let h1 = n > 1 && hit[o + 1]
+            var additional = -1
+            if base.count == 2 {
+                if h1 {
+                    p1 = scorer.round(base[1] + p0)
+                    p0 = -p1
                 } else {
-                    scores[r * 2] = post == .none ? -v : 1 - v
-                    scores[r * 2 + 1] = v
-                    if post != .none {
-                        var row = scores[(r * 2)..<(r * 2 + 2)]
-                        post.apply(&row)
-                        scores.replaceSubrange((r * 2)..<(r * 2 + 2), with: row)
+                    p1 = scorer.round(p1 + base[1])
+                    p0 = scorer.round(p0 + base[0])
+                }
+            } else if base.count == 1 {
+                p0 = scorer.round(p0 + base[0])
+            } else if base.isEmpty {
+                additional = 3
+            }
+            let single = base.count != 2 && !h1
+            let positive = (!single && h1) ? p1 : (h0 ? p0 : 0)
+            if binary {
+                if weightsAllPositive {
+                    if positive > 0.5 { additional = 0; labelIndex[r] = 1 } else { additional = 1; labelIndex[r] = 0 }
+                } else {
+                    if positive > 0 { additional = 2; labelIndex[r] = 1 } else { additional = 3; labelIndex[r] = 0 }
+                }
+            } else {
+                labelIndex[r] = positive > 0 ? 1 : 0
+                if labels.dataType == .int64 { literal[r] = positive > 0 ? 1 : 0 }
+            }
+            var row: ArraySlice<Double>
+            if !single {
+                row = [h0 ? p0 : 0, h1 ? p1 : 0]
+                post.apply(&row)
+            } else if post == .probit {
+                row = [MLPostTransform.probit(p0), 0]
+            } else {
+                let v = p0
+                if post == .logistic && additional >= 0 {
+                    row = [Self.logistic(-v), Self.logistic(v)]
+                } else {
+                    switch additional {
+                    case 0, 1: row = [1 - v, v]
+                    case 2, 3: row = [-v, v]
+                    default: row = [v, 0]
                     }
                 }
-                best[r] = v > 0.5 && post != .none || (post == .none && v > 0) ? 1 : 0
-            } else {
-                var row = s[(r * classes)..<((r + 1) * classes)]
-                post.apply(&row)
-                s.replaceSubrange((r * classes)..<((r + 1) * classes), with: row)
-                var bi = 0
-                for k in 0..<classes where s[r * classes + k] > s[r * classes + bi] { bi = k }
-                best[r] = bi
-                for k in 0..<classes { scores[r * classes + k] = s[r * classes + k] }
             }
+            scores[o] = row[row.startIndex]
+            if n > 1 { scores[o + 1] = row[row.startIndex + 1] }
         }
-        let labelOut = try MLGather.gather(labels, labels, best, shape: [rows], ctx)
-        return [labelOut, try MLFeatures.float32(scores, shape: [rows, classes], ctx)]
+        let labelOut: Tensor
+        if labels.dataType == .int64 {
+            let l = labels.buffer(Int64.self)
+            labelOut = Tensor(shape: [rows], scalars: (0..<rows).map { literal[$0] ?? l[labelIndex[$0]] })
+        } else {
+            labelOut = try MLGather.gather(labels, labels, labelIndex, shape: [rows], ctx)
+        }
+        return [labelOut, try MLFeatures.float32(scores, shape: [rows, n], ctx)]
     }
+
+    static func logistic(_ v: Double) -> Double { 1 / (1 + Foundation.exp(-v)) }
 }
 
 extension StandardOperators {
@@ -501,8 +561,11 @@ extension StandardOperators {
             }
             let classIds = try c.ints("class_ids") ?? []
             let binary = labels.count == 2 && Set(classIds).count == 1
-            let (scorer, post) = try buildLegacyForest(&c, prefix: "class", targets: binary ? 1 : labels.count)
-            return TreeEnsembleClassifierOp(scorer: scorer, post: post, labels: labels, binary: binary)
+            let weights: [Double]
+            if let t = try c.tensor("class_weights_as_tensor") { weights = try t.doubleValues() } else { weights = (try c.floats("class_weights") ?? []).map { Double($0) } }
+            let (scorer, post) = try buildLegacyForest(&c, prefix: "class", targets: labels.count)
+            return TreeEnsembleClassifierOp(scorer: scorer, post: post, labels: labels, binary: binary,
+                                            weightsAllPositive: weights.allSatisfy { $0 >= 0 })
         }
     }
 
@@ -632,7 +695,8 @@ extension StandardOperators {
         guard let aggregate = MLAggregate(rawValue: agg) else { throw c.error(.invalidModel, "unknown aggregate_function \(agg)") }
         let postValue = try c.int("post_transform", default: 0)
         guard let post = MLPostTransform(rawValue: postValue) else { throw c.error(.invalidModel, "unknown post_transform \(postValue)") }
-        return TreeEnsembleOp(scorer: MLForestScorer(forest: forest, targets: targets, aggregate: aggregate, baseValues: []), post: post)
+        return TreeEnsembleOp(scorer: MLForestScorer(forest: forest, targets: targets, aggregate: aggregate, baseValues: [],
+                                                     float32: true), post: post)
     }
 
     /// TreeEnsembleRegressor / TreeEnsembleClassifier: nodes identified by (tree id, node id), modes as strings,
@@ -727,6 +791,6 @@ extension StandardOperators {
         if let t = try c.tensor("base_values_as_tensor") { base = try t.doubleValues() } else { base = (try c.floats("base_values") ?? []).map { Double($0) } }
         let aggregate = try Self.aggregate(try c.string("aggregate_function", default: "SUM"))
         let post = try MLPostTransform(name: try c.string("post_transform", default: "NONE"))
-        return (MLForestScorer(forest: forest, targets: targets, aggregate: aggregate, baseValues: base), post)
+        return (MLForestScorer(forest: forest, targets: targets, aggregate: aggregate, baseValues: base, float32: true), post)
     }
 }
