@@ -1,0 +1,125 @@
+import Foundation
+
+/// PCS collateral for a TDX quote. Every part is optional so partial sets can be checked; what was
+/// absent is reported in the validated result and policy decides whether that is acceptable.
+public struct TDXCollateral: Sendable {
+    /// The PCS `tcb` response bytes, exactly as served.
+    public var tcbInfoJSON: [UInt8]?
+    /// The PCS `qe/identity` response bytes, exactly as served.
+    public var qeIdentityJSON: [UInt8]?
+    public var pckCRL: [UInt8]?
+    public var rootCACRL: [UInt8]?
+    /// Issuer chains (PEM). When absent, the pinned TCB Signing certificates are used.
+    public var tcbInfoIssuerChainPEM: String?
+    public var qeIdentityIssuerChainPEM: String?
+    public var pckCRLIssuerChainPEM: String?
+
+    public init(
+        tcbInfoJSON: [UInt8]? = nil, qeIdentityJSON: [UInt8]? = nil, pckCRL: [UInt8]? = nil, rootCACRL: [UInt8]? = nil,
+        tcbInfoIssuerChainPEM: String? = nil, qeIdentityIssuerChainPEM: String? = nil, pckCRLIssuerChainPEM: String? = nil
+    ) {
+        self.tcbInfoJSON = tcbInfoJSON
+        self.qeIdentityJSON = qeIdentityJSON
+        self.pckCRL = pckCRL
+        self.rootCACRL = rootCACRL
+        self.tcbInfoIssuerChainPEM = tcbInfoIssuerChainPEM
+        self.qeIdentityIssuerChainPEM = qeIdentityIssuerChainPEM
+        self.pckCRLIssuerChainPEM = pckCRLIssuerChainPEM
+    }
+
+    public static let tcbInfoFilePrefix = "tcbInfo_fmspc_"
+
+    /// Loads a PCS-style collateral directory: `tcbInfo_fmspc_<fmspc>.json`, `qeIdentity.json`,
+    /// `pck_crl_platform.der`, `root_ca_crl.der`, `tcbInfo_issuer_chain.pem`, `qeIdentity_issuer_chain.pem`,
+    /// `pck_crl_issuer_chain.pem`. Missing files are left nil. `fmspc` picks the tcbInfo file (lowercase hex).
+    public static func load(directory: URL, fmspc: String) -> TDXCollateral {
+        func data(_ name: String) -> [UInt8]? {
+            FileManager.default.contents(atPath: directory.appendingPathComponent(name).path).map { [UInt8]($0) }
+        }
+        func text(_ name: String) -> String? { data(name).map { String(decoding: $0, as: UTF8.self) } }
+        return TDXCollateral(
+            tcbInfoJSON: data("\(tcbInfoFilePrefix)\(fmspc.lowercased()).json") ?? data("\(tcbInfoFilePrefix)\(fmspc.uppercased()).json"),
+            qeIdentityJSON: data("qeIdentity.json"),
+            pckCRL: data("pck_crl_platform.der") ?? data("pck_crl_processor.der"),
+            rootCACRL: data("root_ca_crl.der"),
+            tcbInfoIssuerChainPEM: text("tcbInfo_issuer_chain.pem"),
+            qeIdentityIssuerChainPEM: text("qeIdentity_issuer_chain.pem"),
+            pckCRLIssuerChainPEM: text("pck_crl_issuer_chain.pem"))
+    }
+}
+
+/// TCB status values used by Intel PCS.
+public enum TDXTCBStatus: String, Sendable, Codable, CaseIterable {
+    case upToDate = "UpToDate"
+    case swHardeningNeeded = "SWHardeningNeeded"
+    case configurationNeeded = "ConfigurationNeeded"
+    case configurationAndSWHardeningNeeded = "ConfigurationAndSWHardeningNeeded"
+    case outOfDate = "OutOfDate"
+    case outOfDateConfigurationNeeded = "OutOfDateConfigurationNeeded"
+    case revoked = "Revoked"
+    /// No TCB level of the collateral matches the platform (Intel's "TCB not supported").
+    case notSupported = "NotSupported"
+}
+
+// MARK: - PCS JSON models (tcbInfo v3, enclaveIdentity v2)
+
+struct PCSTCBComponent: Decodable, Sendable { let svn: Int }
+
+struct PCSTCBInfo: Decodable, Sendable {
+    struct Module: Decodable, Sendable {
+        let mrsigner: String
+        let attributes: String
+        let attributesMask: String
+    }
+    struct ModuleIdentity: Decodable, Sendable {
+        let id: String
+        let mrsigner: String
+        let attributes: String
+        let attributesMask: String
+        let tcbLevels: [IdentityLevel]
+    }
+    struct Level: Decodable, Sendable {
+        struct TCB: Decodable, Sendable {
+            let sgxtcbcomponents: [PCSTCBComponent]
+            let pcesvn: Int
+            let tdxtcbcomponents: [PCSTCBComponent]?
+        }
+        let tcb: TCB
+        let tcbDate: String
+        let tcbStatus: String
+        let advisoryIDs: [String]?
+    }
+    let id: String?
+    let version: Int
+    let issueDate: String
+    let nextUpdate: String
+    let fmspc: String
+    let pceId: String
+    let tcbEvaluationDataNumber: Int?
+    let tdxModule: Module?
+    let tdxModuleIdentities: [ModuleIdentity]?
+    let tcbLevels: [Level]
+}
+
+struct IdentityLevel: Decodable, Sendable {
+    struct TCB: Decodable, Sendable { let isvsvn: Int }
+    let tcb: TCB
+    let tcbDate: String
+    let tcbStatus: String
+    let advisoryIDs: [String]?
+}
+
+struct PCSEnclaveIdentity: Decodable, Sendable {
+    let id: String
+    let version: Int
+    let issueDate: String
+    let nextUpdate: String
+    let tcbEvaluationDataNumber: Int?
+    let miscselect: String
+    let miscselectMask: String
+    let attributes: String
+    let attributesMask: String
+    let mrsigner: String
+    let isvprodid: Int
+    let tcbLevels: [IdentityLevel]
+}
