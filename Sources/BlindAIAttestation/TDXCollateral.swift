@@ -33,9 +33,32 @@ public struct TDXCollateral: Sendable {
     /// `pck_crl_platform.der`, `root_ca_crl.der`, `tcbInfo_issuer_chain.pem`, `qeIdentity_issuer_chain.pem`,
     /// `pck_crl_issuer_chain.pem`. Missing files are left nil. `fmspc` picks the tcbInfo file (lowercase hex).
     public static func load(directory: URL, fmspc: String) -> TDXCollateral {
-        func data(_ name: String) -> [UInt8]? {
+        from(fmspc: fmspc) { name in
             FileManager.default.contents(atPath: directory.appendingPathComponent(name).path).map { [UInt8]($0) }
         }
+    }
+
+    /// The same layout from a file-name -> bytes map (as carried in an evidence bundle).
+    public static func load(files: [String: [UInt8]], fmspc: String) -> TDXCollateral {
+        from(fmspc: fmspc) { files[$0] }
+    }
+
+    /// Every file the directory layout defines, for packing into an evidence bundle.
+    public static func files(inDirectory directory: URL) -> [String: [UInt8]] {
+        var out = [String: [UInt8]]()
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix(tcbInfoFilePrefix) || knownFileNames.contains(name) {
+            if let d = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) { out[name] = [UInt8](d) }
+        }
+        return out
+    }
+
+    static let knownFileNames: Set<String> = [
+        "qeIdentity.json", "pck_crl_platform.der", "pck_crl_processor.der", "root_ca_crl.der",
+        "tcbInfo_issuer_chain.pem", "qeIdentity_issuer_chain.pem", "pck_crl_issuer_chain.pem",
+    ]
+
+    private static func from(fmspc: String, _ data: (String) -> [UInt8]?) -> TDXCollateral {
         func text(_ name: String) -> String? { data(name).map { String(decoding: $0, as: UTF8.self) } }
         return TDXCollateral(
             tcbInfoJSON: data("\(tcbInfoFilePrefix)\(fmspc.lowercased()).json") ?? data("\(tcbInfoFilePrefix)\(fmspc.uppercased()).json"),
