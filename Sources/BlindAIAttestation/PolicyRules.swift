@@ -9,6 +9,11 @@ public protocol PolicyRule: Sendable {
 public struct TEEKindRule: PolicyRule {
     public let snp: Bool
     public let tdx: Bool
+
+    public init(snp: Bool, tdx: Bool) {
+        self.snp = snp
+        self.tdx = tdx
+    }
     public var name: String { "tee" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         let ok = c.tee == .sevSNP ? snp : tdx
@@ -18,6 +23,10 @@ public struct TEEKindRule: PolicyRule {
 
 public struct SimulatedRule: PolicyRule {
     public let allowed: Bool
+
+    public init(allowed: Bool) {
+        self.allowed = allowed
+    }
     public var name: String { "allowSimulated" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard !c.simulated || allowed else {
@@ -28,6 +37,10 @@ public struct SimulatedRule: PolicyRule {
 
 public struct DebugRule: PolicyRule {
     public let allowed: Bool
+
+    public init(allowed: Bool) {
+        self.allowed = allowed
+    }
     public var name: String { "allowDebug" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard !c.debug || allowed else {
@@ -39,6 +52,10 @@ public struct DebugRule: PolicyRule {
 
 public struct EvidenceAgeRule: PolicyRule {
     public let maximumSeconds: Double
+
+    public init(maximumSeconds: Double) {
+        self.maximumSeconds = maximumSeconds
+    }
     /// Tolerated clock skew for an issuance time in the future.
     public var skewSeconds: Double = 60
     public var name: String { "maxEvidenceAgeSeconds" }
@@ -56,6 +73,10 @@ public struct EvidenceAgeRule: PolicyRule {
 
 public struct SNPMeasurementRule: PolicyRule {
     public let allowed: [String]
+
+    public init(allowed: [String]) {
+        self.allowed = allowed
+    }
     public var name: String { "snp.measurements" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard c.tee == .sevSNP else { return }
@@ -68,6 +89,10 @@ public struct SNPMeasurementRule: PolicyRule {
 
 public struct SNPSignerRule: PolicyRule {
     public let allowed: [SNPSigner]
+
+    public init(allowed: [SNPSigner]) {
+        self.allowed = allowed
+    }
     public var name: String { "snp.signers" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let s = c.snp else { return }
@@ -79,6 +104,10 @@ public struct SNPSignerRule: PolicyRule {
 
 public struct SNPProductRule: PolicyRule {
     public let allowed: [SNPProduct]
+
+    public init(allowed: [SNPProduct]) {
+        self.allowed = allowed
+    }
     public var name: String { "snp.products" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let s = c.snp else { return }
@@ -90,6 +119,10 @@ public struct SNPProductRule: PolicyRule {
 
 public struct SNPMinimumTCBRule: PolicyRule {
     public let minimum: AttestationPolicy.MinimumTCB
+
+    public init(minimum: AttestationPolicy.MinimumTCB) {
+        self.minimum = minimum
+    }
     public var name: String { "snp.minimumTCB" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let s = c.snp else { return }
@@ -112,6 +145,10 @@ public struct SNPMinimumTCBRule: PolicyRule {
 
 public struct SNPGuestSVNRule: PolicyRule {
     public let minimum: UInt32
+
+    public init(minimum: UInt32) {
+        self.minimum = minimum
+    }
     public var name: String { "snp.minimumGuestSVN" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let s = c.snp else { return }
@@ -123,6 +160,10 @@ public struct SNPGuestSVNRule: PolicyRule {
 
 public struct SNPChipIDRule: PolicyRule {
     public let allowed: [String]
+
+    public init(allowed: [String]) {
+        self.allowed = allowed
+    }
     public var name: String { "snp.chipIDs" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let s = c.snp else { return }
@@ -137,6 +178,10 @@ public struct SNPChipIDRule: PolicyRule {
 
 public struct SNPVMPLRule: PolicyRule {
     public let maximum: UInt32
+
+    public init(maximum: UInt32) {
+        self.maximum = maximum
+    }
     public var name: String { "snp.maximumVMPL" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let s = c.snp else { return }
@@ -148,6 +193,10 @@ public struct SNPVMPLRule: PolicyRule {
 
 public struct TDXMeasurementRule: PolicyRule {
     public let allowed: [AttestationPolicy.TDXMeasurement]
+
+    public init(allowed: [AttestationPolicy.TDXMeasurement]) {
+        self.allowed = allowed
+    }
     public var name: String { "tdx.measurements" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let t = c.tdx else { return }
@@ -168,6 +217,10 @@ public struct TDXMeasurementRule: PolicyRule {
 
 public struct TDXTCBStatusRule: PolicyRule {
     public let allowed: [TDXTCBStatus]
+
+    public init(allowed: [TDXTCBStatus]) {
+        self.allowed = allowed
+    }
     public var name: String { "tdx.allowedTCBStatuses" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
         guard let t = c.tdx else { return }
