@@ -65,8 +65,9 @@ public struct ChannelBindingExpectation: Sendable {
         return (0..<ReportDataBinding.nonceLength).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
     }
 
-    /// Checks the evidence's report data against this connection.
-    func check(reportData: [UInt8], bundle: EvidenceBundle) throws(AttestationError) {
+    /// Checks the evidence's report data against this connection: the echoed nonce, then the report data
+    /// recomputed from this connection's TLS key, this nonce and the bundle's claims document.
+    public func check(reportData: [UInt8], bundle: EvidenceBundle) throws(AttestationError) {
         guard let echoed = bundle.nonce.map({ [UInt8]($0) }) else {
             throw AttestationError(.nonceMismatch, "evidence carries no nonce; this connection sent \(Hex.abbreviated(nonce))")
         }

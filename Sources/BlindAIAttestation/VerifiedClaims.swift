@@ -1,8 +1,9 @@
 import Foundation
 
 /// What a verified piece of evidence says, independent of the TEE. Only the verifier creates it
-/// (from a `ValidatedSNPReport` or `ValidatedTDXQuote`); policy rules read it.
-public struct VerifiedClaims: Sendable, Codable, Equatable {
+/// (from a `ValidatedSNPReport` or `ValidatedTDXQuote`); policy rules read it. It is `Encodable` only, so it
+/// cannot be made by decoding JSON.
+public struct VerifiedClaims: Sendable, Encodable, Equatable {
     public struct SNP: Sendable, Codable, Equatable {
         public let reportVersion: UInt32
         public let product: SNPProduct

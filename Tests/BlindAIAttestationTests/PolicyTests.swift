@@ -203,6 +203,52 @@ struct PolicyTests {
     }
 }
 
+@Suite("Evidence bundles of real vectors")
+struct RealBundleTests {
+    @Test("a TDX bundle with collateral files verifies through AttestationVerifier at the pinned time")
+    func tdxBundle() async throws {
+        let c = tdxCases[2]
+        let files = TDXCollateral.files(inDirectory: try Vectors.directory(try #require(c.collateralDir)))
+        #expect(files.count == 7)
+        let bundle = EvidenceBundle(tee: .tdx, report: try Vectors.bytes(c.quote), collateral: files)
+        let decoded = try EvidenceBundle.decode(json: try bundle.jsonData())
+        let claims = try await AttestationVerifier(policy: try AttestationPolicy.load(json: Data(#"{"tdx": {}}"#.utf8)))
+            .verify(bundle: decoded, binding: nil, at: date(c.time))
+        #expect(claims.tdx?.tcb?.status == .upToDate)
+        #expect(claims.tdx?.checkedPCKCRL == true)
+        #expect(!claims.channelBound)
+    }
+
+    @Test("an SNP bundle verifies, and its report data is checked when a binding is given")
+    func snpBundle() async throws {
+        let c = snpCases[1]
+        let bundle = EvidenceBundle(
+            tee: .sevSNP, report: try Vectors.bytes(c.report), certificates: [try Vectors.bytes(c.vek)] + (try Vectors.pemBlocks(c.chain)),
+            claims: Array(#"{"attributes":{},"issuedAt":"2024-01-01T00:00:00Z","tee":"sev-snp","version":1}"#.utf8),
+            nonce: [UInt8](repeating: 0, count: 32))
+        let verifier = AttestationVerifier(policy: .authenticityOnly)
+        let claims = try await verifier.verify(bundle: bundle, binding: nil, at: date(c.time))
+        #expect(claims.snp?.product == .milan)
+        // A real report was not made for this binding: the check must refuse it.
+        await expectCodeAsync(.reportDataMismatch) {
+            _ = try await verifier.verify(
+                bundle: bundle, binding: ChannelBindingExpectation(nonce: [UInt8](repeating: 0, count: 32), tlsSubjectPublicKeyInfo: [1, 2, 3]),
+                at: date(c.time))
+        }
+    }
+
+    @Test("a bundle whose claims document names another TEE is refused")
+    func claimsTEEMismatch() async throws {
+        let c = snpCases[1]
+        let bundle = EvidenceBundle(
+            tee: .sevSNP, report: try Vectors.bytes(c.report), certificates: [try Vectors.bytes(c.vek)],
+            claims: Array(#"{"attributes":{},"issuedAt":"2024-01-01T00:00:00Z","tee":"tdx","version":1}"#.utf8))
+        await expectCodeAsync(.claimsDocumentMismatch) {
+            _ = try await AttestationVerifier(policy: .authenticityOnly).verify(bundle: bundle, binding: nil, at: date(c.time))
+        }
+    }
+}
+
 @Suite("Channel binding")
 struct BindingTests {
     let spkiA = Array("server key A".utf8)
@@ -254,7 +300,9 @@ struct BindingTests {
         var (rd, b) = try bundle(reportDataFor: spkiA, nonce: nonce, claims: [9])
         b.claims = Data([10])
         expectCode(.reportDataMismatch) { try ChannelBindingExpectation(nonce: nonce, tlsSubjectPublicKeyInfo: spkiA).check(reportData: rd, bundle: b) }
+        b.claims = Data([9])
         rd[0] ^= 1
+        expectCode(.reportDataMismatch) { try ChannelBindingExpectation(nonce: nonce, tlsSubjectPublicKeyInfo: spkiA).check(reportData: rd, bundle: b) }
     }
 
     @Test("the SPKI is taken from a certificate of any signature algorithm")
