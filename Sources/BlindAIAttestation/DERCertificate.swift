@@ -35,6 +35,11 @@ enum DERWalk {
         return try children(node, what)
     }
 
+    static func element(_ nodes: [ASN1Node], _ index: Int, _ what: String) throws(AttestationError) -> ASN1Node {
+        guard index < nodes.count else { throw AttestationError(.malformedCertificate, "\(what): missing field \(index)") }
+        return nodes[index]
+    }
+
     static func primitive(_ node: ASN1Node, _ what: String) throws(AttestationError) -> ArraySlice<UInt8> {
         guard case .primitive(let bytes) = node.content else {
             throw AttestationError(.malformedCertificate, "\(what): expected a primitive DER element")
@@ -148,11 +153,11 @@ enum CertificateSignatureAlgorithm: Sendable, Equatable, CustomStringConvertible
                 throw AttestationError(.malformedCertificate, "\(what): unexpected PSS parameter field")
             }
             switch field.identifier.tagNumber {
-            case 0: hash = try DERWalk.oid(try DERWalk.sequence(inner, what)[0], what)
+            case 0: hash = try DERWalk.oid(try DERWalk.element(try DERWalk.sequence(inner, what), 0, what), what)
             case 1:
                 let m = try DERWalk.sequence(inner, what)
-                mgf = try DERWalk.oid(m[0], what)
-                if m.count > 1 { mgfHash = try DERWalk.oid(try DERWalk.sequence(m[1], what)[0], what) }
+                mgf = try DERWalk.oid(try DERWalk.element(m, 0, what), what)
+                if m.count > 1 { mgfHash = try DERWalk.oid(try DERWalk.element(try DERWalk.sequence(m[1], what), 0, what), what) }
             case 2: salt = try DERWalk.int(inner, what)
             case 3: trailer = try DERWalk.int(inner, what)
             default: throw AttestationError(.malformedCertificate, "\(what): unexpected PSS parameter [\(field.identifier.tagNumber)]")
@@ -344,7 +349,7 @@ public struct DERCertificate: Sendable {
         let parts = try DERWalk.sequence(spki, "SubjectPublicKeyInfo")
         guard parts.count == 2 else { throw AttestationError(.malformedCertificate, "SubjectPublicKeyInfo: expected 2 fields") }
         let alg = try DERWalk.sequence(parts[0], "SPKI algorithm")
-        let oid = try DERWalk.oid(alg[0], "SPKI algorithm")
+        let oid = try DERWalk.oid(try DERWalk.element(alg, 0, "SPKI algorithm"), "SPKI algorithm")
         let der = Array(spki.encodedBytes)
         do {
             switch oid {

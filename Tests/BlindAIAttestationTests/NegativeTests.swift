@@ -183,3 +183,48 @@ struct NegativeTests {
         }
     }
 }
+
+@Suite("Malformed input never crashes")
+struct RobustnessTests {
+    /// Every prefix and a sweep of single-bit flips must either parse or throw an AttestationError.
+    func sweep(_ bytes: [UInt8], step: Int = 1, _ parse: ([UInt8]) throws(AttestationError) -> Void) {
+        for n in stride(from: 0, to: bytes.count, by: step) {
+            do { try parse(Array(bytes.prefix(n))) } catch { _ = error.code }
+        }
+        for i in stride(from: 0, to: bytes.count, by: step) {
+            var b = bytes
+            b[i] ^= 0x80
+            do { try parse(b) } catch { _ = error.code }
+        }
+    }
+
+    @Test("certificates: truncations and bit flips")
+    func certificates() throws {
+        for path in ["sev-snp/milan/virtee_vcek_milan.der", "sev-snp/turin/anolis_turin_vcek.der"] {
+            sweep(try Vectors.bytes(path)) { b throws(AttestationError) in _ = try DERCertificate(derEncoded: b) }
+        }
+        sweep(try Vectors.pemBlocks("sev-snp/roots/genoa/ark.pem")[0], step: 3) { b throws(AttestationError) in _ = try DERCertificate(derEncoded: b) }
+    }
+
+    @Test("CRLs: truncations and bit flips")
+    func crls() throws {
+        sweep(try Vectors.bytes("tdx/go-tdx-guest/collateral/root_ca_crl.der")) { b throws(AttestationError) in
+            _ = try DERCertificateRevocationList(derEncoded: b)
+        }
+    }
+
+    @Test("TDX quotes: truncations and bit flips in the parser")
+    func quotes() throws {
+        sweep(try Vectors.bytes("tdx/go-tdx-guest/quote_v5_sample.dat"), step: 5) { b throws(AttestationError) in _ = try TDXQuote(bytes: b) }
+    }
+
+    @Test("collateral JSON: truncations")
+    func json() throws {
+        let bytes = try Vectors.bytes("tdx/trustee/qeIdentity.json")
+        let end = try #require(bytes.lastIndex(of: UInt8(ascii: "}")))
+        for n in 0...end {
+            #expect(throws: AttestationError.self) { _ = try RawJSON.signedObject(Array(bytes.prefix(n)), key: "enclaveIdentity") }
+        }
+        #expect(try RawJSON.signedObject(bytes, key: "enclaveIdentity").signature.count == 64)
+    }
+}
