@@ -53,6 +53,45 @@ public struct TDXCollateral: Sendable {
         return out
     }
 
+    /// A "QuoteCollateralV3" JSON document (as produced by dcap-qvl and PCCS clients): `tcb_info` and `qe_identity`
+    /// hold the exact signed JSON text, `*_signature` the hex r||s, CRLs are hex DER, issuer chains PEM.
+    public static func load(quoteCollateralV3JSON json: [UInt8]) throws(AttestationError) -> TDXCollateral {
+        struct V3: Decodable {
+            let tcb_info: String?
+            let tcb_info_signature: String?
+            let tcb_info_issuer_chain: String?
+            let qe_identity: String?
+            let qe_identity_signature: String?
+            let qe_identity_issuer_chain: String?
+            let pck_crl: String?
+            let root_ca_crl: String?
+            let pck_crl_issuer_chain: String?
+        }
+        let v: V3
+        do { v = try JSONDecoder().decode(V3.self, from: Data(json)) } catch {
+            throw AttestationError(.malformedCollateral, "QuoteCollateralV3 JSON is invalid: \(error)")
+        }
+        func response(_ key: String, _ body: String?, _ signature: String?) throws(AttestationError) -> [UInt8]? {
+            guard let body else { return nil }
+            guard let signature, Hex.decode(signature) != nil else {
+                throw AttestationError(.malformedCollateral, "QuoteCollateralV3 has \(key) without a hex signature")
+            }
+            // The PCS response shape, with the signed text kept byte for byte.
+            return Array("{\"\(key)\":".utf8) + Array(body.utf8) + Array(",\"signature\":\"\(signature)\"}".utf8)
+        }
+        func der(_ hex: String?, _ name: String) throws(AttestationError) -> [UInt8]? {
+            guard let hex else { return nil }
+            guard let bytes = Hex.decode(hex) else { throw AttestationError(.malformedCollateral, "QuoteCollateralV3 \(name) is not hex") }
+            return bytes
+        }
+        return TDXCollateral(
+            tcbInfoJSON: try response("tcbInfo", v.tcb_info, v.tcb_info_signature),
+            qeIdentityJSON: try response("enclaveIdentity", v.qe_identity, v.qe_identity_signature),
+            pckCRL: try der(v.pck_crl, "pck_crl"), rootCACRL: try der(v.root_ca_crl, "root_ca_crl"),
+            tcbInfoIssuerChainPEM: v.tcb_info_issuer_chain, qeIdentityIssuerChainPEM: v.qe_identity_issuer_chain,
+            pckCRLIssuerChainPEM: v.pck_crl_issuer_chain)
+    }
+
     static let knownFileNames: Set<String> = [
         "qeIdentity.json", "pck_crl_platform.der", "pck_crl_processor.der", "root_ca_crl.der",
         "tcbInfo_issuer_chain.pem", "qeIdentity_issuer_chain.pem", "pck_crl_issuer_chain.pem",

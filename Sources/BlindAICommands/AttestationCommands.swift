@@ -35,7 +35,7 @@ public struct AttestationCommand: AsyncParsableCommand {
         @Option(help: "TDX quote (v4 or v5).")
         var quote: String?
 
-        @Option(help: "TDX collateral directory (tcbInfo_fmspc_<fmspc>.json, qeIdentity.json, CRLs, issuer chains).")
+        @Option(help: "TDX collateral: a directory (tcbInfo_fmspc_<fmspc>.json, qeIdentity.json, CRLs, issuer chains) or a QuoteCollateralV3 JSON file.")
         var collateral: String?
 
         @Option(help: "Policy manifest (JSON). See docs/attestation.md.")
@@ -102,7 +102,13 @@ public struct AttestationCommand: AsyncParsableCommand {
                     let bytes = [UInt8](try Self.read(quote))
                     var collateralFiles = TDXCollateral()
                     if let collateral {
-                        collateralFiles = TDXCollateral.load(directory: URL(fileURLWithPath: collateral), fmspc: try TDXVerifier.fmspc(ofQuote: bytes))
+                        var isDirectory: ObjCBool = false
+                        guard FileManager.default.fileExists(atPath: collateral, isDirectory: &isDirectory) else {
+                            throw ValidationError("--collateral \(collateral) does not exist")
+                        }
+                        collateralFiles = isDirectory.boolValue
+                            ? TDXCollateral.load(directory: URL(fileURLWithPath: collateral), fmspc: try TDXVerifier.fmspc(ofQuote: bytes))
+                            : try TDXCollateral.load(quoteCollateralV3JSON: [UInt8](try Self.read(collateral)))
                     }
                     claims = try await verifier.verifyTDX(quote: bytes, collateral: collateralFiles, at: time)
                 } else {

@@ -100,6 +100,18 @@ struct TDXVectorTests {
         #expect(Hex.encode(v.pck.fmspc) == "00a06d080000")
     }
 
+    @Test("dcap-qvl QuoteCollateralV3 bundles verify like the split directories", arguments: [
+        ("tdx/dcap-qvl/tdx_quote_v4_b0c06f.dat", "tdx/dcap-qvl/tdx_quote_v4_b0c06f_collateral.json", "2025-07-01T00:00:00Z", TDXTCBStatus.upToDate),
+        ("tdx/dcap-qvl/tdx_quote_v5_90c06f_outdated.dat", "tdx/dcap-qvl/tdx_quote_v5_90c06f_outdated_collateral.json", "2026-03-01T00:00:00Z",
+         TDXTCBStatus.notSupported),
+    ])
+    func quoteCollateralV3(_ quote: String, _ collateral: String, _ time: String, _ status: TDXTCBStatus) async throws {
+        let c = try TDXCollateral.load(quoteCollateralV3JSON: try Vectors.bytes(collateral))
+        let v = try await TDXVerifier().verify(quote: try Vectors.bytes(quote), collateral: c, at: date(time))
+        #expect(v.tcb?.status == status)
+        #expect(v.checkedPCKCRL && v.checkedRootCACRL && v.checkedQEIdentity)
+    }
+
     @Test("the pinned Intel certificates equal the vectors'")
     func pinnedIntel() throws {
         #expect(TDXTrustAnchors.intel.rootCA.derBytes == (try Vectors.bytes("tdx/roots/intel_sgx_root_ca.der")))
