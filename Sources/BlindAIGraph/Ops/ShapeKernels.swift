@@ -143,34 +143,79 @@ enum ShapeKernels {
             }
             return
         }
-        if n >= 2 && st[n - 2] == 1 {
-            // A batch of 2-D transposes: out[r, c] = in[r + c * istride]. Copy in square tiles so that both the
-            // reads and the writes stay in cache.
-            let rows = dims[n - 2]
-            let tile = 64 / MemoryLayout<E>.stride * 2
-            forEachOuter(dims, st, outerCount: n - 2, rowSize: rows * inner, offset: offset) { o, i in
-                var r0 = 0
-                while r0 < rows {
-                    let r1 = Swift.min(r0 + tile, rows)
-                    var c0 = 0
-                    while c0 < inner {
-                        let c1 = Swift.min(c0 + tile, inner)
-                        for r in r0..<r1 {
-                            let d = dst + o + r * inner
-                            let s = src + i + r
-                            for c in c0..<c1 { d[c] = s[c * istride] }
-                        }
-                        c0 = c1
-                    }
-                    r0 = r1
-                }
-            }
+        // A dimension that is contiguous in the source (other than the innermost): the copy is a set of 2-D
+        // transposes between it and the innermost dimension, done in tiles.
+        if let j = (0..<(n - 1)).last(where: { st[$0] == 1 }), dims[j] >= 4 && inner >= 4 {
+            transposeTiles(src, dst, offset, dims, st, j)
             return
         }
         forEachOuter(dims, st, outerCount: n - 1, rowSize: inner, offset: offset) { o, i in
             let d = dst + o
             let s = src + i
             for c in 0..<inner { d[c] = s[c * istride] }
+        }
+    }
+
+    /// Copies a strided view whose dimension `j` has source stride 1 and whose innermost dimension has output
+    /// stride 1. Each tile of T×T elements is read as T contiguous source runs into a small buffer, then written as
+    /// T contiguous output runs, so neither side is accessed with a large (often power-of-two) stride per element.
+    static func transposeTiles<E: FixedWidthInteger>(_ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ offset: Int,
+                                                     _ dims: [Int], _ st: [Int], _ j: Int) {
+        let n = dims.count
+        let inner = dims[n - 1]
+        let istride = st[n - 1]
+        let rows = dims[j]
+        // Output strides (the output is contiguous in `dims` order).
+        var ost = [Int](repeating: 1, count: n)
+        for d in stride(from: n - 2, through: 0, by: -1) { ost[d] = ost[d + 1] * dims[d + 1] }
+        let rowStride = ost[j]
+        // Outer dimensions: all but j and the innermost.
+        var outerDims: [Int] = [], outerIn: [Int] = [], outerOut: [Int] = []
+        for d in 0..<(n - 1) where d != j {
+            outerDims.append(dims[d]); outerIn.append(st[d]); outerOut.append(ost[d])
+        }
+        let tile = Swift.max(8, 128 / MemoryLayout<E>.stride)
+        withUnsafeTemporaryAllocation(of: E.self, capacity: tile * tile) { bufp in
+            let buf = bufp.baseAddress!
+            let m = outerDims.count
+            var index = [Int](repeating: 0, count: m)
+            var ipos = offset, opos = 0
+            while true {
+                var r0 = 0
+                while r0 < rows {
+                    let rn = Swift.min(tile, rows - r0)
+                    var c0 = 0
+                    while c0 < inner {
+                        let cn = Swift.min(tile, inner - c0)
+                        // Read: for each output column c, source elements r0..<r0+rn are contiguous.
+                        for c in 0..<cn {
+                            let s = src + ipos + r0 + (c0 + c) * istride
+                            let b = buf + c * tile
+                            for r in 0..<rn { b[r] = s[r] }
+                        }
+                        // Write: for each output row r, columns c0..<c0+cn are contiguous.
+                        for r in 0..<rn {
+                            let d = dst + opos + (r0 + r) * rowStride + c0
+                            let b = buf + r
+                            for c in 0..<cn { d[c] = b[c * tile] }
+                        }
+                        c0 += cn
+                    }
+                    r0 += rn
+                }
+                var d = m - 1
+                while d >= 0 {
+                    index[d] += 1
+                    ipos += outerIn[d]
+                    opos += outerOut[d]
+                    if index[d] < outerDims[d] { break }
+                    ipos -= outerIn[d] * outerDims[d]
+                    opos -= outerOut[d] * outerDims[d]
+                    index[d] = 0
+                    d -= 1
+                }
+                if d < 0 { break }
+            }
         }
     }
 
@@ -263,14 +308,16 @@ enum ShapeIndexReader {
         switch t.dataType {
         case .int64:
             let b = t.buffer(Int64.self)
-            var out = [Int](repeating: 0, count: b.count)
-            for i in 0..<b.count { out[i] = Int(b[i]) }
-            return out
+            return [Int](unsafeUninitializedCapacity: b.count) { o, n in
+                for i in 0..<b.count { o[i] = Int(b[i]) }
+                n = b.count
+            }
         case .int32:
             let b = t.buffer(Int32.self)
-            var out = [Int](repeating: 0, count: b.count)
-            for i in 0..<b.count { out[i] = Int(b[i]) }
-            return out
+            return [Int](unsafeUninitializedCapacity: b.count) { o, n in
+                for i in 0..<b.count { o[i] = Int(b[i]) }
+                n = b.count
+            }
         default:
             do { return try t.intValues() } catch {
                 throw EngineError(.typeMismatch, "\(what) must be an integer tensor, got \(t.dataType)")
