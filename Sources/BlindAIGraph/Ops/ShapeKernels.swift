@@ -6,11 +6,6 @@ import BlindAITensor
 enum ShapeKernels {
     // MARK: Views and allocation
 
-    /// Allocates an output of `shape` for `dataType` (strings: an array of empty strings, checked against the limits).
-    static func allocate(_ dataType: DataType, _ shape: [Int], _ ctx: ExecutionContext) throws -> Tensor {
-        try ctx.uninitialized(dataType, shape)
-    }
-
     /// Checks the element count of a string output against the limits.
     static func stringCount(_ shape: [Int], _ ctx: ExecutionContext) throws -> Int {
         try ctx.limits.checkedCount(shape, .string)
@@ -128,7 +123,7 @@ enum ShapeKernels {
     }
 
     @inline(__always)
-    static func stridedCopyTyped<E: FixedWidthInteger>(_ srcRaw: UnsafeRawPointer, _ dstRaw: UnsafeMutableRawPointer, _: E.Type,
+    static func stridedCopyTyped<E: FixedWidthInteger & SIMDScalar>(_ srcRaw: UnsafeRawPointer, _ dstRaw: UnsafeMutableRawPointer, _: E.Type,
                                                       _ offset: Int, _ dims: [Int], _ st: [Int]) {
         let src = srcRaw.assumingMemoryBound(to: E.self)
         let dst = dstRaw.assumingMemoryBound(to: E.self)
@@ -157,10 +152,10 @@ enum ShapeKernels {
     }
 
     /// Copies a strided view whose dimension `j` has source stride 1 and whose innermost dimension has output
-    /// stride 1. Each tile of T×T elements is read as T contiguous source runs into a small buffer, then written as
-    /// T contiguous output runs, so neither side is accessed with a large (often power-of-two) stride per element.
-    static func transposeTiles<E: FixedWidthInteger>(_ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ offset: Int,
-                                                     _ dims: [Int], _ st: [Int], _ j: Int) {
+    /// stride 1: a set of 2-D transposes, done in tiles of 4×4 blocks (four short vector loads, four vector stores),
+    /// so that neither side is walked one element at a time with a large stride.
+    static func transposeTiles<E: FixedWidthInteger & SIMDScalar>(_ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ offset: Int,
+                                                                  _ dims: [Int], _ st: [Int], _ j: Int) {
         let n = dims.count
         let inner = dims[n - 1]
         let istride = st[n - 1]
@@ -174,48 +169,60 @@ enum ShapeKernels {
         for d in 0..<(n - 1) where d != j {
             outerDims.append(dims[d]); outerIn.append(st[d]); outerOut.append(ost[d])
         }
-        let tile = Swift.max(8, 128 / MemoryLayout<E>.stride)
-        withUnsafeTemporaryAllocation(of: E.self, capacity: tile * tile) { bufp in
-            let buf = bufp.baseAddress!
-            let m = outerDims.count
-            var index = [Int](repeating: 0, count: m)
-            var ipos = offset, opos = 0
-            while true {
-                var r0 = 0
-                while r0 < rows {
-                    let rn = Swift.min(tile, rows - r0)
-                    var c0 = 0
-                    while c0 < inner {
-                        let cn = Swift.min(tile, inner - c0)
-                        // Read: for each output column c, source elements r0..<r0+rn are contiguous.
-                        for c in 0..<cn {
-                            let s = src + ipos + r0 + (c0 + c) * istride
-                            let b = buf + c * tile
-                            for r in 0..<rn { b[r] = s[r] }
+        let tile = 32
+        let m = outerDims.count
+        var index = [Int](repeating: 0, count: m)
+        var ipos = offset, opos = 0
+        while true {
+            let s0 = src + ipos, d0 = dst + opos
+            var r0 = 0
+            while r0 < rows {
+                let r1 = Swift.min(r0 + tile, rows)
+                var c0 = 0
+                while c0 < inner {
+                    let c1 = Swift.min(c0 + tile, inner)
+                    var r = r0
+                    while r + 4 <= r1 {
+                        var c = c0
+                        while c + 4 <= c1 {
+                            let p = s0 + r + c * istride
+                            let a0 = UnsafeRawPointer(p).loadUnaligned(as: SIMD4<E>.self)
+                            let a1 = UnsafeRawPointer(p + istride).loadUnaligned(as: SIMD4<E>.self)
+                            let a2 = UnsafeRawPointer(p + 2 * istride).loadUnaligned(as: SIMD4<E>.self)
+                            let a3 = UnsafeRawPointer(p + 3 * istride).loadUnaligned(as: SIMD4<E>.self)
+                            let q = d0 + r * rowStride + c
+                            UnsafeMutableRawPointer(q).storeBytes(of: SIMD4(a0[0], a1[0], a2[0], a3[0]), as: SIMD4<E>.self)
+                            UnsafeMutableRawPointer(q + rowStride).storeBytes(of: SIMD4(a0[1], a1[1], a2[1], a3[1]), as: SIMD4<E>.self)
+                            UnsafeMutableRawPointer(q + 2 * rowStride).storeBytes(of: SIMD4(a0[2], a1[2], a2[2], a3[2]), as: SIMD4<E>.self)
+                            UnsafeMutableRawPointer(q + 3 * rowStride).storeBytes(of: SIMD4(a0[3], a1[3], a2[3], a3[3]), as: SIMD4<E>.self)
+                            c += 4
                         }
-                        // Write: for each output row r, columns c0..<c0+cn are contiguous.
-                        for r in 0..<rn {
-                            let d = dst + opos + (r0 + r) * rowStride + c0
-                            let b = buf + r
-                            for c in 0..<cn { d[c] = b[c * tile] }
+                        while c < c1 {
+                            for k in 0..<4 { d0[(r + k) * rowStride + c] = s0[r + k + c * istride] }
+                            c += 1
                         }
-                        c0 += cn
+                        r += 4
                     }
-                    r0 += rn
+                    while r < r1 {
+                        for c in c0..<c1 { d0[r * rowStride + c] = s0[r + c * istride] }
+                        r += 1
+                    }
+                    c0 = c1
                 }
-                var d = m - 1
-                while d >= 0 {
-                    index[d] += 1
-                    ipos += outerIn[d]
-                    opos += outerOut[d]
-                    if index[d] < outerDims[d] { break }
-                    ipos -= outerIn[d] * outerDims[d]
-                    opos -= outerOut[d] * outerDims[d]
-                    index[d] = 0
-                    d -= 1
-                }
-                if d < 0 { break }
+                r0 = r1
             }
+            var d = m - 1
+            while d >= 0 {
+                index[d] += 1
+                ipos += outerIn[d]
+                opos += outerOut[d]
+                if index[d] < outerDims[d] { break }
+                ipos -= outerIn[d] * outerDims[d]
+                opos -= outerOut[d] * outerDims[d]
+                index[d] = 0
+                d -= 1
+            }
+            if d < 0 { break }
         }
     }
 

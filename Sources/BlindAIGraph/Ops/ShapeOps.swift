@@ -196,6 +196,7 @@ struct SliceOp: Operator {
         var strides = inStrides
         var offset = 0
         var seen = [Bool](repeating: false, count: rank)
+        var identity = true
         for i in 0..<axes.count {
             let a = try ShapeKernels.axis(axes[i], rank: rank, "Slice")
             guard !seen[a] else { throw EngineError(.invalidArgument, "Slice: axis \(axes[i]) is repeated") }
@@ -220,8 +221,9 @@ struct SliceOp: Operator {
             outShape[a] = count
             if count > 0 { offset += s * inStrides[a] }
             strides[a] = count > 1 ? inStrides[a] * step : 0
+            if count != d || (count > 1 && step != 1) { identity = false }
         }
-        if outShape == x.shape && strides == inStrides { return [x] }
+        if identity { return [x] }
         if outShape.contains(0) {
             return [x.dataType == .string ? Tensor(shape: outShape, strings: []) : try ctx.uninitialized(x.dataType, outShape)]
         }
