@@ -33,6 +33,13 @@ struct ConvAttributes: Sendable {
             if let v, v.contains(where: { $0 < 1 }) { throw c.error(.invalidModel, "\(name) must be positive, got \(v)") }
         }
         if let p = pads, p.contains(where: { $0 < 0 }) { throw c.error(.invalidModel, "pads must be non-negative, got \(p)") }
+        if let p = outputPadding, p.contains(where: { $0 < 0 }) { throw c.error(.invalidModel, "output_padding must be non-negative, got \(p)") }
+        // Bound every size-like attribute so that the geometry arithmetic cannot overflow.
+        let limit = 1 << 24
+        for (name, v) in [("dilations", dilations), ("strides", strides), ("pads", pads), ("kernel_shape", kernelShape),
+                          ("output_padding", outputPadding), ("output_shape", outputShape)] {
+            if let v, v.contains(where: { $0 > limit }) { throw c.error(.invalidModel, "\(name) \(v) has a value over \(limit)") }
+        }
     }
 
     /// Per-dimension values of an optional attribute, checked to have `rank` entries.
@@ -212,7 +219,17 @@ enum ConvKernels {
         if g.batch == 0 || g.cOut == 0 || outSpatial == 0 { return }
         // Depthwise (one input channel per group): a direct kernel, im2col would be wasteful.
         if cig == 1 && g.group > 1 {
-            depthwise(x, w, bias, out, g)
+            let planes = g.batch * g.cOut
+            let chunks = CFParallel.chunks(planes, cost: outSpatial * kSize, minimum: 1 << 17)
+            if chunks > 1 {
+                let sx = CFShared(x), sw = CFShared(w), sb = CFShared(bias), so = CFShared(out)
+                let per = (planes + chunks - 1) / chunks
+                CFParallel.forEach(chunks) { t in
+                    depthwise(sx.value, sw.value, sb.value, so.value, g, planes: (t * per)..<Swift.min(planes, (t + 1) * per))
+                }
+            } else {
+                depthwise(x, w, bias, out, g, planes: 0..<planes)
+            }
             return
         }
         let pointwise = g.kernel == [1, 1, 1] && g.stride == [1, 1, 1] && g.padBegin == [0, 0, 0] && g.inSize == g.outSize
@@ -240,7 +257,17 @@ enum ConvKernels {
                 }
                 let b: UnsafePointer<T>
                 if let col {
-                    im2col(xg, col, cig, g)
+                    let chunks = CFParallel.chunks(cig, cost: kSize * outSpatial, minimum: 1 << 17)
+                    if chunks > 1 {
+                        let sx = CFShared(xg), sc = CFShared(col)
+                        let per = (cig + chunks - 1) / chunks
+                        CFParallel.forEach(chunks) { t in
+                            let c0 = t * per, c1 = Swift.min(cig, c0 + per)
+                            if c1 > c0 { im2col(sx.value + c0 * inSpatial, sc.value + c0 * kSize * outSpatial, c1 - c0, g) }
+                        }
+                    } else {
+                        im2col(xg, col, cig, g)
+                    }
                     b = UnsafePointer(col)
                 } else {
                     b = xg
@@ -301,7 +328,7 @@ enum ConvKernels {
 
     /// Direct convolution for one input channel per group (depthwise when group == channels).
     static func depthwise<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
-                                       _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry) {
+                                       _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, planes: Range<Int>) {
         let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
         let oD = g.outSize[0], oH = g.outSize[1], oW = g.outSize[2]
         let sd = g.stride[0], sh = g.stride[1], sw = g.stride[2]
@@ -310,8 +337,9 @@ enum ConvKernels {
         let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, kSize = g.kernelSize
         let cog = g.cOutPerGroup
-        for n in 0..<g.batch {
-            for m in 0..<g.cOut {
+        for plane in planes {
+            do {
+                let n = plane / g.cOut, m = plane % g.cOut
                 let c = m / cog
                 let plane = x + (n * g.cIn + c) * inSpatial
                 let o = out + (n * g.cOut + m) * outSpatial
@@ -373,9 +401,13 @@ enum ConvKernels {
                 let wg = w + grp * cig * rows
                 T.cfGemm(transA: true, transB: false, m: rows, n: inSpatial, k: cig, a: wg, lda: rows, b: xg, ldb: inSpatial,
                          accumulate: false, c: col, ldc: inSpatial)
-                var src = UnsafePointer(col)
-                for mm in 0..<cog {
-                    let o = out + (n * g.cOut + grp * cog + mm) * outSpatial
+                let chunks = CFParallel.chunks(cog, cost: kSize * inSpatial, minimum: 1 << 17)
+                let per = (cog + chunks - 1) / chunks
+                let sCol = CFShared(UnsafePointer(col)), sOut = CFShared(out)
+                CFParallel.forEach(chunks) { t in
+                for mm in (t * per)..<Swift.min(cog, (t + 1) * per) {
+                    var src = sCol.value + mm * kSize * inSpatial
+                    let o = sOut.value + (n * g.cOut + grp * cog + mm) * outSpatial
                     for kd in 0..<kD {
                         for kh in 0..<kH {
                             for kw in 0..<kW {
@@ -402,6 +434,7 @@ enum ConvKernels {
                             }
                         }
                     }
+                }
                 }
             }
         }
