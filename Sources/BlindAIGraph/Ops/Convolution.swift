@@ -337,34 +337,66 @@ enum ConvKernels {
         let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, kSize = g.kernelSize
         let cog = g.cOutPerGroup
+        // Valid output columns of each horizontal tap, and the range where all taps are valid.
+        var ranges: [(Int, Int)] = []
+        var allLo = 0, allHi = oW
+        for kw in 0..<kW {
+            let r = convValidRange(oW, stride: sw, offset: kw * dw - pw, limit: W)
+            ranges.append(r)
+            allLo = Swift.max(allLo, r.0)
+            allHi = Swift.min(allHi, r.1)
+        }
+        let fused3 = kW == 3 && allHi > allLo
         for plane in planes {
-            do {
-                let n = plane / g.cOut, m = plane % g.cOut
-                let c = m / cog
-                let plane = x + (n * g.cIn + c) * inSpatial
-                let o = out + (n * g.cOut + m) * outSpatial
-                o.update(repeating: bias?[m] ?? T.zero, count: outSpatial)
-                let wk = w + m * kSize
-                for kd in 0..<kD {
-                    for kh in 0..<kH {
-                        for kw in 0..<kW {
-                            let wv = wk[(kd * kH + kh) * kW + kw]
-                            let offW = kw * dw - pw
-                            let (lo, hi) = convValidRange(oW, stride: sw, offset: offW, limit: W)
-                            if hi <= lo { continue }
-                            for od in 0..<oD {
-                                let id = od * sd - pd + kd * dd
-                                if id < 0 || id >= D { continue }
-                                for oh in 0..<oH {
-                                    let ih = oh * sh - ph + kh * dh
-                                    if ih < 0 || ih >= H { continue }
-                                    let src = plane + (id * H + ih) * W + offW
-                                    let d = o + (od * oH + oh) * oW
-                                    if sw == 1 {
-                                        for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow])) }
-                                    } else {
-                                        for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
+            let n = plane / g.cOut, m = plane % g.cOut
+            let c = m / cog
+            let input = x + (n * g.cIn + c) * inSpatial
+            let o = out + (n * g.cOut + m) * outSpatial
+            let wk = w + m * kSize
+            let b = bias?[m] ?? T.zero
+            // Output row by output row, so that the row stays in L1 while every tap is added to it.
+            for od in 0..<oD {
+                for oh in 0..<oH {
+                    let d = o + (od * oH + oh) * oW
+                    d.update(repeating: b, count: oW)
+                    for kd in 0..<kD {
+                        let id = od * sd - pd + kd * dd
+                        if id < 0 || id >= D { continue }
+                        for kh in 0..<kH {
+                            let ih = oh * sh - ph + kh * dh
+                            if ih < 0 || ih >= H { continue }
+                            let row = input + (id * H + ih) * W
+                            let wr = wk + (kd * kH + kh) * kW
+                            if fused3 {
+                                // Interior: the three taps at once; edges: tap by tap.
+                                let w0 = wr[0], w1 = wr[1], w2 = wr[2]
+                                let s0 = row - pw, s1 = row + dw - pw, s2 = row + 2 * dw - pw
+                                if sw == 1 {
+                                    for ow in allLo..<allHi {
+                                        d[ow] = T.cfAdd(d[ow], T.cfAdd(T.cfMul(w0, s0[ow]), T.cfAdd(T.cfMul(w1, s1[ow]), T.cfMul(w2, s2[ow]))))
                                     }
+                                } else {
+                                    for ow in allLo..<allHi {
+                                        let i = ow * sw
+                                        d[ow] = T.cfAdd(d[ow], T.cfAdd(T.cfMul(w0, s0[i]), T.cfAdd(T.cfMul(w1, s1[i]), T.cfMul(w2, s2[i]))))
+                                    }
+                                }
+                                for kw in 0..<3 {
+                                    let (lo, hi) = ranges[kw]
+                                    let wv = wr[kw], src = row + kw * dw - pw
+                                    for ow in lo..<Swift.min(hi, allLo) { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
+                                    for ow in Swift.max(lo, allHi)..<Swift.max(hi, allHi) { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
+                                }
+                                continue
+                            }
+                            for kw in 0..<kW {
+                                let (lo, hi) = ranges[kw]
+                                if hi <= lo { continue }
+                                let wv = wr[kw], src = row + kw * dw - pw
+                                if sw == 1 {
+                                    for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow])) }
+                                } else {
+                                    for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
                                 }
                             }
                         }
