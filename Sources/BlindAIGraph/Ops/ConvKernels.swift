@@ -1,5 +1,7 @@
 import BlindAITensor
 import CBlindAIKernels
+import Dispatch
+import Foundation
 
 // Helpers shared by the linear-algebra, convolution and quantization families (MatMul, Gemm, Conv,
 // ConvTranspose, ConvInteger, QLinearConv, QLinearMatMul, ...). Names carry a `ConvFamily`/`CF` prefix so that
@@ -20,7 +22,7 @@ extension Float: CFScalar {
     static func cfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                   accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        blindai_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
+        CFParallel.sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
     }
     @inline(__always) static func cfAdd(_ x: Float, _ y: Float) -> Float { x + y }
     @inline(__always) static func cfMul(_ x: Float, _ y: Float) -> Float { x * y }
@@ -188,5 +190,68 @@ enum ConvFamily {
         if r <= Double(Q.min) { return Q.min }
         if r >= Double(Q.max) { return Q.max }
         return Q(r)
+    }
+}
+
+/// A value (typically a raw pointer into a tensor being written) handed to worker threads, each of which
+/// touches a disjoint part of the memory.
+struct CFShared<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Intra-operator parallelism for the heavy kernels: the work is split into disjoint chunks run on the
+/// machine's cores. Small problems run on the calling thread.
+enum CFParallel {
+    static let workers: Int = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, 16))
+
+    /// Multiply-accumulates below which a GEMM stays on one thread.
+    static let gemmThreshold = 1 << 19
+
+    /// Runs body(i) for i in 0..<count, concurrently when count > 1.
+    static func forEach(_ count: Int, _ body: @Sendable (Int) -> Void) {
+        if count <= 0 { return }
+        if count == 1 { body(0); return }
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    }
+
+    /// Number of chunks for `work` units of `cost` each (1 when the total is small).
+    static func chunks(_ work: Int, cost: Int, minimum: Int = 1 << 16) -> Int {
+        if workers == 1 || work <= 1 { return 1 }
+        let total = work.multipliedReportingOverflow(by: Swift.max(cost, 1))
+        if !total.overflow && total.partialValue < minimum { return 1 }
+        return Swift.min(workers, work)
+    }
+
+    /// blindai_sgemm split by columns (or rows when N is small) across the cores.
+    static func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        let ta: Int32 = transA ? 1 : 0, tb: Int32 = transB ? 1 : 0
+        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: Swift.max(k, 1))
+        if workers == 1 || (!macs.overflow && macs.partialValue < gemmThreshold) || (n < 32 && m < 24) {
+            blindai_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        let pa = CFShared(a), pb = CFShared(b), pc = CFShared(c)
+        if n >= 64 || n >= m {
+            // Column chunks, multiples of the 16-wide micro-tile.
+            let per = ((n + workers - 1) / workers + 15) / 16 * 16
+            let count = (n + per - 1) / per
+            forEach(count) { t in
+                let j0 = t * per, nn = Swift.min(per, n - j0)
+                let bj = transB ? pb.value + j0 * ldb : pb.value + j0
+                blindai_sgemm(ta, tb, m, nn, k, alpha, pa.value, lda, bj, ldb, beta, pc.value + j0, ldc)
+            }
+        } else {
+            // Row chunks, multiples of the 6-high micro-tile.
+            let per = ((m + workers - 1) / workers + 5) / 6 * 6
+            let count = (m + per - 1) / per
+            forEach(count) { t in
+                let i0 = t * per, mm = Swift.min(per, m - i0)
+                let ai = transA ? pa.value + i0 : pa.value + i0 * lda
+                blindai_sgemm(ta, tb, mm, n, k, alpha, ai, lda, pb.value, ldb, beta, pc.value + i0 * ldc, ldc)
+            }
+        }
     }
 }

@@ -114,12 +114,26 @@ struct MatMulOp: Operator {
         let pc = out.mutableBuffer(Float.self).baseAddress!
         let ta: Int32 = transA && a.rank > 1 ? 1 : 0, tb: Int32 = transB && b.rank > 1 ? 1 : 0
         if g.foldBatchIntoM {
-            blindai_sgemm(ta, tb, g.m * g.batchCount, g.n, g.k, alpha, pa, g.lda, pb, g.ldb, 0, pc, g.n)
+            CFParallel.sgemm(ta != 0, tb != 0, g.m * g.batchCount, g.n, g.k, alpha, pa, g.lda, pb, g.ldb, 0, pc, g.n)
             return out
         }
         let mn = g.m * g.n
+        let perBatch = g.m * g.n * Swift.max(g.k, 1)
+        let chunks = CFParallel.chunks(g.batchCount, cost: perBatch, minimum: CFParallel.gemmThreshold)
+        if chunks > 1 && perBatch < CFParallel.gemmThreshold {
+            // Many small products (attention heads): split the batches across the cores.
+            let sa = CFShared(pa), sb = CFShared(pb), sc = CFShared(pc)
+            let per = (g.batchCount + chunks - 1) / chunks
+            CFParallel.forEach(chunks) { t in
+                for i in (t * per)..<Swift.min(g.batchCount, (t + 1) * per) {
+                    blindai_sgemm(ta, tb, g.m, g.n, g.k, alpha, sa.value + g.aOffsets[i], g.lda, sb.value + g.bOffsets[i], g.ldb, 0,
+                                  sc.value + i * mn, g.n)
+                }
+            }
+            return out
+        }
         for i in 0..<g.batchCount {
-            blindai_sgemm(ta, tb, g.m, g.n, g.k, alpha, pa + g.aOffsets[i], g.lda, pb + g.bOffsets[i], g.ldb, 0, pc + i * mn, g.n)
+            CFParallel.sgemm(ta != 0, tb != 0, g.m, g.n, g.k, alpha, pa + g.aOffsets[i], g.lda, pb + g.bOffsets[i], g.ldb, 0, pc + i * mn, g.n)
         }
         return out
     }
@@ -224,8 +238,8 @@ struct GemmOp: Operator {
         if out.count == 0 { return out }
         let pc = out.mutableBuffer(Float.self).baseAddress!
         let hasBias = fillBias(c, pc, m, n, beta, { $0 * $1 })
-        blindai_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a.buffer(Float.self).baseAddress!, a.shape[1],
-                      b.buffer(Float.self).baseAddress!, b.shape[1], hasBias ? 1 : 0, pc, n)
+        CFParallel.sgemm(transA, transB, m, n, k, alpha, a.buffer(Float.self).baseAddress!, a.shape[1],
+                         b.buffer(Float.self).baseAddress!, b.shape[1], hasBias ? 1 : 0, pc, n)
         return out
     }
 
