@@ -970,6 +970,178 @@ struct EmbedLayerNormOp: Operator {
     }
 }
 
+// MARK: - LinearAttention (opset 26) and FlexAttention (ai.onnx.preview)
+
+struct LinearAttentionOp: Operator {
+    enum Rule: Sendable { case linear, gated, delta, gatedDelta }
+    let rule: Rule
+    let qHeads: Int
+    let kvHeads: Int
+    let scale: Float
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let q = try inputs.required(0), k = try inputs.required(1, "key"), v = try inputs.required(2, "value")
+        let past = inputs.optional(3), decay = inputs.optional(4), beta = inputs.optional(5)
+        let dt = q.dataType
+        guard AttentionFloats.isSupported(dt) else { throw EngineError(.typeMismatch, "LinearAttention does not support \(dt)") }
+        guard q.rank == 3, k.rank == 3, v.rank == 3 else {
+            throw EngineError(.shapeMismatch, "LinearAttention query, key and value must be 3-D, got \(q.shape), \(k.shape), \(v.shape)")
+        }
+        let B = q.shape[0], T = q.shape[1]
+        let Hq = qHeads, Hk = kvHeads
+        guard q.shape[2] % Hq == 0, v.shape[2] % Hk == 0 else { throw EngineError(.shapeMismatch, "LinearAttention hidden sizes are not multiples of the head counts") }
+        let dk = q.shape[2] / Hq, dv = v.shape[2] / Hk
+        guard k.shape == [B, T, Hk * dk], v.shape[0] == B, v.shape[1] == T else {
+            throw EngineError(.shapeMismatch, "LinearAttention key \(k.shape) / value \(v.shape) do not match query \(q.shape)")
+        }
+        let gating = rule == .gated || rule == .gatedDelta, delta = rule == .delta || rule == .gatedDelta
+        guard gating == (decay != nil) else { throw EngineError(.invalidArgument, "LinearAttention: decay is \(gating ? "required" : "not allowed") for this update_rule") }
+        guard delta == (beta != nil) else { throw EngineError(.invalidArgument, "LinearAttention: beta is \(delta ? "required" : "not allowed") for this update_rule") }
+        var decayPerKey = false
+        if let decay {
+            guard decay.rank == 3, decay.shape[0] == B, decay.shape[1] == T, decay.shape[2] == Hk || decay.shape[2] == Hk * dk else {
+                throw EngineError(.shapeMismatch, "LinearAttention decay of shape \(decay.shape) must be [\(B), \(T), \(Hk) or \(Hk * dk)]")
+            }
+            decayPerKey = decay.shape[2] == Hk * dk && dk != 1
+        }
+        var betaPerHead = false
+        if let beta {
+            guard beta.rank == 3, beta.shape[0] == B, beta.shape[1] == T, beta.shape[2] == Hk || beta.shape[2] == 1 else {
+                throw EngineError(.shapeMismatch, "LinearAttention beta of shape \(beta.shape) must be [\(B), \(T), \(Hk) or 1]")
+            }
+            betaPerHead = beta.shape[2] == Hk
+        }
+        if let past {
+            guard past.shape == [B, Hk, dk, dv] else { throw EngineError(.shapeMismatch, "LinearAttention past_state \(past.shape) must be [\(B), \(Hk), \(dk), \(dv)]") }
+        }
+        let qf = try AttentionFloats.widen(q, ctx), kf = try AttentionFloats.widen(k, ctx), vf = try AttentionFloats.widen(v, ctx)
+        let df = try decay.map { try AttentionFloats.widen($0, ctx) }, bf = try beta.map { try AttentionFloats.widen($0, ctx) }
+        let state = try ctx.zeros(.float32, [B, Hk, dk, dv])
+        let st = state.mutableBuffer(Float.self).baseAddress!
+        if let past {
+            let pf = try AttentionFloats.widen(past, ctx)
+            st.update(from: pf.buffer(Float.self).baseAddress!, count: state.count)
+        }
+        let out = try ctx.uninitialized(.float32, [B, T, Hq * dv])
+        let op = out.mutableBuffer(Float.self).baseAddress!
+        let qp = qf.buffer(Float.self).baseAddress!, kp = kf.buffer(Float.self).baseAddress!, vp = vf.buffer(Float.self).baseAddress!
+        let dp = df?.buffer(Float.self).baseAddress, bp = bf?.buffer(Float.self).baseAddress
+        let group = Hq / Hk
+        let sc = scale != 0 ? scale : 1 / Float(dk).squareRoot()
+        var vt = [Float](repeating: 0, count: dv)
+        for b in 0..<B {
+            for t in 0..<T {
+                for h in 0..<Hk {
+                    let S = st + (b * Hk + h) * dk * dv
+                    let kt = kp + (b * T + t) * Hk * dk + h * dk
+                    let vsrc = vp + (b * T + t) * Hk * dv + h * dv
+                    if let dp {
+                        if decayPerKey {
+                            let g = dp + (b * T + t) * Hk * dk + h * dk
+                            for d in 0..<dk { let e = Foundation.exp(g[d]); for m in 0..<dv { S[d * dv + m] *= e } }
+                        } else {
+                            let e = Foundation.exp(dp[(b * T + t) * Hk + h] )
+                            for i in 0..<(dk * dv) { S[i] *= e }
+                        }
+                    }
+                    for m in 0..<dv { vt[m] = vsrc[m] }
+                    if let bp {
+                        let bt = bp[(b * T + t) * (betaPerHead ? Hk : 1) + (betaPerHead ? h : 0)]
+                        for m in 0..<dv {
+                            var r: Float = 0
+                            for d in 0..<dk { r += S[d * dv + m] * kt[d] }
+                            vt[m] = bt * (vt[m] - r)
+                        }
+                    }
+                    for d in 0..<dk {
+                        let kd = kt[d]
+                        for m in 0..<dv { S[d * dv + m] += kd * vt[m] }
+                    }
+                    for g in 0..<group {
+                        let hq = h * group + g
+                        let qt = qp + (b * T + t) * Hq * dk + hq * dk
+                        let o = op + (b * T + t) * Hq * dv + hq * dv
+                        for m in 0..<dv { o[m] = 0 }
+                        for d in 0..<dk {
+                            let qd = qt[d]
+                            for m in 0..<dv { o[m] += qd * S[d * dv + m] }
+                        }
+                        for m in 0..<dv { o[m] *= sc }
+                    }
+                }
+            }
+        }
+        return [try AttentionFloats.narrow(out, to: dt, ctx), try AttentionFloats.narrow(state, to: past?.dataType ?? dt, ctx)]
+    }
+}
+
+struct FlexAttentionOp: Operator {
+    let scale: Float?
+    let precision: DataType?
+    let scoreMod: SubgraphPlan?
+    let probMod: SubgraphPlan?
+    let formalCount: Int
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let Q = try inputs.required(0), K = try inputs.required(1, "K"), V = try inputs.required(2, "V")
+        let dt = Q.dataType
+        guard AttentionFloats.isSupported(dt), K.dataType == dt, V.dataType == dt else {
+            throw EngineError(.typeMismatch, "FlexAttention needs Q, K, V of one float type, got \(Q.dataType), \(K.dataType), \(V.dataType)")
+        }
+        guard Q.rank == 4, K.rank == 4, V.rank == 4 else { throw EngineError(.shapeMismatch, "FlexAttention inputs must be 4-D") }
+        let B = Q.shape[0], Hq = Q.shape[1], L = Q.shape[2], D = Q.shape[3]
+        let Hk = K.shape[1], S = K.shape[2], Dv = V.shape[3]
+        guard K.shape[0] == B, V.shape[0] == B, K.shape[3] == D, V.shape[1] == Hk, V.shape[2] == S, Hk > 0, Hq % Hk == 0 else {
+            throw EngineError(.shapeMismatch, "FlexAttention shapes \(Q.shape), \(K.shape), \(V.shape) do not agree")
+        }
+        let softmaxType = precision ?? (dt == .float64 ? .float64 : .float32)
+        let qf = try AttentionFloats.widen(Q, ctx), kf = try AttentionFloats.widen(K, ctx), vf = try AttentionFloats.widen(V, ctx)
+        var scores = try ctx.uninitialized(.float32, [B, Hq, L, S])
+        let group = Hq / Hk
+        let sc = scale ?? 1 / Float(D).squareRoot()
+        do {
+            let sp = scores.mutableBuffer(Float.self).baseAddress!
+            let qp = qf.buffer(Float.self).baseAddress!, kp = kf.buffer(Float.self).baseAddress!
+            for b in 0..<B {
+                for h in 0..<Hq {
+                    blindai_sgemm(0, 1, L, S, D, sc, qp + (b * Hq + h) * L * D, D, kp + (b * Hk + h / group) * S * D, D, 0, sp + (b * Hq + h) * L * S, S)
+                }
+            }
+        }
+        func modify(_ t: Tensor, _ sub: SubgraphPlan, offset: Int) throws -> Tensor {
+            let arg = try AttentionFloats.narrow(t, to: softmaxType, ctx)
+            let r = try sub.run([arg], capturedFrom: inputs, at: offset, context: ctx)
+            guard let y = r.first, y.shape == t.shape else {
+                throw EngineError(.invalidModel, "FlexAttention modifier must return one tensor of shape \(t.shape)")
+            }
+            return try AttentionFloats.widen(y, ctx)
+        }
+        if let scoreMod { scores = try modify(scores, scoreMod, offset: formalCount) }
+        var probs = try ctx.uninitialized(.float32, [B, Hq, L, S])
+        do {
+            let s = scores.buffer(Float.self).baseAddress!, p = probs.mutableBuffer(Float.self).baseAddress!
+            for r in 0..<(B * Hq * L) {
+                let row = s + r * S, o = p + r * S
+                var m = -Float.infinity
+                for j in 0..<S where row[j] > m { m = row[j] }
+                if m == -Float.infinity { for j in 0..<S { o[j] = 0 }; continue }
+                var sum: Float = 0
+                for j in 0..<S { let e = Foundation.exp(row[j] - m); o[j] = e; sum += e }
+                for j in 0..<S { o[j] /= sum }
+            }
+        }
+        if let probMod { probs = try modify(probs, probMod, offset: formalCount + (scoreMod?.captured.count ?? 0)) }
+        let y = try ctx.uninitialized(.float32, [B, Hq, L, Dv])
+        let pp = probs.buffer(Float.self).baseAddress!, vp = vf.buffer(Float.self).baseAddress!, yp = y.mutableBuffer(Float.self).baseAddress!
+        for b in 0..<B {
+            for h in 0..<Hq {
+                blindai_sgemm(0, 0, L, Dv, S, 1, pp + (b * Hq + h) * L * S, S, vp + (b * Hk + h / group) * S * Dv, Dv, 0, yp + (b * Hq + h) * L * Dv, Dv)
+            }
+        }
+        return [try AttentionFloats.narrow(y, to: dt, ctx)]
+    }
+}
+
 extension StandardOperators {
     static func registerMicrosoft(_ r: inout OperatorRegistry) {
         // ONNX standard Attention (opset 23+) and RotaryEmbedding (opset 23).
@@ -989,6 +1161,29 @@ extension StandardOperators {
         r.register("RotaryEmbedding") { c in
             RotaryEmbeddingOp(contrib: false, interleaved: try c.int("interleaved", default: 0) != 0,
                               numHeads: try c.int("num_heads", default: 0), rotaryDim: try c.int("rotary_embedding_dim", default: 0))
+        }
+
+        r.register("LinearAttention") { c in
+            guard let qh = try c.int("q_num_heads"), let kvh = try c.int("kv_num_heads"), qh > 0, kvh > 0, qh % kvh == 0 else {
+                throw c.error(.invalidModel, "LinearAttention needs q_num_heads a positive multiple of kv_num_heads")
+            }
+            let rule: LinearAttentionOp.Rule
+            switch try c.string("update_rule", default: "gated_delta") {
+            case "linear": rule = .linear
+            case "gated": rule = .gated
+            case "delta": rule = .delta
+            case "gated_delta": rule = .gatedDelta
+            case let u: throw c.error(.invalidModel, "unknown update_rule '\(u)'")
+            }
+            return LinearAttentionOp(rule: rule, qHeads: qh, kvHeads: kvh, scale: try c.float("scale", default: 0))
+        }
+        r.register("FlexAttention", domain: "ai.onnx.preview") { c in
+            let precision = try c.int("softmax_precision").map { DataType(rawValue: $0) }
+            if let p = precision, p == nil || !AttentionFloats.isSupported(p!) { throw c.error(.invalidModel, "unsupported softmax_precision") }
+            let formal = c.inputCount
+            let score = c.has("score_mod") ? try c.subgraph("score_mod") : nil
+            let prob = c.has("prob_mod") ? try c.subgraph("prob_mod") : nil
+            return FlexAttentionOp(scale: try c.float("scale"), precision: precision ?? nil, scoreMod: score, probMod: prob, formalCount: formal)
         }
 
         let ms = "com.microsoft"
