@@ -276,7 +276,9 @@ struct OnnxAttentionOp: Operator {
             let v = try np.intValues()
             guard v.count == B else { throw EngineError(.shapeMismatch, "Attention nonpad_kv_seqlen must have \(B) values, got \(v.count)") }
             guard pastK == nil else { throw EngineError(.invalidArgument, "Attention: nonpad_kv_seqlen cannot be combined with past_key") }
-            nonpad = v
+            // Values beyond these bounds mask nothing more (or everything), so clamping keeps the arithmetic safe.
+            let bound = 2 * (T + Sq) + 2
+            nonpad = v.map { Swift.min(Swift.max($0, -bound), bound) }
         }
 
         let qf = try AttentionFloats.widen(Q, ctx), kf = try AttentionFloats.widen(K, ctx), vf = try AttentionFloats.widen(V, ctx)
@@ -602,7 +604,7 @@ struct ContribAttentionOp: Operator {
         let B = x.shape[0], S = x.shape[1], Din = x.shape[2]
         let total = w.shape[1]
         let sizes = qkvSizes ?? [total / 3, total / 3, total / 3]
-        guard sizes.count == 3, sizes.reduce(0, +) == total, sizes[0] == sizes[1] else {
+        guard sizes.count == 3, sizes.allSatisfy({ $0 > 0 && $0 <= total }), sizes.reduce(0, +) == total, sizes[0] == sizes[1] else {
             throw EngineError(.shapeMismatch, "Attention qkv sizes \(sizes) do not match weights \(w.shape)")
         }
         let H = numHeads
@@ -1149,7 +1151,9 @@ extension StandardOperators {
             let mode = try c.int("qk_matmul_output_mode", default: 0)
             guard (0...3).contains(mode) else { throw c.error(.invalidModel, "qk_matmul_output_mode must be 0 to 3, got \(mode)") }
             let left = try c.int("left_window_size", default: -1), right = try c.int("right_window_size", default: -1)
-            guard left >= -1, right >= -1 else { throw c.error(.invalidModel, "window sizes must be -1 or non-negative") }
+            guard left >= -1, right >= -1, left <= Int(Int32.max), right <= Int(Int32.max) else {
+                throw c.error(.invalidModel, "window sizes must be -1 or non-negative")
+            }
             var outputs = 0
             for (i, name) in c.node.outputs.enumerated() where !name.isEmpty { outputs = i + 1 }
             return OnnxAttentionOp(

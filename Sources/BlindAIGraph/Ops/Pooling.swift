@@ -30,6 +30,10 @@ struct PoolWindowAttributes: Sendable {
         guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
             throw c.error(.invalidModel, "strides \(strides) and dilations \(dilations) must be positive, pads \(pads) non-negative")
         }
+        let limit = Int(Int32.max)
+        guard (kernel + strides + pads + dilations).allSatisfy({ $0 <= limit }) else {
+            throw c.error(.invalidModel, "pooling attributes are out of range")
+        }
         guard ["NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(autoPad) else {
             throw c.error(.invalidModel, "unknown auto_pad '\(autoPad)'")
         }
@@ -466,9 +470,12 @@ struct MaxRoiPoolOp: Operator {
         let PH = pooled[0], PW = pooled[1]
         let R = rois.shape[0]
         let r = try rois.doubleValues()
+        let scale = Double(spatialScale)
+        guard r.allSatisfy({ $0.isFinite && Swift.abs($0 * scale) < 1e9 && Swift.abs($0) < 1e9 }) else {
+            throw EngineError(.invalidArgument, "MaxRoiPool rois must be finite coordinates")
+        }
         let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
         let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
-        let scale = Double(spatialScale)
         for n in 0..<R {
             let b = Int(r[n * 5])
             guard b >= 0 && b < N else { throw EngineError(.invalidArgument, "MaxRoiPool batch index \(b) out of range for batch \(N)") }
@@ -534,6 +541,9 @@ struct RoiAlignOp: Operator {
         let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
         let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
         let scale = Double(spatialScale)
+        guard r.allSatisfy({ $0.isFinite && Swift.abs($0 * scale) < 1e9 }) else {
+            throw EngineError(.invalidArgument, "RoiAlign rois must be finite coordinates")
+        }
         let offset = halfPixel ? 0.5 : 0
         for n in 0..<R {
             let b = batches[n]
@@ -545,7 +555,9 @@ struct RoiAlignOp: Operator {
             let binH = rh / Double(PH), binW = rw / Double(PW)
             let gh = samplingRatio > 0 ? samplingRatio : Int((rh / Double(PH)).rounded(.up))
             let gw = samplingRatio > 0 ? samplingRatio : Int((rw / Double(PW)).rounded(.up))
-            guard gh >= 0, gw >= 0, gh * gw <= 1 << 20 else { throw EngineError(.invalidArgument, "RoiAlign sampling grid \(gh)x\(gw) is too large") }
+            guard gh >= 0, gw >= 0, gh <= 1 << 12, gw <= 1 << 12, PH * PW * gh * gw <= 1 << 26 else {
+                throw EngineError(.memoryLimit, "RoiAlign sampling grid \(gh)x\(gw) per bin is too large")
+            }
             let count = Double(Swift.max(gh * gw, 1))
             // Sampling positions and weights, shared by every channel.
             var samples: [RoiAlignSample] = []
@@ -626,6 +638,7 @@ extension StandardOperators {
             let strides = try c.ints("strides") ?? Array(repeating: 1, count: k.count)
             let pads = try c.ints("pads") ?? Array(repeating: 0, count: 2 * k.count)
             guard strides.count == k.count, pads.count == 2 * k.count else { throw c.error(.invalidModel, "MaxUnpool attributes do not agree in rank") }
+            guard (k + strides + pads).allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }) else { throw c.error(.invalidModel, "MaxUnpool attributes are out of range") }
             return MaxUnpoolOp(kernel: k, strides: strides, pads: pads)
         }
         r.register("MaxRoiPool") { c in

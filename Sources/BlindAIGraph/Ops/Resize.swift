@@ -169,8 +169,8 @@ struct ResizeOp: Operator {
         let filterScale = Swift.min(scale, 1)
         switch mode {
         case .nearest: n = 1
-        case .linear: n = antialias ? 2 - 2 * (Int((-1 / filterScale).rounded(.down)) + 1) : 2
-        case .cubic: n = antialias ? 2 - 2 * (Int((-2 / filterScale).rounded(.down)) + 1) : 4
+        case .linear: n = antialias ? 2 - 2 * (Int(Swift.max((-1 / filterScale).rounded(.down), -1e6)) + 1) : 2
+        case .cubic: n = antialias ? 2 - 2 * (Int(Swift.max((-2 / filterScale).rounded(.down), -1e6)) + 1) : 4
         }
         var index = [Int](repeating: 0, count: output * n)
         var weight = [Double](repeating: 0, count: output * n)
@@ -178,10 +178,14 @@ struct ResizeOp: Operator {
         let last = Swift.max(input - 1, 0)
         var w = [Double](repeating: 0, count: n)
         for o in 0..<output {
-            let xo = sourceCoordinate(o, input: input, output: output, scale: scale, roiStart: roiStart, roiEnd: roiEnd)
-            if coordinate == .tfCropAndResize && (xo < 0 || xo > Double(input - 1)) {
+            var xo = sourceCoordinate(o, input: input, output: output, scale: scale, roiStart: roiStart, roiEnd: roiEnd)
+            if coordinate == .tfCropAndResize && !(xo >= 0 && xo <= Double(input - 1)) {
                 extrapolate[o] = true
             }
+            // Far outside the input every tap clamps to the same edge: bound the coordinate so that index
+            // arithmetic cannot overflow (and NaN from a hostile roi becomes a defined edge).
+            let bound = Double(input + n + 8)
+            xo = xo.isNaN ? 0 : Swift.min(Swift.max(xo, -bound), bound)
             if mode == .nearest {
                 var i: Double
                 switch nearest {
@@ -439,12 +443,12 @@ struct GridSampleOp: Operator {
             let dx = lo - x
             let k = (dx / range).rounded(.towardZero)
             let r = dx - k * range
-            return Int(k) % 2 == 0 ? lo + r : hi - r
+            return k.truncatingRemainder(dividingBy: 2) == 0 ? lo + r : hi - r
         } else if x > hi {
             let dx = x - hi
             let k = (dx / range).rounded(.towardZero)
             let r = dx - k * range
-            return Int(k) % 2 == 0 ? hi - r : lo + r
+            return k.truncatingRemainder(dividingBy: 2) == 0 ? hi - r : lo + r
         }
         return x
     }
@@ -491,10 +495,13 @@ struct GridSampleOp: Operator {
                     let v = g[gp + (n - 1 - i)]
                     let L = Double(dims[i])
                     var c = alignCorners ? (v + 1) / 2 * (L - 1) : ((v + 1) * L - 1) / 2
+                    // NaN samples read outside the input; coordinates are bounded so index arithmetic cannot overflow.
+                    c = c.isNaN ? -L - 8 : Swift.min(Swift.max(c, -1e9), 1e9)
                     if mode == .nearest { c = c.rounded(.toNearestOrEven) }
                     if c < lo[i] || c > hi[i] {
                         if padding == 1 { c = Swift.min(Swift.max(c, 0), L - 1) } else if padding == 2 { c = Self.reflect(c, lo[i], hi[i]) }
                     }
+                    c = Swift.min(Swift.max(c, -L - 8), L + 8)
                     switch mode {
                     case .nearest:
                         tapIndex[i][0] = Int(c.rounded(.towardZero))
@@ -622,6 +629,10 @@ struct Col2ImOp: Operator {
         let str = strides ?? Array(repeating: 1, count: n)
         guard dil.count == n, str.count == n, pad.count == 2 * n else { throw EngineError(.invalidArgument, "Col2Im attributes do not match \(n) spatial axes") }
         guard x.rank == 3 else { throw EngineError(.shapeMismatch, "Col2Im input must be [N, C*prod(block), L], got \(x.shape)") }
+        let limit = Int(Int32.max)
+        guard (block + image + dil + str + pad).allSatisfy({ $0 <= limit }), pad.allSatisfy({ $0 >= 0 }) else {
+            throw EngineError(.invalidArgument, "Col2Im shapes, pads, dilations and strides are out of range")
+        }
         guard block.allSatisfy({ $0 > 0 }), image.allSatisfy({ $0 > 0 }), dil.allSatisfy({ $0 > 0 }), str.allSatisfy({ $0 > 0 }) else {
             throw EngineError(.invalidArgument, "Col2Im shapes, dilations and strides must be positive")
         }
