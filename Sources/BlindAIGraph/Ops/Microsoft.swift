@@ -453,15 +453,9 @@ struct RotaryEmbeddingOp: Operator {
         // Layout: element (b, s, n, d) at b * bs + s * ss + n * ns + d.
         let B: Int, S: Int, N: Int, H: Int, bs: Int, ss: Int, ns: Int
         if x.rank == 4 {
-            if contrib {
-                // com.microsoft: [batch, sequence, heads, head_size]
-                B = x.shape[0]; S = x.shape[1]; N = x.shape[2]; H = x.shape[3]
-                bs = S * N * H; ss = N * H; ns = H
-            } else {
-                // ONNX: [batch, heads, sequence, head_size]
-                B = x.shape[0]; N = x.shape[1]; S = x.shape[2]; H = x.shape[3]
-                bs = N * S * H; ss = H; ns = S * H
-            }
+            // [batch, heads, sequence, head_size] (both the ONNX and the com.microsoft operator)
+            B = x.shape[0]; N = x.shape[1]; S = x.shape[2]; H = x.shape[3]
+            bs = N * S * H; ss = H; ns = S * H
         } else if x.rank == 3 {
             B = x.shape[0]; S = x.shape[1]
             var n = numHeads

@@ -365,7 +365,7 @@ struct ResizeOp: Operator {
         return cur
     }
 
-    /// Integer inputs are resampled in double precision and rounded back, saturating.
+    /// Integer inputs are resampled in double precision and truncated back (as onnxruntime does), saturating.
     func resampleInt<T: EngineInteger>(_ x: Tensor, _ order: [Int], _ taps: [Int: ResizeAxisTaps], _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
         let wide = try ctx.uninitialized(.float64, x.shape)
         let s = x.buffer(T.self), w = wide.mutableBuffer(Double.self)
@@ -373,7 +373,11 @@ struct ResizeOp: Operator {
         let r = try resample(wide, order, taps, Double.self, ctx)
         let out = try ctx.uninitialized(x.dataType, r.shape)
         let rs = r.buffer(Double.self), d = out.mutableBuffer(T.self)
-        for i in 0..<rs.count { d[i] = T(clampingDouble: rs[i].rounded(.toNearestOrEven)) }
+        for i in 0..<rs.count {
+            // Values within rounding noise of an integer are that integer; others truncate.
+            let v = rs[i], n = v.rounded()
+            d[i] = T(clampingDouble: Swift.abs(v - n) < 1e-4 ? n : v.rounded(.towardZero))
+        }
         return out
     }
 }
