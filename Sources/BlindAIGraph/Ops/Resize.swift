@@ -133,27 +133,32 @@ struct ResizeOp: Operator {
         }
     }
 
-    /// The source coordinate of output index `o`.
+    /// The source coordinate of output index `o`, computed in float32 as onnxruntime does (this decides ties of
+    /// nearest rounding). align_corners and tf_crop_and_resize use the unrounded resized length, as the ONNX
+    /// reference does.
     func sourceCoordinate(_ o: Int, input: Int, output: Int, scale: Double, roiStart: Double, roiEnd: Double) -> Double {
-        let x = Double(o)
-        // As the reference does, align_corners and tf_crop_and_resize use the unrounded resized length.
-        let resized = scale * Double(input)
+        let x = Float(o), s = Float(scale), inL = Float(input)
+        let resized = s * inL
+        let r: Float
         switch coordinate {
-        case .halfPixel: return (x + 0.5) / scale - 0.5
+        case .halfPixel: r = (x + 0.5) / s - 0.5
         case .halfPixelSymmetric:
-            let adjustment = Double(output) / (scale * Double(input))
-            let center = Double(input) / 2
-            return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
-        case .pytorchHalfPixel: return output > 1 ? (x + 0.5) / scale - 0.5 : 0
-        case .alignCorners: return resized != 1 && output > 1 ? x * Double(input - 1) / (resized - 1) : 0
-        case .asymmetric: return x / scale
-        case .tfHalfPixelForNN: return (x + 0.5) / scale
+            let adjustment = Float(output) / resized
+            let center = inL / 2
+            r = center * (1 - adjustment) + (x + 0.5) / s - 0.5
+        case .pytorchHalfPixel: r = output > 1 ? (x + 0.5) / s - 0.5 : 0
+        case .alignCorners: r = resized != 1 && output > 1 ? x * (inL - 1) / (resized - 1) : 0
+        case .asymmetric: r = x / s
+        case .tfHalfPixelForNN: r = (x + 0.5) / s
         case .tfCropAndResize:
+            let rs = Float(roiStart), re = Float(roiEnd)
             if resized != 1 && output > 1 {
-                return roiStart * Double(input - 1) + x * (roiEnd - roiStart) * Double(input - 1) / (resized - 1)
+                r = rs * (inL - 1) + x * (re - rs) * (inL - 1) / (resized - 1)
+            } else {
+                r = 0.5 * (rs + re) * (inL - 1)
             }
-            return 0.5 * (roiStart + roiEnd) * Double(input - 1)
         }
+        return Double(r)
     }
 
     func cubicWeight(_ d: Double) -> Double {
