@@ -114,6 +114,22 @@ struct ResizeOp: Operator {
             order.append(a)
         }
         if order.isEmpty { return [x] }
+        // Separable passes: shrink first, and resample the innermost axis while the data is smallest.
+        if order.count > 1 {
+            var remaining = order, shape = x.shape
+            order = []
+            while !remaining.isEmpty {
+                var best = 0
+                var bestSize = Int.max
+                for (k, a) in remaining.enumerated() {
+                    let size = shape.reduce(1, *) / Swift.max(shape[a], 1) * outShape[a]
+                    if size < bestSize || (size == bestSize && a > remaining[best]) { best = k; bestSize = size }
+                }
+                let a = remaining.remove(at: best)
+                shape[a] = outShape[a]
+                order.append(a)
+            }
+        }
         if mode == .nearest || x.count == 0 {
             return [try gather(x, outShape: outShape, taps: taps, ctx)]
         }
@@ -282,6 +298,10 @@ struct ResizeOp: Operator {
         let rows = out.count / innerCount
         var index = [Int](repeating: 0, count: r)
         var o = 0
+        let innerHasFill = inner.contains(-1)
+        let innerIdentity = taps[r - 1] == nil
+        var lastBase = -1
+        let rowBytes = innerCount * MemoryLayout<T>.stride
         inner.withUnsafeBufferPointer { innerMap in
             for _ in 0..<rows {
                 var base = 0
@@ -293,12 +313,24 @@ struct ResizeOp: Operator {
                 }
                 if outside {
                     for i in 0..<innerCount { dst[o + i] = fill }
+                    lastBase = -1
+                } else if base == lastBase {
+                    // Same source row as the previous output row (upsampling): copy it.
+                    UnsafeMutableRawPointer(dst + o).copyMemory(from: dst + o - innerCount, byteCount: rowBytes)
+                } else if innerIdentity {
+                    UnsafeMutableRawPointer(dst + o).copyMemory(from: src + base, byteCount: rowBytes)
+                    lastBase = base
                 } else {
                     let s = src + base
-                    for i in 0..<innerCount {
-                        let m = innerMap[i]
-                        dst[o + i] = m < 0 ? fill : s[m]
+                    if innerHasFill {
+                        for i in 0..<innerCount {
+                            let m = innerMap[i]
+                            dst[o + i] = m < 0 ? fill : s[m]
+                        }
+                    } else {
+                        for i in 0..<innerCount { dst[o + i] = s[innerMap[i]] }
                     }
+                    lastBase = base
                 }
                 o += innerCount
                 var d = r - 2
@@ -337,11 +369,32 @@ struct ResizeOp: Operator {
                     let s = src + o * inA * inner
                     let d = dst + o * outA * inner
                     if inner == 1 {
+                        if n == 2 {
+                            for j in 0..<outA {
+                                d[j] = ext[j] ? fill : w[2 * j] * s[idx[2 * j]] + w[2 * j + 1] * s[idx[2 * j + 1]]
+                            }
+                        } else {
+                            for j in 0..<outA {
+                                if ext[j] { d[j] = fill; continue }
+                                var acc: T = 0
+                                for k in 0..<n { acc += w[j * n + k] * s[idx[j * n + k]] }
+                                d[j] = acc
+                            }
+                        }
+                    } else if n == 2 {
                         for j in 0..<outA {
-                            if ext[j] { d[j] = fill; continue }
-                            var acc: T = 0
-                            for k in 0..<n { acc += w[j * n + k] * s[idx[j * n + k]] }
-                            d[j] = acc
+                            let row = d + j * inner
+                            if ext[j] {
+                                for i in 0..<inner { row[i] = fill }
+                                continue
+                            }
+                            let w0 = w[2 * j], w1 = w[2 * j + 1]
+                            let r0 = s + idx[2 * j] * inner, r1 = s + idx[2 * j + 1] * inner
+                            if w1 == 0 {
+                                for i in 0..<inner { row[i] = w0 * r0[i] }
+                            } else {
+                                for i in 0..<inner { row[i] = w0 * r0[i] + w1 * r1[i] }
+                            }
                         }
                     } else {
                         for j in 0..<outA {
@@ -462,17 +515,6 @@ struct GridSampleOp: Operator {
         return x
     }
 
-    func cubic(_ t: Double) -> [Double] {
-        let a = -0.75
-        let x = Swift.abs(t)
-        return [
-            ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a,
-            ((a + 2) * x - (a + 3)) * x * x + 1,
-            ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1,
-            ((a * (2 - x) - 5 * a) * (2 - x) + 8 * a) * (2 - x) - 4 * a,
-        ]
-    }
-
     func sample<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ gshape: [Int], _ g: [Double], _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
         let N = x.shape[0], C = x.shape[1]
         let n = x.rank - 2
@@ -491,13 +533,20 @@ struct GridSampleOp: Operator {
         let tapsPerDim = mode == .nearest ? 1 : (mode == .linear ? 2 : 4)
         var combos = 1
         for _ in 0..<n { combos *= tapsPerDim }
-        // Per output point: the taps' flat offsets (-1 for a zero pixel) and weights, then applied to every channel.
-        var offs = [Int](repeating: 0, count: combos)
-        var wts = [Double](repeating: 0, count: combos)
-        var tapIndex = [[Int]](repeating: [Int](repeating: 0, count: tapsPerDim), count: n)
-        var tapWeight = [[Double]](repeating: [Double](repeating: 0, count: tapsPerDim), count: n)
+        // Per output point: every tap's flat offset and weight (a tap outside the input with zeros padding gets
+        // weight 0 at offset 0), computed once and applied to every channel.
+        // Points are processed in chunks so that the tap tables stay small.
+        let chunk = Swift.max(1, Swift.min(outCount, 4096))
+        var offs = [Int](repeating: 0, count: chunk * combos)
+        var wts = [T](repeating: 0, count: chunk * combos)
+        var tapIndex = [Int](repeating: 0, count: n * tapsPerDim)
+        var tapWeight = [Double](repeating: 0, count: n * tapsPerDim)
+        var cubicW = [Double](repeating: 0, count: 4)
         for b in 0..<N {
-            for p in 0..<outCount {
+          for p0 in stride(from: 0, to: outCount, by: chunk) {
+            let pc = Swift.min(chunk, outCount - p0)
+            for pl in 0..<pc {
+                let p = p0 + pl
                 let gp = (b * outCount + p) * n
                 for i in 0..<n {
                     // grid's last axis is (x, y, z): reversed relative to the (D, H, W) axes.
@@ -511,23 +560,24 @@ struct GridSampleOp: Operator {
                         if padding == 1 { c = Swift.min(Swift.max(c, 0), L - 1) } else if padding == 2 { c = Self.reflect(c, lo[i], hi[i]) }
                     }
                     c = Swift.min(Swift.max(c, -L - 8), L + 8)
+                    let t0 = i * tapsPerDim
                     switch mode {
                     case .nearest:
-                        tapIndex[i][0] = Int(c.rounded(.towardZero))
-                        tapWeight[i][0] = 1
+                        tapIndex[t0] = Int(c.rounded(.towardZero))
+                        tapWeight[t0] = 1
                     case .linear:
                         let f = c.rounded(.down)
                         let t = c - f
-                        tapIndex[i][0] = Int(f); tapIndex[i][1] = Int(f) + 1
-                        tapWeight[i][0] = 1 - t; tapWeight[i][1] = t
+                        tapIndex[t0] = Int(f); tapIndex[t0 + 1] = Int(f) + 1
+                        tapWeight[t0] = 1 - t; tapWeight[t0 + 1] = t
                     case .cubic:
                         let f = c.rounded(.down)
-                        let w = cubic(c - f)
-                        for k in 0..<4 { tapIndex[i][k] = Int(f) - 1 + k; tapWeight[i][k] = w[k] }
+                        cubicCoefficients(c - f, &cubicW)
+                        for k in 0..<4 { tapIndex[t0 + k] = Int(f) - 1 + k; tapWeight[t0 + k] = cubicW[k] }
                     }
-                    // Padding of each tap's index.
+                    // Padding of each tap's index (-1: a zero pixel).
                     for k in 0..<tapsPerDim {
-                        var j = tapIndex[i][k]
+                        var j = tapIndex[t0 + k]
                         if j < 0 || j >= dims[i] {
                             switch padding {
                             case 1: j = Swift.min(Swift.max(j, 0), dims[i] - 1)
@@ -535,7 +585,7 @@ struct GridSampleOp: Operator {
                             default: j = -1
                             }
                         }
-                        tapIndex[i][k] = j
+                        tapIndex[t0 + k] = j
                     }
                 }
                 for cIdx in 0..<combos {
@@ -543,22 +593,49 @@ struct GridSampleOp: Operator {
                     for i in stride(from: n - 1, through: 0, by: -1) {
                         let k = rem % tapsPerDim
                         rem /= tapsPerDim
-                        let j = tapIndex[i][k]
+                        let j = tapIndex[i * tapsPerDim + k]
                         if j < 0 || off < 0 { off = -1 } else { off += j * strides[i] }
-                        w *= tapWeight[i][k]
+                        w *= tapWeight[i * tapsPerDim + k]
                     }
-                    offs[cIdx] = off
-                    wts[cIdx] = w
-                }
-                for ch in 0..<C {
-                    let s = src + (b * C + ch) * plane
-                    var acc = 0.0
-                    for cIdx in 0..<combos where offs[cIdx] >= 0 { acc += wts[cIdx] * Double(s[offs[cIdx]]) }
-                    dst[(b * C + ch) * outCount + p] = T(acc)
+                    offs[pl * combos + cIdx] = off < 0 ? 0 : off
+                    wts[pl * combos + cIdx] = off < 0 ? 0 : T(w)
                 }
             }
+            offs.withUnsafeBufferPointer { o in
+            wts.withUnsafeBufferPointer { w in
+                for ch in 0..<C {
+                    let s = src + (b * C + ch) * plane
+                    let d = dst + (b * C + ch) * outCount + p0
+                    switch combos {
+                    case 1:
+                        for p in 0..<pc { d[p] = w[p] * s[o[p]] }
+                    case 4:
+                        for p in 0..<pc {
+                            let q = 4 * p
+                            d[p] = (w[q] * s[o[q]] + w[q + 1] * s[o[q + 1]]) + (w[q + 2] * s[o[q + 2]] + w[q + 3] * s[o[q + 3]])
+                        }
+                    default:
+                        for p in 0..<pc {
+                            var acc: T = 0
+                            for k in 0..<combos { acc += w[p * combos + k] * s[o[p * combos + k]] }
+                            d[p] = acc
+                        }
+                    }
+                }
+            }
+            }
+          }
         }
         return y
+    }
+
+    func cubicCoefficients(_ t: Double, _ out: inout [Double]) {
+        let a = -0.75
+        let x = Swift.abs(t)
+        out[0] = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+        out[1] = ((a + 2) * x - (a + 3)) * x * x + 1
+        out[2] = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+        out[3] = ((a * (2 - x) - 5 * a) * (2 - x) + 8 * a) * (2 - x) - 4 * a
     }
 }
 
