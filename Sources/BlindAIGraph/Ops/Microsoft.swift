@@ -75,6 +75,68 @@ enum AttentionFloats {
     }
 }
 
+/// Vectorised softmax for attention rows.
+enum AttentionMath {
+    /// exp(x) for 8 lanes (Cephes-style range reduction and polynomial; about 1 ulp).
+    @inline(__always)
+    static func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        var x = v.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+        x = x - n * 0.693359375
+        x = x + n * 2.12194440e-4
+        var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+        p = p * x + 1.3981999507e-3
+        p = p * x + 8.3334519073e-3
+        p = p * x + 4.1665795894e-2
+        p = p * x + 1.6666665459e-1
+        p = p * x + 5.0000001201e-1
+        p = p * (x * x) + x + 1
+        let e = (SIMD8<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
+        return p * unsafeBitCast(e, to: SIMD8<Float>.self)
+    }
+
+    /// In-place softmax of row[0..<n]; a row whose maximum is -inf (fully masked) becomes zeros.
+    static func softmax(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
+        var m = -Float.infinity
+        var j = 0
+        if n >= 8 {
+            var mv = SIMD8<Float>(repeating: -.infinity)
+            while j + 8 <= n {
+                let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+                mv = mv.replacing(with: v, where: mv .< v)
+                j += 8
+            }
+            m = mv.max()
+        }
+        while j < n { if row[j] > m { m = row[j] }; j += 1 }
+        if m == -Float.infinity || m.isNaN {
+            for j in 0..<n { row[j] = m.isNaN ? .nan : 0 }
+            return
+        }
+        var sum: Float = 0
+        j = 0
+        var sv = SIMD8<Float>(repeating: 0)
+        let mm = SIMD8<Float>(repeating: m)
+        while j + 8 <= n {
+            let e = exp8(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - mm)
+            UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: SIMD8<Float>.self)
+            sv += e
+            j += 8
+        }
+        sum = sv.sum()
+        while j < n { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e; j += 1 }
+        let inv = sum > 0 ? 1 / sum : 0
+        j = 0
+        let iv = SIMD8<Float>(repeating: inv)
+        while j + 8 <= n {
+            let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) * iv
+            UnsafeMutableRawPointer(row + j).storeBytes(of: v, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < n { row[j] *= inv; j += 1 }
+    }
+}
+
 /// A strided view of a [batch, heads, sequence, head_size] operand in float32: element (b, h, s, d) is at
 /// base + b * batch + h * head + s * row + d.
 struct AttentionView {
@@ -170,23 +232,8 @@ struct AttentionCore {
                         for j in 0..<T { row[j] = Self.bf16(row[j] / sum) }
                     }
                 }
-                for i in 0..<S where !emulateBF16 {
-                    let row = scores + i * T
-                    var m = -Float.infinity
-                    for j in 0..<T where row[j] > m { m = row[j] }
-                    if m == -Float.infinity {
-                        // Fully masked row: zero probabilities (and a zero output row), never NaN.
-                        for j in 0..<T { row[j] = 0 }
-                        continue
-                    }
-                    var sum: Float = 0
-                    for j in 0..<T {
-                        let e = Foundation.exp(row[j] - m)
-                        row[j] = e
-                        sum += e
-                    }
-                    let inv = sum > 0 ? 1 / sum : 0
-                    for j in 0..<T { row[j] *= inv }
+                if !emulateBF16 {
+                    for i in 0..<S { AttentionMath.softmax(scores + i * T, T) }
                 }
                 probe?(3, b, h, scores)
                 if valueHeadSize > 0 {
@@ -1117,13 +1164,8 @@ struct FlexAttentionOp: Operator {
         do {
             let s = scores.buffer(Float.self).baseAddress!, p = probs.mutableBuffer(Float.self).baseAddress!
             for r in 0..<(B * Hq * L) {
-                let row = s + r * S, o = p + r * S
-                var m = -Float.infinity
-                for j in 0..<S where row[j] > m { m = row[j] }
-                if m == -Float.infinity { for j in 0..<S { o[j] = 0 }; continue }
-                var sum: Float = 0
-                for j in 0..<S { let e = Foundation.exp(row[j] - m); o[j] = e; sum += e }
-                for j in 0..<S { o[j] /= sum }
+                (p + r * S).update(from: s + r * S, count: S)
+                AttentionMath.softmax(p + r * S, S)
             }
         }
         if let probMod { probs = try modify(probs, probMod, offset: formalCount + (scoreMod?.captured.count ?? 0)) }
