@@ -30,6 +30,10 @@ struct PoolWindowAttributes: Sendable {
         guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
             throw c.error(.invalidModel, "strides \(strides) and dilations \(dilations) must be positive, pads \(pads) non-negative")
         }
+        let limit = Int(Int32.max)
+        guard (kernel + strides + pads + dilations).allSatisfy({ $0 <= limit }) else {
+            throw c.error(.invalidModel, "pooling attributes are out of range")
+        }
         guard ["NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(autoPad) else {
             throw c.error(.invalidModel, "unknown auto_pad '\(autoPad)'")
         }
@@ -52,6 +56,10 @@ struct PoolGeometry: Sendable {
     var outSize: [Int]  // 3
     var dilation: [Int] // 3
     var taps: [[PoolTap]] // 3 axes, one per output index
+    /// Kernel size, stride and leading pad of the innermost (width) axis.
+    var kernelW = 1
+    var strideW = 1
+    var padW = 0
     var outShape: [Int]
     /// Column-major strides of the spatial input (for MaxPool storage_order = 1 indices).
     var spatialRank: Int
@@ -111,6 +119,7 @@ struct PoolGeometry: Sendable {
             outS[axis] = out
             dil[axis] = d
             allTaps[axis] = taps
+            if axis == 2 { kernelW = k; strideW = s; padW = pb }
             outSpatial.append(out)
         }
         inSize = inS
@@ -201,63 +210,127 @@ enum PoolKernels {
         }
     }
 
-    /// Average (p == 0) or Lp pooling of every plane.
-    static func average<T: BinaryFloatingPoint & TensorElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
-                                                                countIncludePad: Bool, p: T, lp: Bool) {
+    @inline(__always)
+    static func load8<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD8<T> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<T>.self) }
+    @inline(__always)
+    static func load16<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD16<T> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self) }
+    @inline(__always)
+    static func store8<T: SIMDScalar>(_ v: SIMD8<T>, _ p: UnsafeMutablePointer<T>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<T>.self) }
+
+    /// acc[ow] = max(acc[ow], r[ow * sw]) for ow in lo..<hi (NaN inputs never win, as in onnxruntime);
+    /// r[0..<avail] is readable.
+    @inline(__always)
+    static func rowMax<T: BinaryFloatingPoint & SIMDScalar>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int, _ avail: Int) {
+        var ow = lo
+        if sw == 1 {
+            while ow + 8 <= hi {
+                let a = load8(acc + ow), v = load8(r + ow)
+                store8(a.replacing(with: v, where: a .< v), acc + ow)
+                ow += 8
+            }
+        } else if sw == 2 {
+            // The 16-wide load reads one element past the last tap: only while it stays inside the row.
+            while ow + 8 <= hi && 2 * ow + 16 <= avail {
+                let a = load8(acc + ow), v = load16(r + 2 * ow).evenHalf
+                store8(a.replacing(with: v, where: a .< v), acc + ow)
+                ow += 8
+            }
+        }
+        while ow < hi {
+            let v = r[ow &* sw], a = acc[ow]
+            acc[ow] = a < v ? v : a
+            ow += 1
+        }
+    }
+
+    /// acc[ow] += r[ow * sw] for ow in lo..<hi.
+    @inline(__always)
+    static func rowSum<T: BinaryFloatingPoint & SIMDScalar>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int, _ avail: Int) {
+        var ow = lo
+        if sw == 1 {
+            while ow + 8 <= hi { store8(load8(acc + ow) + load8(r + ow), acc + ow); ow += 8 }
+        } else if sw == 2 {
+            while ow + 8 <= hi && 2 * ow + 16 <= avail { store8(load8(acc + ow) + load16(r + 2 * ow).evenHalf, acc + ow); ow += 8 }
+        }
+        while ow < hi { acc[ow] += r[ow &* sw]; ow += 1 }
+    }
+
+    /// Row-oriented pooling of float planes: each output row accumulates whole input rows, one kernel column at a
+    /// time, so the inner loop runs over output columns with no per-element window arithmetic.
+    /// kind: 0 max, 1 average, 2 Lp with p == 2, 3 Lp with general p.
+    static func rows<T: BinaryFloatingPoint & TensorElement & SIMDScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
+                                                             kind: Int, countIncludePad: Bool, p: T) {
         let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
         let OD = g.outSize[0], OH = g.outSize[1], OW = g.outSize[2]
         let dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2]
+        let sw = g.strideW, KW = g.kernelW
         let plane = D * H * W, outPlane = OD * OH * OW
         let planes = g.batch * g.channels
-        let isP2 = p == 2, isP1 = p == 1
+        if OW == 0 || outPlane == 0 { return }
+        // Per kernel column: the source offset and the range of output columns whose tap lies inside the row.
+        var colOffset = [Int](repeating: 0, count: KW), colLo = [Int](repeating: 0, count: KW), colHi = [Int](repeating: 0, count: KW)
+        for kw in 0..<KW {
+            let off = kw * dw - g.padW
+            colOffset[kw] = off
+            colLo[kw] = Swift.min(OW, Swift.max(0, PoolGeometry.ceilDiv(-off, sw)))
+            colHi[kw] = W - 1 - off >= 0 ? Swift.min(OW, (W - 1 - off) / sw + 1) : 0
+            if colHi[kw] < colLo[kw] { colHi[kw] = colLo[kw] }
+        }
+        // Per output column: the divisor's width factor.
+        var widthCount = [T](repeating: 0, count: OW)
+        for ow in 0..<OW { let t = g.taps[2][ow]; widthCount[ow] = T(countIncludePad ? t.padded : t.count) }
+        let acc = UnsafeMutablePointer<T>.allocate(capacity: OW)
+        defer { acc.deallocate() }
+        let initial: T = kind == 0 ? -T.infinity : 0
         let invP = 1 / p
-        g.taps[0].withUnsafeBufferPointer { tD in
-        g.taps[1].withUnsafeBufferPointer { tH in
-        g.taps[2].withUnsafeBufferPointer { tW in
-            for pl in 0..<planes {
-                let src = x + pl * plane
-                var dst = y + pl * outPlane
-                for od in 0..<OD {
-                    let td = tD[od]
-                    for oh in 0..<OH {
-                        let th = tH[oh]
-                        for ow in 0..<OW {
-                            let tw = tW[ow]
-                            var acc: T = 0
-                            for kd in 0..<td.count {
-                                let pd = td.first + kd * dd
-                                for kh in 0..<th.count {
-                                    let row = src + ((pd * H + th.first + kh * dh) * W + tw.first)
-                                    if !lp {
-                                        if dw == 1 {
-                                            for kw in 0..<tw.count { acc += row[kw] }
-                                        } else {
-                                            for kw in 0..<tw.count { acc += row[kw * dw] }
-                                        }
-                                    } else if isP2 {
-                                        for kw in 0..<tw.count { let v = row[kw * dw]; acc += v * v }
-                                    } else if isP1 {
-                                        for kw in 0..<tw.count { acc += Swift.abs(row[kw * dw]) }
-                                    } else {
-                                        for kw in 0..<tw.count { acc += T(Foundation.pow(Double(Swift.abs(row[kw * dw])), Double(p))) }
-                                    }
+        for pl in 0..<planes {
+            let src = x + pl * plane
+            var dst = y + pl * outPlane
+            for od in 0..<OD {
+                let td = g.taps[0][od]
+                for oh in 0..<OH {
+                    let th = g.taps[1][oh]
+                    acc.initialize(repeating: initial, count: OW)
+                    for kd in 0..<td.count {
+                        let pd = td.first &+ kd &* dd
+                        for kh in 0..<th.count {
+                            let row = src + ((pd &* H &+ th.first &+ kh &* dh) &* W)
+                            for kw in 0..<KW {
+                                let lo = colLo[kw], hi = colHi[kw]
+                                if lo >= hi { continue }
+                                let r = row + colOffset[kw]
+                                switch kind {
+                                case 0: rowMax(r, acc, lo, hi, sw, W - colOffset[kw])
+                                case 1: rowSum(r, acc, lo, hi, sw, W - colOffset[kw])
+                                case 2:
+                                    for ow in lo..<hi { let v = r[ow &* sw]; acc[ow] += v * v }
+                                default:
+                                    for ow in lo..<hi { acc[ow] += T(Foundation.pow(Double(Swift.abs(r[ow &* sw])), Double(p))) }
                                 }
                             }
-                            if lp {
-                                dst.pointee = isP2 ? acc.squareRoot() : (isP1 ? acc : T(Foundation.pow(Double(acc), Double(invP))))
-                            } else {
-                                let n = countIncludePad ? td.padded * th.padded * tw.padded : td.count * th.count * tw.count
-                                dst.pointee = n > 0 ? acc / T(n) : 0
-                            }
-                            dst += 1
                         }
                     }
+                    switch kind {
+                    case 0:
+                        // A window with no input element (only possible with pads >= kernel) gives 0.
+                        for ow in 0..<OW { dst[ow] = acc[ow] == -T.infinity && g.taps[2][ow].count == 0 ? 0 : acc[ow] }
+                    case 1:
+                        let hd = T(countIncludePad ? td.padded * th.padded : td.count * th.count)
+                        for ow in 0..<OW {
+                            let n = hd * widthCount[ow]
+                            dst[ow] = n > 0 ? acc[ow] / n : 0
+                        }
+                    case 2:
+                        for ow in 0..<OW { dst[ow] = acc[ow].squareRoot() }
+                    default:
+                        for ow in 0..<OW { dst[ow] = T(Foundation.pow(Double(acc[ow]), Double(invP))) }
+                    }
+                    dst += OW
                 }
             }
         }
-        }
-        }
     }
+
 }
 
 /// Converts a float16 tensor to float32 (pooling and resampling compute float16 in float32).
@@ -287,8 +360,8 @@ struct MaxPoolOp: Operator {
         let x = try inputs.required(0)
         let g = try PoolGeometry(input: x.shape, attrs)
         switch x.dataType {
-        case .float32: return try pool(x, g, Float.self, ctx)
-        case .float64: return try pool(x, g, Double.self, ctx)
+        case .float32: return try poolFloat(x, g, Float.self, ctx)
+        case .float64: return try poolFloat(x, g, Double.self, ctx)
         case .float16: return try pool(x, g, Float16.self, ctx)
         case .int8: return try pool(x, g, Int8.self, ctx)
         case .uint8: return try pool(x, g, UInt8.self, ctx)
@@ -296,6 +369,13 @@ struct MaxPoolOp: Operator {
         case .int64: return try pool(x, g, Int64.self, ctx)
         default: throw EngineError(.typeMismatch, "MaxPool does not support \(x.dataType) tensors")
         }
+    }
+
+    func poolFloat<T: BinaryFloatingPoint & TensorElement & SIMDScalar>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
+        if wantIndices { return try pool(x, g, T.self, ctx) }
+        let y = try ctx.uninitialized(x.dataType, g.outShape)
+        PoolKernels.rows(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g, kind: 0, countIncludePad: false, p: 1)
+        return [y]
     }
 
     func pool<T: Comparable & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
@@ -328,10 +408,11 @@ struct AveragePoolOp: Operator {
         }
     }
 
-    func pool<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+    func pool<T: BinaryFloatingPoint & TensorElement & SIMDScalar>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
         let y = try ctx.uninitialized(x.dataType, g.outShape)
-        PoolKernels.average(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g,
-                            countIncludePad: countIncludePad, p: T(p ?? 1), lp: p != nil)
+        let kind = p == nil ? 1 : (p == 2 ? 2 : 3)
+        PoolKernels.rows(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g,
+                         kind: kind, countIncludePad: countIncludePad, p: T(p ?? 1))
         return y
     }
 }
@@ -466,9 +547,12 @@ struct MaxRoiPoolOp: Operator {
         let PH = pooled[0], PW = pooled[1]
         let R = rois.shape[0]
         let r = try rois.doubleValues()
+        let scale = Double(spatialScale)
+        guard r.allSatisfy({ $0.isFinite && Swift.abs($0 * scale) < 1e9 && Swift.abs($0) < 1e9 }) else {
+            throw EngineError(.invalidArgument, "MaxRoiPool rois must be finite coordinates")
+        }
         let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
         let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
-        let scale = Double(spatialScale)
         for n in 0..<R {
             let b = Int(r[n * 5])
             guard b >= 0 && b < N else { throw EngineError(.invalidArgument, "MaxRoiPool batch index \(b) out of range for batch \(N)") }
@@ -534,6 +618,9 @@ struct RoiAlignOp: Operator {
         let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
         let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
         let scale = Double(spatialScale)
+        guard r.allSatisfy({ $0.isFinite && Swift.abs($0 * scale) < 1e9 }) else {
+            throw EngineError(.invalidArgument, "RoiAlign rois must be finite coordinates")
+        }
         let offset = halfPixel ? 0.5 : 0
         for n in 0..<R {
             let b = batches[n]
@@ -545,7 +632,9 @@ struct RoiAlignOp: Operator {
             let binH = rh / Double(PH), binW = rw / Double(PW)
             let gh = samplingRatio > 0 ? samplingRatio : Int((rh / Double(PH)).rounded(.up))
             let gw = samplingRatio > 0 ? samplingRatio : Int((rw / Double(PW)).rounded(.up))
-            guard gh >= 0, gw >= 0, gh * gw <= 1 << 20 else { throw EngineError(.invalidArgument, "RoiAlign sampling grid \(gh)x\(gw) is too large") }
+            guard gh >= 0, gw >= 0, gh <= 1 << 12, gw <= 1 << 12, PH * PW * gh * gw <= 1 << 26 else {
+                throw EngineError(.memoryLimit, "RoiAlign sampling grid \(gh)x\(gw) per bin is too large")
+            }
             let count = Double(Swift.max(gh * gw, 1))
             // Sampling positions and weights, shared by every channel.
             var samples: [RoiAlignSample] = []
@@ -626,6 +715,7 @@ extension StandardOperators {
             let strides = try c.ints("strides") ?? Array(repeating: 1, count: k.count)
             let pads = try c.ints("pads") ?? Array(repeating: 0, count: 2 * k.count)
             guard strides.count == k.count, pads.count == 2 * k.count else { throw c.error(.invalidModel, "MaxUnpool attributes do not agree in rank") }
+            guard (k + strides + pads).allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }) else { throw c.error(.invalidModel, "MaxUnpool attributes are out of range") }
             return MaxUnpoolOp(kernel: k, strides: strides, pads: pads)
         }
         r.register("MaxRoiPool") { c in
