@@ -643,6 +643,9 @@ extension StandardOperators {
               trueLeafs.count == n, falseLeafs.count == n else {
             throw c.error(.invalidModel, "TreeEnsemble node attributes have different lengths")
         }
+        guard (trueIds + falseIds + featureIds + leafTargets).allSatisfy({ $0 >= 0 }) else {
+            throw c.error(.invalidModel, "TreeEnsemble node, leaf, feature and target ids must be non-negative")
+        }
         guard leafTargets.count == leafWeights.count else {
             throw c.error(.invalidModel, "leaf_targetids and leaf_weights have different lengths")
         }
