@@ -2,32 +2,55 @@ import BlindAITensor
 import Foundation
 
 // Signal processing: DFT (opset 17 axis attribute, opset 20 axis input), STFT and MelWeightMatrix.
-// Transforms are computed in double precision on split real/imaginary scratch buffers: radix-2 for powers of
-// two, a direct sum with a twiddle table for short lengths, Bluestein's chirp-z algorithm otherwise.
+// Transforms are computed in double precision on split real/imaginary scratch buffers: mixed-radix Stockham for
+// lengths with small prime factors, a direct sum for other short lengths, Bluestein's chirp-z algorithm otherwise.
 
 /// A forward complex FFT of one length, with its tables and scratch precomputed. Used by one run at a time.
+///
+/// Lengths whose prime factors are at most 13 use a mixed-radix Stockham (self-sorting) FFT with radix-4, 2, 3
+/// and generic small-prime butterflies; other short lengths a direct sum; other long lengths Bluestein's
+/// chirp-z algorithm over a power-of-two FFT.
 final class SignalFFT {
-    private enum Kind { case direct, radix2, bluestein }
+    private enum Kind { case trivial, stockham, direct, bluestein }
     let n: Int
     private let kind: Kind
-    /// cos/sin(2πk/n): k < n for the direct sum, k < n/2 for radix-2.
+    /// cos/sin(2πk/n) for k < n.
     private var cosT: [Double] = []
     private var sinT: [Double] = []
-    private var bitReverse: [Int] = []
+    /// Stockham radices, in the order applied.
+    private var radices: [Int] = []
     // Bluestein: chirp e^{-iπk²/n}, the transformed conjugate chirp of length m, the inner power-of-two FFT.
     private var chirpRe: [Double] = []
     private var chirpIm: [Double] = []
     private var kernelRe: [Double] = []
     private var kernelIm: [Double] = []
     private var inner: SignalFFT?
-    // Scratch for the direct sum and Bluestein.
+    // Scratch: the ping-pong buffer (Stockham), the result (direct) or the convolution (Bluestein).
     private var workRe: [Double] = []
     private var workIm: [Double] = []
+    // Generic-radix butterfly inputs.
+    private var tapRe: [Double] = []
+    private var tapIm: [Double] = []
+
+    private static let largestRadix = 13
+
+    /// The Stockham radices of `n`, or nil when it has a prime factor above `largestRadix`.
+    private static func factor(_ n: Int) -> [Int]? {
+        var rest = n
+        var out: [Int] = []
+        while rest % 4 == 0 { out.append(4); rest /= 4 }
+        if rest % 2 == 0 { out.append(2); rest /= 2 }
+        var p = 3
+        while rest > 1 && p <= largestRadix {
+            while rest % p == 0 { out.append(p); rest /= p }
+            p += 2
+        }
+        return rest == 1 ? out : nil
+    }
 
     /// Scratch doubles a plan of length `n` needs (for memory-limit checks before building it).
     static func scratchDoubles(_ n: Int) -> Int {
-        if n <= 1 || n & (n - 1) == 0 { return 3 * n }
-        if n <= 48 { return 4 * n }
+        if n <= 1 || factor(n) != nil || n <= 64 { return 4 * n + 2 * largestRadix }
         var m = 1
         while m < 2 * n - 1 { m <<= 1 }
         return 8 * m + 4 * n
@@ -36,29 +59,13 @@ final class SignalFFT {
     init(_ n: Int) {
         self.n = n
         if n <= 1 {
-            kind = .radix2
+            kind = .trivial
             return
         }
-        if n & (n - 1) == 0 {
-            kind = .radix2
-            let half = n / 2
-            cosT = [Double](repeating: 0, count: half)
-            sinT = [Double](repeating: 0, count: half)
-            for k in 0..<half {
-                let a = 2 * Double.pi * Double(k) / Double(n)
-                cosT[k] = Foundation.cos(a)
-                sinT[k] = Foundation.sin(a)
-            }
-            var bits = 0
-            while (1 << bits) < n { bits += 1 }
-            bitReverse = [Int](repeating: 0, count: n)
-            for i in 0..<n {
-                var r = 0, v = i
-                for _ in 0..<bits { r = (r << 1) | (v & 1); v >>= 1 }
-                bitReverse[i] = r
-            }
-        } else if n <= 48 {
-            kind = .direct
+        let radices = Self.factor(n)
+        if radices != nil || n <= 64 {
+            kind = radices != nil ? .stockham : .direct
+            self.radices = radices ?? []
             cosT = [Double](repeating: 0, count: n)
             sinT = [Double](repeating: 0, count: n)
             for k in 0..<n {
@@ -68,6 +75,8 @@ final class SignalFFT {
             }
             workRe = [Double](repeating: 0, count: n)
             workIm = [Double](repeating: 0, count: n)
+            tapRe = [Double](repeating: 0, count: Self.largestRadix)
+            tapIm = [Double](repeating: 0, count: Self.largestRadix)
         } else {
             kind = .bluestein
             var m = 1
@@ -79,7 +88,7 @@ final class SignalFFT {
             let twoN = 2 * n
             for k in 0..<n {
                 // k² mod 2n keeps the angle exact for long signals.
-                let q = (k % twoN) * (k % twoN) % twoN
+                let q = k * k % twoN
                 let a = Double.pi * Double(q) / Double(n)
                 chirpRe[k] = Foundation.cos(a)
                 chirpIm[k] = -Foundation.sin(a)
@@ -116,45 +125,125 @@ final class SignalFFT {
     /// In-place forward transform X[k] = Σ x[j] e^{-2πijk/n}.
     func forward(_ re: UnsafeMutablePointer<Double>, _ im: UnsafeMutablePointer<Double>) {
         switch kind {
-        case .radix2: radix2(re, im)
+        case .trivial: return
+        case .stockham: stockham(re, im)
         case .direct: direct(re, im)
         case .bluestein: bluestein(re, im)
         }
     }
 
-    private func radix2(_ re: UnsafeMutablePointer<Double>, _ im: UnsafeMutablePointer<Double>) {
+    private func stockham(_ re: UnsafeMutablePointer<Double>, _ im: UnsafeMutablePointer<Double>) {
         let n = self.n
-        if n <= 1 { return }
-        bitReverse.withUnsafeBufferPointer { rev in
-            for i in 0..<n {
-                let j = rev[i]
-                if j > i {
-                    let tr = re[i]; re[i] = re[j]; re[j] = tr
-                    let ti = im[i]; im[i] = im[j]; im[j] = ti
-                }
-            }
-        }
-        cosT.withUnsafeBufferPointer { ct in
-            sinT.withUnsafeBufferPointer { st in
-                var len = 2
-                while len <= n {
-                    let half = len / 2
-                    let step = n / len
-                    var start = 0
-                    while start < n {
-                        var t = 0
-                        for k in 0..<half {
-                            let wr = ct[t], wi = -st[t]
-                            let a = start + k, b = a + half
-                            let xr = re[b] * wr - im[b] * wi
-                            let xi = re[b] * wi + im[b] * wr
-                            re[b] = re[a] - xr; im[b] = im[a] - xi
-                            re[a] += xr; im[a] += xi
-                            t += step
+        cosT.withUnsafeBufferPointer { ctb in
+            sinT.withUnsafeBufferPointer { stb in
+                workRe.withUnsafeMutableBufferPointer { wrb in
+                    workIm.withUnsafeMutableBufferPointer { wib in
+                        tapRe.withUnsafeMutableBufferPointer { trb in
+                            tapIm.withUnsafeMutableBufferPointer { tib in
+                                let ct = ctb.baseAddress!, st = stb.baseAddress!
+                                let tr = trb.baseAddress!, ti = tib.baseAddress!
+                                var xr = re, xi = im
+                                var yr = wrb.baseAddress!, yi = wib.baseAddress!
+                                var s = 1       // stride: product of the radices applied so far
+                                var len = n     // length of the sub-transforms still to do
+                                for r in radices {
+                                    let m = len / r
+                                    let tw = s  // twiddle index step: e^{-2πi pk/len} = table[p k s]
+                                    switch r {
+                                    case 4:
+                                        for p in 0..<m {
+                                            let i1 = p * tw, i2 = 2 * p * tw, i3 = 3 * p * tw
+                                            let w1r = ct[i1], w1i = -st[i1]
+                                            let w2r = ct[i2], w2i = -st[i2]
+                                            let w3r = ct[i3], w3i = -st[i3]
+                                            for q in 0..<s {
+                                                let a0 = q + s * p, a1 = a0 + s * m, a2 = a1 + s * m, a3 = a2 + s * m
+                                                let t0r = xr[a0] + xr[a2], t0i = xi[a0] + xi[a2]
+                                                let t1r = xr[a0] - xr[a2], t1i = xi[a0] - xi[a2]
+                                                let t2r = xr[a1] + xr[a3], t2i = xi[a1] + xi[a3]
+                                                // (a1 - a3) * (-i)
+                                                let t3r = xi[a1] - xi[a3], t3i = xr[a3] - xr[a1]
+                                                let o = q + s * 4 * p
+                                                yr[o] = t0r + t2r; yi[o] = t0i + t2i
+                                                let y1r = t1r + t3r, y1i = t1i + t3i
+                                                let y2r = t0r - t2r, y2i = t0i - t2i
+                                                let y3r = t1r - t3r, y3i = t1i - t3i
+                                                yr[o + s] = y1r * w1r - y1i * w1i; yi[o + s] = y1r * w1i + y1i * w1r
+                                                yr[o + 2 * s] = y2r * w2r - y2i * w2i; yi[o + 2 * s] = y2r * w2i + y2i * w2r
+                                                yr[o + 3 * s] = y3r * w3r - y3i * w3i; yi[o + 3 * s] = y3r * w3i + y3i * w3r
+                                            }
+                                        }
+                                    case 2:
+                                        for p in 0..<m {
+                                            let wr = ct[p * tw], wi = -st[p * tw]
+                                            for q in 0..<s {
+                                                let a0 = q + s * p, a1 = a0 + s * m
+                                                let o = q + s * 2 * p
+                                                yr[o] = xr[a0] + xr[a1]; yi[o] = xi[a0] + xi[a1]
+                                                let dr = xr[a0] - xr[a1], di = xi[a0] - xi[a1]
+                                                yr[o + s] = dr * wr - di * wi; yi[o + s] = dr * wi + di * wr
+                                            }
+                                        }
+                                    case 3:
+                                        let h = 0.86602540378443864676  // sqrt(3)/2
+                                        for p in 0..<m {
+                                            let i1 = p * tw, i2 = 2 * p * tw
+                                            let w1r = ct[i1], w1i = -st[i1]
+                                            let w2r = ct[i2], w2i = -st[i2]
+                                            for q in 0..<s {
+                                                let a0 = q + s * p, a1 = a0 + s * m, a2 = a1 + s * m
+                                                let sr = xr[a1] + xr[a2], si = xi[a1] + xi[a2]
+                                                let dr = xr[a1] - xr[a2], di = xi[a1] - xi[a2]
+                                                let mr = xr[a0] - 0.5 * sr, mi = xi[a0] - 0.5 * si
+                                                let o = q + s * 3 * p
+                                                yr[o] = xr[a0] + sr; yi[o] = xi[a0] + si
+                                                let y1r = mr + h * di, y1i = mi - h * dr
+                                                let y2r = mr - h * di, y2i = mi + h * dr
+                                                yr[o + s] = y1r * w1r - y1i * w1i; yi[o + s] = y1r * w1i + y1i * w1r
+                                                yr[o + 2 * s] = y2r * w2r - y2i * w2i; yi[o + 2 * s] = y2r * w2i + y2i * w2r
+                                            }
+                                        }
+                                    default:
+                                        // Generic radix r: a direct r-point DFT (roots from the table) then twiddles.
+                                        let rootStep = n / r
+                                        for p in 0..<m {
+                                            for q in 0..<s {
+                                                for j in 0..<r {
+                                                    let a = q + s * (p + j * m)
+                                                    tr[j] = xr[a]; ti[j] = xi[a]
+                                                }
+                                                let o = q + s * r * p
+                                                for k in 0..<r {
+                                                    var sr = 0.0, si = 0.0
+                                                    var t = 0
+                                                    let stepK = k * rootStep
+                                                    for j in 0..<r {
+                                                        let c = ct[t], sn = st[t]
+                                                        sr += tr[j] * c + ti[j] * sn
+                                                        si += ti[j] * c - tr[j] * sn
+                                                        t += stepK
+                                                        if t >= n { t -= n }
+                                                    }
+                                                    let wIndex = p * k * tw
+                                                    let wr = ct[wIndex], wi = -st[wIndex]
+                                                    yr[o + k * s] = sr * wr - si * wi
+                                                    yi[o + k * s] = sr * wi + si * wr
+                                                }
+                                            }
+                                        }
+                                    }
+                                    swap(&xr, &yr)
+                                    swap(&xi, &yi)
+                                    s *= r
+                                    len = m
+                                }
+                                if xr != re {
+                                    re.update(from: xr, count: n)
+                                    im.update(from: xi, count: n)
+                                }
+                            }
                         }
-                        start += len
                     }
-                    len <<= 1
                 }
             }
         }
