@@ -314,6 +314,64 @@ final class SignalFFT {
     }
 }
 
+/// A forward FFT of a real signal of even length n through one complex FFT of length n/2.
+final class SignalRealFFT {
+    let n: Int
+    private let half: SignalFFT
+    /// e^{-2πik/n} for k <= n/2.
+    private var twRe: [Double]
+    private var twIm: [Double]
+    private var zRe: [Double]
+    private var zIm: [Double]
+
+    /// A plan for `n`, or nil when n is odd or too short to gain anything.
+    init?(_ n: Int) {
+        guard n >= 8, n % 2 == 0 else { return nil }
+        self.n = n
+        let h = n / 2
+        half = SignalFFT(h)
+        twRe = [Double](repeating: 0, count: h + 1)
+        twIm = [Double](repeating: 0, count: h + 1)
+        for k in 0...h {
+            let a = 2 * Double.pi * Double(k) / Double(n)
+            twRe[k] = Foundation.cos(a)
+            twIm[k] = -Foundation.sin(a)
+        }
+        zRe = [Double](repeating: 0, count: h)
+        zIm = [Double](repeating: 0, count: h)
+    }
+
+    /// Reads the real signal from re[0..<n] and writes its spectrum into re/im: bins 0...n/2, and with `full`
+    /// the conjugate-symmetric bins above n/2 as well.
+    func forward(_ re: UnsafeMutablePointer<Double>, _ im: UnsafeMutablePointer<Double>, full: Bool) {
+        let n = self.n, h = n / 2
+        twRe.withUnsafeBufferPointer { wr in
+            twIm.withUnsafeBufferPointer { wi in
+                zRe.withUnsafeMutableBufferPointer { zrb in
+                    zIm.withUnsafeMutableBufferPointer { zib in
+                        let zr = zrb.baseAddress!, zi = zib.baseAddress!
+                        for j in 0..<h { zr[j] = re[2 * j]; zi[j] = re[2 * j + 1] }
+                        half.forward(zr, zi)
+                        for k in 0...h {
+                            let a = k == h ? 0 : k, b = k == 0 ? 0 : h - k
+                            let ar = zr[a], ai = zi[a]
+                            let cr = zr[b], ci = -zi[b]  // conj(Z[h - k])
+                            let er = 0.5 * (ar + cr), ei = 0.5 * (ai + ci)
+                            // O = -i (Zk - conj(Z[h-k])) / 2
+                            let or = 0.5 * (ai - ci), oi = -0.5 * (ar - cr)
+                            re[k] = er + or * wr[k] - oi * wi[k]
+                            im[k] = ei + or * wi[k] + oi * wr[k]
+                        }
+                        if full {
+                            for k in 1..<h { re[n - k] = re[k]; im[n - k] = -im[k] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Reads a scalar integer input (dft_length, frame_step, frame_length).
 fileprivate func signalScalarInt(_ t: Tensor, _ what: String) throws -> Int {
     let v = try t.intValues()
@@ -378,7 +436,9 @@ struct SignalDFTOp: Operator {
         if out.count == 0 || outer * innerCount == 0 { return out }
         _ = try ctx.limits.checkedCount([SignalFFT.scratchDoubles(n) + 2 * n], .float64)
 
-        let fft = SignalFFT(n)
+        let realFFT = !inverse && c == 1 ? SignalRealFFT(n) : nil
+        let fft = realFFT == nil ? SignalFFT(n) : nil
+        let full = outLen > n / 2 + 1
         var re = [Double](repeating: 0, count: n)
         var im = [Double](repeating: 0, count: n)
         let src = x.buffer(T.self).baseAddress!
@@ -419,7 +479,11 @@ struct SignalDFTOp: Operator {
                             }
                             for j in m..<n { pr[j] = 0; pi[j] = 0 }
                         }
-                        fft.transform(pr, pi, inverse: inverse)
+                        if let realFFT {
+                            realFFT.forward(pr, pi, full: full)
+                        } else {
+                            fft?.transform(pr, pi, inverse: inverse)
+                        }
                         let outBase = o * outLen * outAxisStride + i * outC
                         if outC == 2 {
                             for k in 0..<outLen {
@@ -492,7 +556,9 @@ struct SignalSTFTOp: Operator {
             let wb = w.buffer(T.self)
             for j in 0..<n { win[j] = wb[j].double }
         }
-        let fft = SignalFFT(n)
+        let realFFT = c == 1 ? SignalRealFFT(n) : nil
+        let fft = realFFT == nil ? SignalFFT(n) : nil
+        let full = bins > n / 2 + 1
         var re = [Double](repeating: 0, count: n)
         var im = [Double](repeating: 0, count: n)
         let src = x.buffer(T.self).baseAddress!
@@ -513,7 +579,11 @@ struct SignalSTFTOp: Operator {
                             } else {
                                 for j in 0..<n { pr[j] = src[base + j].double * wp[j]; pi[j] = 0 }
                             }
-                            fft.forward(pr, pi)
+                            if let realFFT {
+                                realFFT.forward(pr, pi, full: full)
+                            } else {
+                                fft?.forward(pr, pi)
+                            }
                             for k in 0..<bins {
                                 dst[o] = T(double: pr[k])
                                 dst[o + 1] = T(double: pi[k])
