@@ -477,7 +477,9 @@ struct TextFlexAttentionOp: Operator {
         }
         scores = try rounded(scores)
         if let scoreMod { scores = try modify(scores, scoreMod, scoreOffset, "score_mod") }
-        var probs = try ctx.uninitialized(W.dataType, scores.shape)
+        // Scores this op allocated (no score_mod, no rounding) are normalised in place.
+        let ownsScores = scoreMod == nil && modType == W.dataType
+        var probs = ownsScores ? scores : try ctx.uninitialized(W.dataType, scores.shape)
         do {
             let src = scores.buffer(W.self).baseAddress!
             let dst = probs.mutableBuffer(W.self).baseAddress!
