@@ -77,63 +77,46 @@ enum AttentionFloats {
 
 /// Vectorised softmax for attention rows.
 enum AttentionMath {
-    /// exp(x) for 8 lanes (Cephes-style range reduction and polynomial; about 1 ulp).
+    /// exp(x) (Cephes-style range reduction and polynomial, about 1 ulp), written with selects and bit
+    /// operations only so that loops calling it vectorise.
     @inline(__always)
-    static func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        var x = v.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
-        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
-        x = x - n * 0.693359375
+    static func exp(_ v: Float) -> Float {
+        let x0 = v < -87.3 ? -87.3 : (v > 88.3 ? 88.3 : v)
+        // Round x / ln 2 to the nearest integer with the 1.5 * 2^23 trick; t's low bits hold that integer.
+        let t = x0 * 1.44269504088896341 + 12582912.0
+        let n = t - 12582912.0
+        var x = x0 - n * 0.693359375
         x = x + n * 2.12194440e-4
-        var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+        var p: Float = 1.9875691500e-4
         p = p * x + 1.3981999507e-3
         p = p * x + 8.3334519073e-3
         p = p * x + 4.1665795894e-2
         p = p * x + 1.6666665459e-1
         p = p * x + 5.0000001201e-1
         p = p * (x * x) + x + 1
-        let e = (SIMD8<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
-        return p * unsafeBitCast(e, to: SIMD8<Float>.self)
+        let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+        return p * scale
     }
 
     /// In-place softmax of row[0..<n]; a row whose maximum is -inf (fully masked) becomes zeros.
     static func softmax(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
         var m = -Float.infinity
-        var j = 0
-        if n >= 8 {
-            var mv = SIMD8<Float>(repeating: -.infinity)
-            while j + 8 <= n {
-                let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
-                mv = mv.replacing(with: v, where: mv .< v)
-                j += 8
-            }
-            m = mv.max()
-        }
-        while j < n { if row[j] > m { m = row[j] }; j += 1 }
-        if m == -Float.infinity || m.isNaN {
-            for j in 0..<n { row[j] = m.isNaN ? .nan : 0 }
+        for j in 0..<n { let v = row[j]; m = v > m ? v : m }
+        if m == -Float.infinity {
+            for j in 0..<n { row[j] = 0 }
             return
         }
-        var sum: Float = 0
-        j = 0
+        for j in 0..<n { row[j] = exp(row[j] - m) }
         var sv = SIMD8<Float>(repeating: 0)
-        let mm = SIMD8<Float>(repeating: m)
+        var j = 0
         while j + 8 <= n {
-            let e = exp8(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - mm)
-            UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: SIMD8<Float>.self)
-            sv += e
+            sv += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
             j += 8
         }
-        sum = sv.sum()
-        while j < n { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e; j += 1 }
+        var sum = sv.sum()
+        while j < n { sum += row[j]; j += 1 }
         let inv = sum > 0 ? 1 / sum : 0
-        j = 0
-        let iv = SIMD8<Float>(repeating: inv)
-        while j + 8 <= n {
-            let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) * iv
-            UnsafeMutableRawPointer(row + j).storeBytes(of: v, as: SIMD8<Float>.self)
-            j += 8
-        }
-        while j < n { row[j] *= inv; j += 1 }
+        for j in 0..<n { row[j] *= inv }
     }
 }
 

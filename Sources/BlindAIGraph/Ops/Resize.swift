@@ -300,6 +300,10 @@ struct ResizeOp: Operator {
         var o = 0
         let innerHasFill = inner.contains(-1)
         let innerIdentity = taps[r - 1] == nil
+        // Integer upsampling of the inner axis: each source element repeated `rep` times.
+        let inInner = x.shape[r - 1]
+        let rep = !innerHasFill && inInner > 0 && innerCount % inInner == 0 ? innerCount / inInner : 0
+        let repeats = rep > 1 && (0..<innerCount).allSatisfy { inner[$0] == $0 / rep }
         var lastBase = -1
         let rowBytes = innerCount * MemoryLayout<T>.stride
         inner.withUnsafeBufferPointer { innerMap in
@@ -322,7 +326,12 @@ struct ResizeOp: Operator {
                     lastBase = base
                 } else {
                     let s = src + base
-                    if innerHasFill {
+                    let d = dst + o
+                    if repeats && rep == 2 {
+                        for i in 0..<inInner { let v = s[i]; d[2 &* i] = v; d[2 &* i &+ 1] = v }
+                    } else if repeats {
+                        for i in 0..<inInner { let v = s[i]; for k in 0..<rep { d[i &* rep &+ k] = v } }
+                    } else if innerHasFill {
                         for i in 0..<innerCount {
                             let m = innerMap[i]
                             dst[o + i] = m < 0 ? fill : s[m]
