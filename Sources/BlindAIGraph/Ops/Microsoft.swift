@@ -368,6 +368,7 @@ struct OnnxAttentionOp: Operator {
         let yBase = out.mutableBuffer(Float.self).baseAddress!
         let yView = Q.rank == 3 ? AttentionOutputView(base: yBase, batch: Sq * Hq * Dv, head: Dv, row: Hq * Dv)
             : AttentionOutputView(base: yBase, batch: Hq * Sq * Dv, head: Sq * Dv, row: Dv)
+        _ = try ctx.limits.checkedCount([Sq, T], .float32)
         var core = AttentionCore(batch: B, qHeads: Hq, kvHeads: Hkv, qLength: Sq, kvLength: T, headSize: Dh, valueHeadSize: Dv,
                                  scale: scale ?? 1 / Float(Dh).squareRoot())
         core.softcap = softcap
@@ -583,6 +584,7 @@ struct ContribAttentionMask {
             guard t.shape[0] == B, t.shape[1] == 1, t.shape[2] >= past + S, t.shape[3] >= T else {
                 throw EngineError(.shapeMismatch, "attention mask of shape \(t.shape) does not cover \(S) queries and \(T) keys")
             }
+            _ = try TensorLimits.default.checkedCount([B, S, T], .float32)
             let all = try t.doubleValues()
             let M2 = t.shape[2], M3 = t.shape[3]
             var v = [Float](repeating: 0, count: B * S * T)
@@ -687,6 +689,7 @@ struct ContribAttentionOp: Operator {
         }
         let out = try ctx.uninitialized(.float32, [B, S, H * Dv])
         let yView = AttentionOutputView(base: out.mutableBuffer(Float.self).baseAddress!, batch: S * H * Dv, head: Dv, row: H * Dv)
+        _ = try ctx.limits.checkedCount([S, T], .float32)
         let core = AttentionCore(batch: B, qHeads: H, kvHeads: H, qLength: S, kvLength: T, headSize: Dh, valueHeadSize: Dv,
                                  scale: scale ?? 1 / Float(Dh).squareRoot())
         withExtendedLifetime((qkv, present, xf, wf)) {
@@ -840,6 +843,7 @@ struct MultiHeadAttentionOp: Operator {
         }
         let out = try ctx.uninitialized(.float32, [B, S, H * Dv])
         let yView = AttentionOutputView(base: out.mutableBuffer(Float.self).baseAddress!, batch: S * H * Dv, head: Dv, row: H * Dv)
+        _ = try ctx.limits.checkedCount([S, T], .float32)
         let core = AttentionCore(batch: B, qHeads: H, kvHeads: H, qLength: S, kvLength: T, headSize: Dh, valueHeadSize: Dv,
                                  scale: scale ?? 1 / Float(Dh).squareRoot())
         withExtendedLifetime((keep, presentK, presentV, bias)) {

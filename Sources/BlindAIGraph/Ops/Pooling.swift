@@ -66,7 +66,7 @@ struct PoolGeometry: Sendable {
 
     static func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
 
-    init(input shape: [Int], _ a: PoolWindowAttributes) throws {
+    init(input shape: [Int], _ a: PoolWindowAttributes, limits: TensorLimits) throws {
         let n = a.kernel.count
         guard shape.count == n + 2 else {
             throw EngineError(.shapeMismatch, "pooling input of shape \(shape) does not match kernel_shape \(a.kernel) (expected rank \(n + 2))")
@@ -104,6 +104,8 @@ struct PoolGeometry: Sendable {
                 }
             }
             out = Swift.max(out, 0)
+            // Bound the output (and so the tap table) before building anything of its size.
+            _ = try limits.checkedCount([shape[0], shape[1], out], .float32)
             var taps: [PoolTap] = []
             taps.reserveCapacity(out)
             for o in 0..<out {
@@ -127,6 +129,7 @@ struct PoolGeometry: Sendable {
         dilation = dil
         taps = allTaps
         outShape = [batch, channels] + outSpatial
+        _ = try limits.checkedCount(outShape, .float32)
     }
 }
 
@@ -338,7 +341,7 @@ struct MaxPoolOp: Operator {
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let g = try PoolGeometry(input: x.shape, attrs)
+        let g = try PoolGeometry(input: x.shape, attrs, limits: ctx.limits)
         switch x.dataType {
         case .float32: return try poolFloat(x, g, Float.self, ctx)
         case .float64: return try poolFloat(x, g, Double.self, ctx)
@@ -379,7 +382,7 @@ struct AveragePoolOp: Operator {
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let g = try PoolGeometry(input: x.shape, attrs)
+        let g = try PoolGeometry(input: x.shape, attrs, limits: ctx.limits)
         switch x.dataType {
         case .float32: return [try pool(x, g, Float.self, ctx)]
         case .float64: return [try pool(x, g, Double.self, ctx)]
