@@ -52,7 +52,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "poolbench", dependencies: ["BlindAIONNX"]),
         .executableTarget(
             name: "blindai",
             dependencies: ["BlindAICommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
