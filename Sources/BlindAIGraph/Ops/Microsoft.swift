@@ -1205,12 +1205,17 @@ extension StandardOperators {
             return LinearAttentionOp(rule: rule, qHeads: qh, kvHeads: kvh, scale: try c.float("scale", default: 0))
         }
         r.register("FlexAttention", domain: "ai.onnx.preview") { c in
-            let precision = try c.int("softmax_precision").map { DataType(rawValue: $0) }
-            if let p = precision, p == nil || !AttentionFloats.isSupported(p!) { throw c.error(.invalidModel, "unsupported softmax_precision") }
+            var precision: DataType? = nil
+            if let code = try c.int("softmax_precision") {
+                guard let dt = DataType(rawValue: code), AttentionFloats.isSupported(dt) else {
+                    throw c.error(.invalidModel, "unsupported softmax_precision \(code)")
+                }
+                precision = dt
+            }
             let formal = c.inputCount
             let score = c.has("score_mod") ? try c.subgraph("score_mod") : nil
             let prob = c.has("prob_mod") ? try c.subgraph("prob_mod") : nil
-            return FlexAttentionOp(scale: try c.float("scale"), precision: precision ?? nil, scoreMod: score, probMod: prob, formalCount: formal)
+            return FlexAttentionOp(scale: try c.float("scale"), precision: precision, scoreMod: score, probMod: prob, formalCount: formal)
         }
 
         let ms = "com.microsoft"
