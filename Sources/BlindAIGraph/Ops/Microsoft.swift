@@ -1167,6 +1167,178 @@ struct FlexAttentionOp: Operator {
     }
 }
 
+// MARK: - com.microsoft GroupQueryAttention
+
+/// GroupQueryAttention as onnxruntime runs it on CPU: BNSH key/value caches, per-batch valid lengths (seqlens_k),
+/// causal attention over the cache plus the new tokens, optional rotary embedding, local window and softcap.
+struct GroupQueryAttentionOp: Operator {
+    let numHeads: Int
+    let kvNumHeads: Int
+    let scale: Float
+    let softcap: Float
+    let localWindow: Int
+    let doRotary: Bool
+    let rotaryInterleaved: Bool
+    let outputCount: Int
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let query = try inputs.required(0)
+        let dt = query.dataType
+        guard AttentionFloats.isSupported(dt) else { throw EngineError(.typeMismatch, "GroupQueryAttention does not support \(dt)") }
+        guard query.rank == 3 else { throw EngineError(.shapeMismatch, "GroupQueryAttention query must be [batch, sequence, hidden], got \(query.shape)") }
+        let B = query.shape[0], S = query.shape[1]
+        let H = numHeads, Hk = kvNumHeads
+        let key = inputs.optional(1), value = inputs.optional(2)
+        let packed = key == nil
+        let Dh: Int
+        if packed {
+            guard value == nil, query.shape[2] % (H + 2 * Hk) == 0 else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention packed query width \(query.shape[2]) is not a multiple of \(H + 2 * Hk) heads")
+            }
+            Dh = query.shape[2] / (H + 2 * Hk)
+        } else {
+            guard let key, let value, query.shape[2] % H == 0 else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention needs key and value, and a query width that is a multiple of num_heads")
+            }
+            Dh = query.shape[2] / H
+            guard key.shape == [B, S, Hk * Dh], value.shape == [B, S, Hk * Dh], key.dataType == dt, value.dataType == dt else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention key \(key.shape) / value \(value.shape) must be [\(B), \(S), \(Hk * Dh)]")
+            }
+        }
+        let pastK = inputs.optional(3), pastV = inputs.optional(4)
+        guard (pastK == nil) == (pastV == nil) else { throw EngineError(.invalidArgument, "GroupQueryAttention: past_key and past_value must be given together") }
+        var pastLen = 0
+        if let pk = pastK, let pv = pastV {
+            guard pk.rank == 4, pk.shape[0] == B, pk.shape[1] == Hk, pk.shape[3] == Dh, pv.shape == pk.shape, pk.dataType == dt, pv.dataType == dt else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention past_key \(pk.shape) / past_value \(pv.shape) must be [\(B), \(Hk), P, \(Dh)]")
+            }
+            pastLen = pk.shape[2]
+        }
+        let seqlens = try inputs.required(5, "seqlens_k").intValues()
+        guard seqlens.count == B else { throw EngineError(.shapeMismatch, "GroupQueryAttention seqlens_k must have \(B) values") }
+        guard let total = try inputs.required(6, "total_sequence_length").intValues().first, total >= S else {
+            throw EngineError(.invalidArgument, "GroupQueryAttention total_sequence_length must be at least the sequence length \(S)")
+        }
+        let firstPrompt = S == total
+        let presentLen = Swift.max(total, pastLen)
+        for (b, v) in seqlens.enumerated() {
+            let t = v + 1
+            guard t >= 1, t <= presentLen, firstPrompt || t >= S else {
+                throw EngineError(.invalidArgument, "GroupQueryAttention seqlens_k[\(b)] = \(v) is inconsistent with sequence length \(S) and cache length \(presentLen)")
+            }
+        }
+        guard H > 0, Hk > 0, H % Hk == 0 else { throw EngineError(.invalidArgument, "GroupQueryAttention num_heads must be a multiple of kv_num_heads") }
+
+        // Q, K, V as float [B, S, heads, Dh] copies (rotary embedding is applied in place).
+        let qf = try AttentionFloats.widen(query, ctx)
+        let kf = try key.map { try AttentionFloats.widen($0, ctx) }, vf = try value.map { try AttentionFloats.widen($0, ctx) }
+        let q = try ctx.uninitialized(.float32, [B, S, H, Dh]), k = try ctx.uninitialized(.float32, [B, S, Hk, Dh])
+        let v = try ctx.uninitialized(.float32, [B, S, Hk, Dh])
+        do {
+            let qd = q.mutableBuffer(Float.self).baseAddress!, kd = k.mutableBuffer(Float.self).baseAddress!, vd = v.mutableBuffer(Float.self).baseAddress!
+            let qs = qf.buffer(Float.self).baseAddress!
+            if packed {
+                let w = (H + 2 * Hk) * Dh
+                for t in 0..<(B * S) {
+                    (qd + t * H * Dh).update(from: qs + t * w, count: H * Dh)
+                    (kd + t * Hk * Dh).update(from: qs + t * w + H * Dh, count: Hk * Dh)
+                    (vd + t * Hk * Dh).update(from: qs + t * w + (H + Hk) * Dh, count: Hk * Dh)
+                }
+            } else {
+                qd.update(from: qs, count: q.count)
+                kd.update(from: kf!.buffer(Float.self).baseAddress!, count: k.count)
+                vd.update(from: vf!.buffer(Float.self).baseAddress!, count: v.count)
+            }
+        }
+        func pastLength(_ b: Int) -> Int { firstPrompt ? 0 : seqlens[b] + 1 - S }
+        if doRotary {
+            guard let cosT = inputs.optional(7), let sinT = inputs.optional(8), cosT.rank == 2, cosT.shape == sinT.shape else {
+                throw EngineError(.invalidArgument, "GroupQueryAttention with do_rotary needs 2-D cos_cache and sin_cache")
+            }
+            let half = cosT.shape[1], maxPos = cosT.shape[0]
+            guard half > 0, 2 * half <= Dh else { throw EngineError(.shapeMismatch, "GroupQueryAttention rotary cache width \(half) exceeds head_size / 2") }
+            let cf = try AttentionFloats.widen(cosT, ctx), sf = try AttentionFloats.widen(sinT, ctx)
+            let cp = cf.buffer(Float.self).baseAddress!, sp = sf.buffer(Float.self).baseAddress!
+            let qd = q.mutableBuffer(Float.self).baseAddress!, kd = k.mutableBuffer(Float.self).baseAddress!
+            var tmp = [Float](repeating: 0, count: Dh)
+            for b in 0..<B {
+                for s in 0..<S {
+                    let pos = pastLength(b) + s
+                    guard pos >= 0, pos < maxPos else { throw EngineError(.invalidArgument, "GroupQueryAttention position \(pos) is outside the rotary cache of \(maxPos) positions") }
+                    for (base, heads) in [(qd + (b * S + s) * H * Dh, H), (kd + (b * S + s) * Hk * Dh, Hk)] {
+                        for h in 0..<heads {
+                            let x = base + h * Dh
+                            tmp.withUnsafeMutableBufferPointer { t in
+                                RotaryKernel.rotate(UnsafePointer(x), t.baseAddress!, headSize: Dh, rotaryDim: 2 * half,
+                                                    cos: cp + pos * half, sin: sp + pos * half, interleaved: rotaryInterleaved)
+                                x.update(from: t.baseAddress!, count: Dh)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Present caches: the valid past, then the new tokens; zeros beyond.
+        let presentK = try ctx.zeros(.float32, [B, Hk, presentLen, Dh]), presentV = try ctx.zeros(.float32, [B, Hk, presentLen, Dh])
+        do {
+            let pkd = presentK.mutableBuffer(Float.self).baseAddress!, pvd = presentV.mutableBuffer(Float.self).baseAddress!
+            let pkf = try pastK.map { try AttentionFloats.widen($0, ctx) }, pvf = try pastV.map { try AttentionFloats.widen($0, ctx) }
+            let ks = k.buffer(Float.self).baseAddress!, vs = v.buffer(Float.self).baseAddress!
+            for b in 0..<B {
+                let p = pastLength(b)
+                guard p + S <= presentLen, p <= pastLen || p == 0 else {
+                    throw EngineError(.invalidArgument, "GroupQueryAttention seqlens_k[\(b)] needs \(p) cached tokens but the past holds \(pastLen)")
+                }
+                for h in 0..<Hk {
+                    let o = (b * Hk + h) * presentLen * Dh
+                    if p > 0, let pkf, let pvf {
+                        let src = (b * Hk + h) * pastLen * Dh
+                        (pkd + o).update(from: pkf.buffer(Float.self).baseAddress! + src, count: p * Dh)
+                        (pvd + o).update(from: pvf.buffer(Float.self).baseAddress! + src, count: p * Dh)
+                    }
+                    for s in 0..<S {
+                        (pkd + o + (p + s) * Dh).update(from: ks + ((b * S + s) * Hk + h) * Dh, count: Dh)
+                        (pvd + o + (p + s) * Dh).update(from: vs + ((b * S + s) * Hk + h) * Dh, count: Dh)
+                    }
+                }
+            }
+        }
+        let out = try ctx.uninitialized(.float32, [B, S, H * Dh])
+        _ = try ctx.limits.checkedCount([S, presentLen], .float32)
+        let qp = q.buffer(Float.self).baseAddress!, kp = presentK.buffer(Float.self).baseAddress!, vp = presentV.buffer(Float.self).baseAddress!
+        let yp = out.mutableBuffer(Float.self).baseAddress!
+        let window = localWindow
+        for b in 0..<B {
+            let p = pastLength(b)
+            let keys = p + S
+            let validLast = seqlens[b]  // keys past the batch's valid length (right padding) are masked
+            var core = AttentionCore(batch: 1, qHeads: H, kvHeads: Hk, qLength: S, kvLength: keys, headSize: Dh, valueHeadSize: Dh,
+                                     scale: scale > 0 ? scale : 1 / Float(Dh).squareRoot())
+            core.softcap = softcap
+            let qv = AttentionView(base: qp + b * S * H * Dh, batch: 0, head: Dh, row: H * Dh)
+            let kv = AttentionView(base: kp + b * Hk * presentLen * Dh, batch: 0, head: presentLen * Dh, row: Dh)
+            let vv = AttentionView(base: vp + b * Hk * presentLen * Dh, batch: 0, head: presentLen * Dh, row: Dh)
+            let yv = AttentionOutputView(base: yp + b * S * H * Dh, batch: 0, head: Dh, row: H * Dh)
+            withExtendedLifetime((q, presentK, presentV)) {
+                core.run(q: qv, k: kv, v: vv, y: yv, addBias: { _, _, i, row in
+                    let last = Swift.min(p + i, validLast)
+                    if last + 1 < keys { for j in (last + 1)..<keys { row[j] = -.infinity } }
+                    if window > 0 {
+                        let first = last - window + 1
+                        if first > 0 { for j in 0..<Swift.min(first, keys) { row[j] = -.infinity } }
+                    }
+                })
+            }
+        }
+        var results = [try AttentionFloats.narrow(out, to: dt, ctx)]
+        if outputCount > 1 {
+            results.append(try AttentionFloats.narrow(presentK, to: dt, ctx))
+            results.append(try AttentionFloats.narrow(presentV, to: dt, ctx))
+        }
+        return results
+    }
+}
+
 extension StandardOperators {
     static func registerMicrosoft(_ r: inout OperatorRegistry) {
         // ONNX standard Attention (opset 23+) and RotaryEmbedding (opset 23).
@@ -1235,6 +1407,21 @@ extension StandardOperators {
             guard let h = try c.int("num_heads"), h > 0 else { throw c.error(.invalidModel, "MultiHeadAttention needs num_heads > 0") }
             return MultiHeadAttentionOp(numHeads: h, maskFilter: try c.float("mask_filter_value", default: -10000), scale: try c.float("scale"),
                                         unidirectional: try c.int("unidirectional", default: 0) != 0, outputCount: c.outputCount)
+        }
+        r.register("GroupQueryAttention", domain: ms) { c in
+            guard let h = try c.int("num_heads"), let kvh = try c.int("kv_num_heads"), h > 0, kvh > 0, h % kvh == 0 else {
+                throw c.error(.invalidModel, "GroupQueryAttention needs num_heads a positive multiple of kv_num_heads")
+            }
+            if try c.int("smooth_softmax", default: 0) != 0 { throw c.error(.invalidModel, "GroupQueryAttention smooth_softmax is not supported") }
+            for i in 9..<12 where c.hasInput(i) {
+                throw c.error(.invalidModel, "GroupQueryAttention input #\(i) (position_ids, attention_bias, head_sink) is not supported")
+            }
+            let window = try c.int("local_window_size", default: -1)
+            guard window <= Int(Int32.max) else { throw c.error(.invalidModel, "local_window_size out of range") }
+            return GroupQueryAttentionOp(numHeads: h, kvNumHeads: kvh, scale: try c.float("scale", default: 0),
+                                         softcap: try c.float("softcap", default: 0), localWindow: window,
+                                         doRotary: try c.int("do_rotary", default: 0) != 0,
+                                         rotaryInterleaved: try c.int("rotary_interleaved", default: 0) != 0, outputCount: c.outputCount)
         }
         r.register("BiasGelu", domain: ms) { _ in MicrosoftActivationOp(kind: .biasGelu) }
         r.register("QuickGelu", domain: ms) { c in MicrosoftActivationOp(kind: .quickGelu(try c.float("alpha", default: 1.702))) }
