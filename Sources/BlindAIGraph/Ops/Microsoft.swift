@@ -77,63 +77,46 @@ enum AttentionFloats {
 
 /// Vectorised softmax for attention rows.
 enum AttentionMath {
-    /// exp(x) for 8 lanes (Cephes-style range reduction and polynomial; about 1 ulp).
+    /// exp(x) (Cephes-style range reduction and polynomial, about 1 ulp), written with selects and bit
+    /// operations only so that loops calling it vectorise.
     @inline(__always)
-    static func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        var x = v.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
-        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
-        x = x - n * 0.693359375
+    static func exp(_ v: Float) -> Float {
+        let x0 = v < -87.3 ? -87.3 : (v > 88.3 ? 88.3 : v)
+        // Round x / ln 2 to the nearest integer with the 1.5 * 2^23 trick; t's low bits hold that integer.
+        let t = x0 * 1.44269504088896341 + 12582912.0
+        let n = t - 12582912.0
+        var x = x0 - n * 0.693359375
         x = x + n * 2.12194440e-4
-        var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+        var p: Float = 1.9875691500e-4
         p = p * x + 1.3981999507e-3
         p = p * x + 8.3334519073e-3
         p = p * x + 4.1665795894e-2
         p = p * x + 1.6666665459e-1
         p = p * x + 5.0000001201e-1
         p = p * (x * x) + x + 1
-        let e = (SIMD8<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
-        return p * unsafeBitCast(e, to: SIMD8<Float>.self)
+        let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+        return p * scale
     }
 
     /// In-place softmax of row[0..<n]; a row whose maximum is -inf (fully masked) becomes zeros.
     static func softmax(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
         var m = -Float.infinity
-        var j = 0
-        if n >= 8 {
-            var mv = SIMD8<Float>(repeating: -.infinity)
-            while j + 8 <= n {
-                let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
-                mv = mv.replacing(with: v, where: mv .< v)
-                j += 8
-            }
-            m = mv.max()
-        }
-        while j < n { if row[j] > m { m = row[j] }; j += 1 }
-        if m == -Float.infinity || m.isNaN {
-            for j in 0..<n { row[j] = m.isNaN ? .nan : 0 }
+        for j in 0..<n { let v = row[j]; m = v > m ? v : m }
+        if m == -Float.infinity {
+            for j in 0..<n { row[j] = 0 }
             return
         }
-        var sum: Float = 0
-        j = 0
+        for j in 0..<n { row[j] = exp(row[j] - m) }
         var sv = SIMD8<Float>(repeating: 0)
-        let mm = SIMD8<Float>(repeating: m)
+        var j = 0
         while j + 8 <= n {
-            let e = exp8(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - mm)
-            UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: SIMD8<Float>.self)
-            sv += e
+            sv += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
             j += 8
         }
-        sum = sv.sum()
-        while j < n { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e; j += 1 }
+        var sum = sv.sum()
+        while j < n { sum += row[j]; j += 1 }
         let inv = sum > 0 ? 1 / sum : 0
-        j = 0
-        let iv = SIMD8<Float>(repeating: inv)
-        while j + 8 <= n {
-            let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) * iv
-            UnsafeMutableRawPointer(row + j).storeBytes(of: v, as: SIMD8<Float>.self)
-            j += 8
-        }
-        while j < n { row[j] *= inv; j += 1 }
+        for j in 0..<n { row[j] *= inv }
     }
 }
 
@@ -385,6 +368,7 @@ struct OnnxAttentionOp: Operator {
         let yBase = out.mutableBuffer(Float.self).baseAddress!
         let yView = Q.rank == 3 ? AttentionOutputView(base: yBase, batch: Sq * Hq * Dv, head: Dv, row: Hq * Dv)
             : AttentionOutputView(base: yBase, batch: Hq * Sq * Dv, head: Sq * Dv, row: Dv)
+        _ = try ctx.limits.checkedCount([Sq, T], .float32)
         var core = AttentionCore(batch: B, qHeads: Hq, kvHeads: Hkv, qLength: Sq, kvLength: T, headSize: Dh, valueHeadSize: Dv,
                                  scale: scale ?? 1 / Float(Dh).squareRoot())
         core.softcap = softcap
@@ -600,6 +584,7 @@ struct ContribAttentionMask {
             guard t.shape[0] == B, t.shape[1] == 1, t.shape[2] >= past + S, t.shape[3] >= T else {
                 throw EngineError(.shapeMismatch, "attention mask of shape \(t.shape) does not cover \(S) queries and \(T) keys")
             }
+            _ = try TensorLimits.default.checkedCount([B, S, T], .float32)
             let all = try t.doubleValues()
             let M2 = t.shape[2], M3 = t.shape[3]
             var v = [Float](repeating: 0, count: B * S * T)
@@ -704,6 +689,7 @@ struct ContribAttentionOp: Operator {
         }
         let out = try ctx.uninitialized(.float32, [B, S, H * Dv])
         let yView = AttentionOutputView(base: out.mutableBuffer(Float.self).baseAddress!, batch: S * H * Dv, head: Dv, row: H * Dv)
+        _ = try ctx.limits.checkedCount([S, T], .float32)
         let core = AttentionCore(batch: B, qHeads: H, kvHeads: H, qLength: S, kvLength: T, headSize: Dh, valueHeadSize: Dv,
                                  scale: scale ?? 1 / Float(Dh).squareRoot())
         withExtendedLifetime((qkv, present, xf, wf)) {
@@ -857,6 +843,7 @@ struct MultiHeadAttentionOp: Operator {
         }
         let out = try ctx.uninitialized(.float32, [B, S, H * Dv])
         let yView = AttentionOutputView(base: out.mutableBuffer(Float.self).baseAddress!, batch: S * H * Dv, head: Dv, row: H * Dv)
+        _ = try ctx.limits.checkedCount([S, T], .float32)
         let core = AttentionCore(batch: B, qHeads: H, kvHeads: H, qLength: S, kvLength: T, headSize: Dh, valueHeadSize: Dv,
                                  scale: scale ?? 1 / Float(Dh).squareRoot())
         withExtendedLifetime((keep, presentK, presentV, bias)) {
@@ -1013,170 +1000,175 @@ struct EmbedLayerNormOp: Operator {
     }
 }
 
-// MARK: - LinearAttention (opset 26) and FlexAttention (ai.onnx.preview)
+// MARK: - com.microsoft GroupQueryAttention
 
-struct LinearAttentionOp: Operator {
-    enum Rule: Sendable { case linear, gated, delta, gatedDelta }
-    let rule: Rule
-    let qHeads: Int
-    let kvHeads: Int
+/// GroupQueryAttention as onnxruntime runs it on CPU: BNSH key/value caches, per-batch valid lengths (seqlens_k),
+/// causal attention over the cache plus the new tokens, optional rotary embedding, local window and softcap.
+struct GroupQueryAttentionOp: Operator {
+    let numHeads: Int
+    let kvNumHeads: Int
     let scale: Float
+    let softcap: Float
+    let localWindow: Int
+    let doRotary: Bool
+    let rotaryInterleaved: Bool
+    let outputCount: Int
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
-        let q = try inputs.required(0), k = try inputs.required(1, "key"), v = try inputs.required(2, "value")
-        let past = inputs.optional(3), decay = inputs.optional(4), beta = inputs.optional(5)
-        let dt = q.dataType
-        guard AttentionFloats.isSupported(dt) else { throw EngineError(.typeMismatch, "LinearAttention does not support \(dt)") }
-        guard q.rank == 3, k.rank == 3, v.rank == 3 else {
-            throw EngineError(.shapeMismatch, "LinearAttention query, key and value must be 3-D, got \(q.shape), \(k.shape), \(v.shape)")
-        }
-        let B = q.shape[0], T = q.shape[1]
-        let Hq = qHeads, Hk = kvHeads
-        guard q.shape[2] % Hq == 0, v.shape[2] % Hk == 0 else { throw EngineError(.shapeMismatch, "LinearAttention hidden sizes are not multiples of the head counts") }
-        let dk = q.shape[2] / Hq, dv = v.shape[2] / Hk
-        guard k.shape == [B, T, Hk * dk], v.shape[0] == B, v.shape[1] == T else {
-            throw EngineError(.shapeMismatch, "LinearAttention key \(k.shape) / value \(v.shape) do not match query \(q.shape)")
-        }
-        let gating = rule == .gated || rule == .gatedDelta, delta = rule == .delta || rule == .gatedDelta
-        guard gating == (decay != nil) else { throw EngineError(.invalidArgument, "LinearAttention: decay is \(gating ? "required" : "not allowed") for this update_rule") }
-        guard delta == (beta != nil) else { throw EngineError(.invalidArgument, "LinearAttention: beta is \(delta ? "required" : "not allowed") for this update_rule") }
-        var decayPerKey = false
-        if let decay {
-            guard decay.rank == 3, decay.shape[0] == B, decay.shape[1] == T, decay.shape[2] == Hk || decay.shape[2] == Hk * dk else {
-                throw EngineError(.shapeMismatch, "LinearAttention decay of shape \(decay.shape) must be [\(B), \(T), \(Hk) or \(Hk * dk)]")
+        let query = try inputs.required(0)
+        let dt = query.dataType
+        guard AttentionFloats.isSupported(dt) else { throw EngineError(.typeMismatch, "GroupQueryAttention does not support \(dt)") }
+        guard query.rank == 3 else { throw EngineError(.shapeMismatch, "GroupQueryAttention query must be [batch, sequence, hidden], got \(query.shape)") }
+        let B = query.shape[0], S = query.shape[1]
+        let H = numHeads, Hk = kvNumHeads
+        let key = inputs.optional(1), value = inputs.optional(2)
+        let packed = key == nil
+        let Dh: Int
+        if packed {
+            guard value == nil, query.shape[2] % (H + 2 * Hk) == 0 else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention packed query width \(query.shape[2]) is not a multiple of \(H + 2 * Hk) heads")
             }
-            decayPerKey = decay.shape[2] == Hk * dk && dk != 1
-        }
-        var betaPerHead = false
-        if let beta {
-            guard beta.rank == 3, beta.shape[0] == B, beta.shape[1] == T, beta.shape[2] == Hk || beta.shape[2] == 1 else {
-                throw EngineError(.shapeMismatch, "LinearAttention beta of shape \(beta.shape) must be [\(B), \(T), \(Hk) or 1]")
+            Dh = query.shape[2] / (H + 2 * Hk)
+        } else {
+            guard let key, let value, query.shape[2] % H == 0 else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention needs key and value, and a query width that is a multiple of num_heads")
             }
-            betaPerHead = beta.shape[2] == Hk
-        }
-        if let past {
-            guard past.shape == [B, Hk, dk, dv] else { throw EngineError(.shapeMismatch, "LinearAttention past_state \(past.shape) must be [\(B), \(Hk), \(dk), \(dv)]") }
-        }
-        let qf = try AttentionFloats.widen(q, ctx), kf = try AttentionFloats.widen(k, ctx), vf = try AttentionFloats.widen(v, ctx)
-        let df = try decay.map { try AttentionFloats.widen($0, ctx) }, bf = try beta.map { try AttentionFloats.widen($0, ctx) }
-        let state = try ctx.zeros(.float32, [B, Hk, dk, dv])
-        let st = state.mutableBuffer(Float.self).baseAddress!
-        if let past {
-            let pf = try AttentionFloats.widen(past, ctx)
-            st.update(from: pf.buffer(Float.self).baseAddress!, count: state.count)
-        }
-        let out = try ctx.uninitialized(.float32, [B, T, Hq * dv])
-        let op = out.mutableBuffer(Float.self).baseAddress!
-        let qp = qf.buffer(Float.self).baseAddress!, kp = kf.buffer(Float.self).baseAddress!, vp = vf.buffer(Float.self).baseAddress!
-        let dp = df?.buffer(Float.self).baseAddress, bp = bf?.buffer(Float.self).baseAddress
-        let group = Hq / Hk
-        let sc = scale != 0 ? scale : 1 / Float(dk).squareRoot()
-        var vt = [Float](repeating: 0, count: dv)
-        for b in 0..<B {
-            for t in 0..<T {
-                for h in 0..<Hk {
-                    let S = st + (b * Hk + h) * dk * dv
-                    let kt = kp + (b * T + t) * Hk * dk + h * dk
-                    let vsrc = vp + (b * T + t) * Hk * dv + h * dv
-                    if let dp {
-                        if decayPerKey {
-                            let g = dp + (b * T + t) * Hk * dk + h * dk
-                            for d in 0..<dk { let e = Foundation.exp(g[d]); for m in 0..<dv { S[d * dv + m] *= e } }
-                        } else {
-                            let e = Foundation.exp(dp[(b * T + t) * Hk + h] )
-                            for i in 0..<(dk * dv) { S[i] *= e }
-                        }
-                    }
-                    for m in 0..<dv { vt[m] = vsrc[m] }
-                    if let bp {
-                        let bt = bp[(b * T + t) * (betaPerHead ? Hk : 1) + (betaPerHead ? h : 0)]
-                        for m in 0..<dv {
-                            var r: Float = 0
-                            for d in 0..<dk { r += S[d * dv + m] * kt[d] }
-                            vt[m] = bt * (vt[m] - r)
-                        }
-                    }
-                    for d in 0..<dk {
-                        let kd = kt[d]
-                        for m in 0..<dv { S[d * dv + m] += kd * vt[m] }
-                    }
-                    for g in 0..<group {
-                        let hq = h * group + g
-                        let qt = qp + (b * T + t) * Hq * dk + hq * dk
-                        let o = op + (b * T + t) * Hq * dv + hq * dv
-                        for m in 0..<dv { o[m] = 0 }
-                        for d in 0..<dk {
-                            let qd = qt[d]
-                            for m in 0..<dv { o[m] += qd * S[d * dv + m] }
-                        }
-                        for m in 0..<dv { o[m] *= sc }
-                    }
-                }
+            Dh = query.shape[2] / H
+            guard key.shape == [B, S, Hk * Dh], value.shape == [B, S, Hk * Dh], key.dataType == dt, value.dataType == dt else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention key \(key.shape) / value \(value.shape) must be [\(B), \(S), \(Hk * Dh)]")
             }
         }
-        return [try AttentionFloats.narrow(out, to: dt, ctx), try AttentionFloats.narrow(state, to: past?.dataType ?? dt, ctx)]
-    }
-}
+        let pastK = inputs.optional(3), pastV = inputs.optional(4)
+        guard (pastK == nil) == (pastV == nil) else { throw EngineError(.invalidArgument, "GroupQueryAttention: past_key and past_value must be given together") }
+        var pastLen = 0
+        if let pk = pastK, let pv = pastV {
+            guard pk.rank == 4, pk.shape[0] == B, pk.shape[1] == Hk, pk.shape[3] == Dh, pv.shape == pk.shape, pk.dataType == dt, pv.dataType == dt else {
+                throw EngineError(.shapeMismatch, "GroupQueryAttention past_key \(pk.shape) / past_value \(pv.shape) must be [\(B), \(Hk), P, \(Dh)]")
+            }
+            pastLen = pk.shape[2]
+        }
+        let seqlens = try inputs.required(5, "seqlens_k").intValues()
+        guard seqlens.count == B else { throw EngineError(.shapeMismatch, "GroupQueryAttention seqlens_k must have \(B) values") }
+        guard let total = try inputs.required(6, "total_sequence_length").intValues().first, total >= S else {
+            throw EngineError(.invalidArgument, "GroupQueryAttention total_sequence_length must be at least the sequence length \(S)")
+        }
+        let firstPrompt = S == total
+        let presentLen = Swift.max(total, pastLen)
+        for (b, v) in seqlens.enumerated() {
+            let t = v + 1
+            guard t >= 1, t <= presentLen, firstPrompt || t >= S else {
+                throw EngineError(.invalidArgument, "GroupQueryAttention seqlens_k[\(b)] = \(v) is inconsistent with sequence length \(S) and cache length \(presentLen)")
+            }
+        }
+        guard H > 0, Hk > 0, H % Hk == 0 else { throw EngineError(.invalidArgument, "GroupQueryAttention num_heads must be a multiple of kv_num_heads") }
 
-struct FlexAttentionOp: Operator {
-    let scale: Float?
-    let precision: DataType?
-    let scoreMod: SubgraphPlan?
-    let probMod: SubgraphPlan?
-    let formalCount: Int
-
-    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
-        let Q = try inputs.required(0), K = try inputs.required(1, "K"), V = try inputs.required(2, "V")
-        let dt = Q.dataType
-        guard AttentionFloats.isSupported(dt), K.dataType == dt, V.dataType == dt else {
-            throw EngineError(.typeMismatch, "FlexAttention needs Q, K, V of one float type, got \(Q.dataType), \(K.dataType), \(V.dataType)")
-        }
-        guard Q.rank == 4, K.rank == 4, V.rank == 4 else { throw EngineError(.shapeMismatch, "FlexAttention inputs must be 4-D") }
-        let B = Q.shape[0], Hq = Q.shape[1], L = Q.shape[2], D = Q.shape[3]
-        let Hk = K.shape[1], S = K.shape[2], Dv = V.shape[3]
-        guard K.shape[0] == B, V.shape[0] == B, K.shape[3] == D, V.shape[1] == Hk, V.shape[2] == S, Hk > 0, Hq % Hk == 0 else {
-            throw EngineError(.shapeMismatch, "FlexAttention shapes \(Q.shape), \(K.shape), \(V.shape) do not agree")
-        }
-        let softmaxType = precision ?? (dt == .float64 ? .float64 : .float32)
-        let qf = try AttentionFloats.widen(Q, ctx), kf = try AttentionFloats.widen(K, ctx), vf = try AttentionFloats.widen(V, ctx)
-        var scores = try ctx.uninitialized(.float32, [B, Hq, L, S])
-        let group = Hq / Hk
-        let sc = scale ?? 1 / Float(D).squareRoot()
+        // Q, K, V as float [B, S, heads, Dh] copies (rotary embedding is applied in place).
+        let qf = try AttentionFloats.widen(query, ctx)
+        let kf = try key.map { try AttentionFloats.widen($0, ctx) }, vf = try value.map { try AttentionFloats.widen($0, ctx) }
+        let q = try ctx.uninitialized(.float32, [B, S, H, Dh]), k = try ctx.uninitialized(.float32, [B, S, Hk, Dh])
+        let v = try ctx.uninitialized(.float32, [B, S, Hk, Dh])
         do {
-            let sp = scores.mutableBuffer(Float.self).baseAddress!
-            let qp = qf.buffer(Float.self).baseAddress!, kp = kf.buffer(Float.self).baseAddress!
+            let qd = q.mutableBuffer(Float.self).baseAddress!, kd = k.mutableBuffer(Float.self).baseAddress!, vd = v.mutableBuffer(Float.self).baseAddress!
+            let qs = qf.buffer(Float.self).baseAddress!
+            if packed {
+                let w = (H + 2 * Hk) * Dh
+                for t in 0..<(B * S) {
+                    (qd + t * H * Dh).update(from: qs + t * w, count: H * Dh)
+                    (kd + t * Hk * Dh).update(from: qs + t * w + H * Dh, count: Hk * Dh)
+                    (vd + t * Hk * Dh).update(from: qs + t * w + (H + Hk) * Dh, count: Hk * Dh)
+                }
+            } else {
+                qd.update(from: qs, count: q.count)
+                kd.update(from: kf!.buffer(Float.self).baseAddress!, count: k.count)
+                vd.update(from: vf!.buffer(Float.self).baseAddress!, count: v.count)
+            }
+        }
+        func pastLength(_ b: Int) -> Int { firstPrompt ? 0 : seqlens[b] + 1 - S }
+        if doRotary {
+            guard let cosT = inputs.optional(7), let sinT = inputs.optional(8), cosT.rank == 2, cosT.shape == sinT.shape else {
+                throw EngineError(.invalidArgument, "GroupQueryAttention with do_rotary needs 2-D cos_cache and sin_cache")
+            }
+            let half = cosT.shape[1], maxPos = cosT.shape[0]
+            guard half > 0, 2 * half <= Dh else { throw EngineError(.shapeMismatch, "GroupQueryAttention rotary cache width \(half) exceeds head_size / 2") }
+            let cf = try AttentionFloats.widen(cosT, ctx), sf = try AttentionFloats.widen(sinT, ctx)
+            let cp = cf.buffer(Float.self).baseAddress!, sp = sf.buffer(Float.self).baseAddress!
+            let qd = q.mutableBuffer(Float.self).baseAddress!, kd = k.mutableBuffer(Float.self).baseAddress!
+            var tmp = [Float](repeating: 0, count: Dh)
             for b in 0..<B {
-                for h in 0..<Hq {
-                    blindai_sgemm(0, 1, L, S, D, sc, qp + (b * Hq + h) * L * D, D, kp + (b * Hk + h / group) * S * D, D, 0, sp + (b * Hq + h) * L * S, S)
+                for s in 0..<S {
+                    let pos = pastLength(b) + s
+                    guard pos >= 0, pos < maxPos else { throw EngineError(.invalidArgument, "GroupQueryAttention position \(pos) is outside the rotary cache of \(maxPos) positions") }
+                    for (base, heads) in [(qd + (b * S + s) * H * Dh, H), (kd + (b * S + s) * Hk * Dh, Hk)] {
+                        for h in 0..<heads {
+                            let x = base + h * Dh
+                            tmp.withUnsafeMutableBufferPointer { t in
+                                RotaryKernel.rotate(UnsafePointer(x), t.baseAddress!, headSize: Dh, rotaryDim: 2 * half,
+                                                    cos: cp + pos * half, sin: sp + pos * half, interleaved: rotaryInterleaved)
+                                x.update(from: t.baseAddress!, count: Dh)
+                            }
+                        }
+                    }
                 }
             }
         }
-        func modify(_ t: Tensor, _ sub: SubgraphPlan, offset: Int) throws -> Tensor {
-            let arg = try AttentionFloats.narrow(t, to: softmaxType, ctx)
-            let r = try sub.run([arg], capturedFrom: inputs, at: offset, context: ctx)
-            guard let y = r.first, y.shape == t.shape else {
-                throw EngineError(.invalidModel, "FlexAttention modifier must return one tensor of shape \(t.shape)")
-            }
-            return try AttentionFloats.widen(y, ctx)
-        }
-        if let scoreMod { scores = try modify(scores, scoreMod, offset: formalCount) }
-        var probs = try ctx.uninitialized(.float32, [B, Hq, L, S])
+        // Present caches: the valid past, then the new tokens; zeros beyond.
+        let presentK = try ctx.zeros(.float32, [B, Hk, presentLen, Dh]), presentV = try ctx.zeros(.float32, [B, Hk, presentLen, Dh])
         do {
-            let s = scores.buffer(Float.self).baseAddress!, p = probs.mutableBuffer(Float.self).baseAddress!
-            for r in 0..<(B * Hq * L) {
-                (p + r * S).update(from: s + r * S, count: S)
-                AttentionMath.softmax(p + r * S, S)
+            let pkd = presentK.mutableBuffer(Float.self).baseAddress!, pvd = presentV.mutableBuffer(Float.self).baseAddress!
+            let pkf = try pastK.map { try AttentionFloats.widen($0, ctx) }, pvf = try pastV.map { try AttentionFloats.widen($0, ctx) }
+            let ks = k.buffer(Float.self).baseAddress!, vs = v.buffer(Float.self).baseAddress!
+            for b in 0..<B {
+                let p = pastLength(b)
+                guard p + S <= presentLen, p <= pastLen || p == 0 else {
+                    throw EngineError(.invalidArgument, "GroupQueryAttention seqlens_k[\(b)] needs \(p) cached tokens but the past holds \(pastLen)")
+                }
+                for h in 0..<Hk {
+                    let o = (b * Hk + h) * presentLen * Dh
+                    if p > 0, let pkf, let pvf {
+                        let src = (b * Hk + h) * pastLen * Dh
+                        (pkd + o).update(from: pkf.buffer(Float.self).baseAddress! + src, count: p * Dh)
+                        (pvd + o).update(from: pvf.buffer(Float.self).baseAddress! + src, count: p * Dh)
+                    }
+                    for s in 0..<S {
+                        (pkd + o + (p + s) * Dh).update(from: ks + ((b * S + s) * Hk + h) * Dh, count: Dh)
+                        (pvd + o + (p + s) * Dh).update(from: vs + ((b * S + s) * Hk + h) * Dh, count: Dh)
+                    }
+                }
             }
         }
-        if let probMod { probs = try modify(probs, probMod, offset: formalCount + (scoreMod?.captured.count ?? 0)) }
-        let y = try ctx.uninitialized(.float32, [B, Hq, L, Dv])
-        let pp = probs.buffer(Float.self).baseAddress!, vp = vf.buffer(Float.self).baseAddress!, yp = y.mutableBuffer(Float.self).baseAddress!
+        let out = try ctx.uninitialized(.float32, [B, S, H * Dh])
+        _ = try ctx.limits.checkedCount([S, presentLen], .float32)
+        let qp = q.buffer(Float.self).baseAddress!, kp = presentK.buffer(Float.self).baseAddress!, vp = presentV.buffer(Float.self).baseAddress!
+        let yp = out.mutableBuffer(Float.self).baseAddress!
+        let window = localWindow
         for b in 0..<B {
-            for h in 0..<Hq {
-                blindai_sgemm(0, 0, L, Dv, S, 1, pp + (b * Hq + h) * L * S, S, vp + (b * Hk + h / group) * S * Dv, Dv, 0, yp + (b * Hq + h) * L * Dv, Dv)
+            let p = pastLength(b)
+            let keys = p + S
+            let validLast = seqlens[b]  // keys past the batch's valid length (right padding) are masked
+            var core = AttentionCore(batch: 1, qHeads: H, kvHeads: Hk, qLength: S, kvLength: keys, headSize: Dh, valueHeadSize: Dh,
+                                     scale: scale > 0 ? scale : 1 / Float(Dh).squareRoot())
+            core.softcap = softcap
+            let qv = AttentionView(base: qp + b * S * H * Dh, batch: 0, head: Dh, row: H * Dh)
+            let kv = AttentionView(base: kp + b * Hk * presentLen * Dh, batch: 0, head: presentLen * Dh, row: Dh)
+            let vv = AttentionView(base: vp + b * Hk * presentLen * Dh, batch: 0, head: presentLen * Dh, row: Dh)
+            let yv = AttentionOutputView(base: yp + b * S * H * Dh, batch: 0, head: Dh, row: H * Dh)
+            withExtendedLifetime((q, presentK, presentV)) {
+                core.run(q: qv, k: kv, v: vv, y: yv, addBias: { _, _, i, row in
+                    let last = Swift.min(p + i, validLast)
+                    if last + 1 < keys { for j in (last + 1)..<keys { row[j] = -.infinity } }
+                    if window > 0 {
+                        let first = last - window + 1
+                        if first > 0 { for j in 0..<Swift.min(first, keys) { row[j] = -.infinity } }
+                    }
+                })
             }
         }
-        return [try AttentionFloats.narrow(y, to: dt, ctx)]
+        var results = [try AttentionFloats.narrow(out, to: dt, ctx)]
+        if outputCount > 1 {
+            results.append(try AttentionFloats.narrow(presentK, to: dt, ctx))
+            results.append(try AttentionFloats.narrow(presentV, to: dt, ctx))
+        }
+        return results
     }
 }
 
@@ -1203,29 +1195,6 @@ extension StandardOperators {
                               numHeads: try c.int("num_heads", default: 0), rotaryDim: try c.int("rotary_embedding_dim", default: 0))
         }
 
-        r.register("LinearAttention") { c in
-            guard let qh = try c.int("q_num_heads"), let kvh = try c.int("kv_num_heads"), qh > 0, kvh > 0, qh % kvh == 0 else {
-                throw c.error(.invalidModel, "LinearAttention needs q_num_heads a positive multiple of kv_num_heads")
-            }
-            let rule: LinearAttentionOp.Rule
-            switch try c.string("update_rule", default: "gated_delta") {
-            case "linear": rule = .linear
-            case "gated": rule = .gated
-            case "delta": rule = .delta
-            case "gated_delta": rule = .gatedDelta
-            case let u: throw c.error(.invalidModel, "unknown update_rule '\(u)'")
-            }
-            return LinearAttentionOp(rule: rule, qHeads: qh, kvHeads: kvh, scale: try c.float("scale", default: 0))
-        }
-        r.register("FlexAttention", domain: "ai.onnx.preview") { c in
-            let precision = try c.int("softmax_precision").map { DataType(rawValue: $0) }
-            if let p = precision, p == nil || !AttentionFloats.isSupported(p!) { throw c.error(.invalidModel, "unsupported softmax_precision") }
-            let formal = c.inputCount
-            let score = c.has("score_mod") ? try c.subgraph("score_mod") : nil
-            let prob = c.has("prob_mod") ? try c.subgraph("prob_mod") : nil
-            return FlexAttentionOp(scale: try c.float("scale"), precision: precision ?? nil, scoreMod: score, probMod: prob, formalCount: formal)
-        }
-
         let ms = "com.microsoft"
         r.register("RotaryEmbedding", domain: ms) { c in
             RotaryEmbeddingOp(contrib: true, interleaved: try c.int("interleaved", default: 0) != 0,
@@ -1243,6 +1212,21 @@ extension StandardOperators {
             guard let h = try c.int("num_heads"), h > 0 else { throw c.error(.invalidModel, "MultiHeadAttention needs num_heads > 0") }
             return MultiHeadAttentionOp(numHeads: h, maskFilter: try c.float("mask_filter_value", default: -10000), scale: try c.float("scale"),
                                         unidirectional: try c.int("unidirectional", default: 0) != 0, outputCount: c.outputCount)
+        }
+        r.register("GroupQueryAttention", domain: ms) { c in
+            guard let h = try c.int("num_heads"), let kvh = try c.int("kv_num_heads"), h > 0, kvh > 0, h % kvh == 0 else {
+                throw c.error(.invalidModel, "GroupQueryAttention needs num_heads a positive multiple of kv_num_heads")
+            }
+            if try c.int("smooth_softmax", default: 0) != 0 { throw c.error(.invalidModel, "GroupQueryAttention smooth_softmax is not supported") }
+            for i in 9..<12 where c.hasInput(i) {
+                throw c.error(.invalidModel, "GroupQueryAttention input #\(i) (position_ids, attention_bias, head_sink) is not supported")
+            }
+            let window = try c.int("local_window_size", default: -1)
+            guard window <= Int(Int32.max) else { throw c.error(.invalidModel, "local_window_size out of range") }
+            return GroupQueryAttentionOp(numHeads: h, kvNumHeads: kvh, scale: try c.float("scale", default: 0),
+                                         softcap: try c.float("softcap", default: 0), localWindow: window,
+                                         doRotary: try c.int("do_rotary", default: 0) != 0,
+                                         rotaryInterleaved: try c.int("rotary_interleaved", default: 0) != 0, outputCount: c.outputCount)
         }
         r.register("BiasGelu", domain: ms) { _ in MicrosoftActivationOp(kind: .biasGelu) }
         r.register("QuickGelu", domain: ms) { c in MicrosoftActivationOp(kind: .quickGelu(try c.float("alpha", default: 1.702))) }

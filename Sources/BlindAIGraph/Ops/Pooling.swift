@@ -66,7 +66,7 @@ struct PoolGeometry: Sendable {
 
     static func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
 
-    init(input shape: [Int], _ a: PoolWindowAttributes) throws {
+    init(input shape: [Int], _ a: PoolWindowAttributes, limits: TensorLimits) throws {
         let n = a.kernel.count
         guard shape.count == n + 2 else {
             throw EngineError(.shapeMismatch, "pooling input of shape \(shape) does not match kernel_shape \(a.kernel) (expected rank \(n + 2))")
@@ -104,6 +104,8 @@ struct PoolGeometry: Sendable {
                 }
             }
             out = Swift.max(out, 0)
+            // Bound the output (and so the tap table) before building anything of its size.
+            _ = try limits.checkedCount([shape[0], shape[1], out], .float32)
             var taps: [PoolTap] = []
             taps.reserveCapacity(out)
             for o in 0..<out {
@@ -127,6 +129,7 @@ struct PoolGeometry: Sendable {
         dilation = dil
         taps = allTaps
         outShape = [batch, channels] + outSpatial
+        _ = try limits.checkedCount(outShape, .float32)
     }
 }
 
@@ -210,55 +213,31 @@ enum PoolKernels {
         }
     }
 
+    /// acc[ow] = max(acc[ow], r[ow * sw]) for ow in lo..<hi (NaN inputs never win, as in onnxruntime).
+    /// Written as selects over plain pointers so that the compiler vectorises it.
     @inline(__always)
-    static func load8<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD8<T> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<T>.self) }
-    @inline(__always)
-    static func load16<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD16<T> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self) }
-    @inline(__always)
-    static func store8<T: SIMDScalar>(_ v: SIMD8<T>, _ p: UnsafeMutablePointer<T>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<T>.self) }
-
-    /// acc[ow] = max(acc[ow], r[ow * sw]) for ow in lo..<hi (NaN inputs never win, as in onnxruntime);
-    /// r[0..<avail] is readable.
-    @inline(__always)
-    static func rowMax<T: BinaryFloatingPoint & SIMDScalar>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int, _ avail: Int) {
-        var ow = lo
-        if sw == 1 {
-            while ow + 8 <= hi {
-                let a = load8(acc + ow), v = load8(r + ow)
-                store8(a.replacing(with: v, where: a .< v), acc + ow)
-                ow += 8
-            }
-        } else if sw == 2 {
-            // The 16-wide load reads one element past the last tap: only while it stays inside the row.
-            while ow + 8 <= hi && 2 * ow + 16 <= avail {
-                let a = load8(acc + ow), v = load16(r + 2 * ow).evenHalf
-                store8(a.replacing(with: v, where: a .< v), acc + ow)
-                ow += 8
-            }
-        }
-        while ow < hi {
-            let v = r[ow &* sw], a = acc[ow]
-            acc[ow] = a < v ? v : a
-            ow += 1
+    static func rowMax<T: BinaryFloatingPoint>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int) {
+        switch sw {
+        case 1: for ow in lo..<hi { let v = r[ow], a = acc[ow]; acc[ow] = v > a ? v : a }
+        case 2: for ow in lo..<hi { let v = r[2 &* ow], a = acc[ow]; acc[ow] = v > a ? v : a }
+        default: for ow in lo..<hi { let v = r[ow &* sw], a = acc[ow]; acc[ow] = v > a ? v : a }
         }
     }
 
     /// acc[ow] += r[ow * sw] for ow in lo..<hi.
     @inline(__always)
-    static func rowSum<T: BinaryFloatingPoint & SIMDScalar>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int, _ avail: Int) {
-        var ow = lo
-        if sw == 1 {
-            while ow + 8 <= hi { store8(load8(acc + ow) + load8(r + ow), acc + ow); ow += 8 }
-        } else if sw == 2 {
-            while ow + 8 <= hi && 2 * ow + 16 <= avail { store8(load8(acc + ow) + load16(r + 2 * ow).evenHalf, acc + ow); ow += 8 }
+    static func rowSum<T: BinaryFloatingPoint>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int) {
+        switch sw {
+        case 1: for ow in lo..<hi { acc[ow] += r[ow] }
+        case 2: for ow in lo..<hi { acc[ow] += r[2 &* ow] }
+        default: for ow in lo..<hi { acc[ow] += r[ow &* sw] }
         }
-        while ow < hi { acc[ow] += r[ow &* sw]; ow += 1 }
     }
 
     /// Row-oriented pooling of float planes: each output row accumulates whole input rows, one kernel column at a
     /// time, so the inner loop runs over output columns with no per-element window arithmetic.
     /// kind: 0 max, 1 average, 2 Lp with p == 2, 3 Lp with general p.
-    static func rows<T: BinaryFloatingPoint & TensorElement & SIMDScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
+    static func rows<T: BinaryFloatingPoint & TensorElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
                                                              kind: Int, countIncludePad: Bool, p: T) {
         let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
         let OD = g.outSize[0], OH = g.outSize[1], OW = g.outSize[2]
@@ -276,9 +255,13 @@ enum PoolKernels {
             colHi[kw] = W - 1 - off >= 0 ? Swift.min(OW, (W - 1 - off) / sw + 1) : 0
             if colHi[kw] < colLo[kw] { colHi[kw] = colLo[kw] }
         }
-        // Per output column: the divisor's width factor.
-        var widthCount = [T](repeating: 0, count: OW)
-        for ow in 0..<OW { let t = g.taps[2][ow]; widthCount[ow] = T(countIncludePad ? t.padded : t.count) }
+        // Per output column: the reciprocal of the divisor's width factor (0 for an empty window).
+        var widthInverse = [T](repeating: 0, count: OW)
+        for ow in 0..<OW {
+            let t = g.taps[2][ow]
+            let c = countIncludePad ? t.padded : t.count
+            widthInverse[ow] = c > 0 ? 1 / T(c) : 0
+        }
         let acc = UnsafeMutablePointer<T>.allocate(capacity: OW)
         defer { acc.deallocate() }
         let initial: T = kind == 0 ? -T.infinity : 0
@@ -300,8 +283,8 @@ enum PoolKernels {
                                 if lo >= hi { continue }
                                 let r = row + colOffset[kw]
                                 switch kind {
-                                case 0: rowMax(r, acc, lo, hi, sw, W - colOffset[kw])
-                                case 1: rowSum(r, acc, lo, hi, sw, W - colOffset[kw])
+                                case 0: rowMax(r, acc, lo, hi, sw)
+                                case 1: rowSum(r, acc, lo, hi, sw)
                                 case 2:
                                     for ow in lo..<hi { let v = r[ow &* sw]; acc[ow] += v * v }
                                 default:
@@ -315,10 +298,10 @@ enum PoolKernels {
                         // A window with no input element (only possible with pads >= kernel) gives 0.
                         for ow in 0..<OW { dst[ow] = acc[ow] == -T.infinity && g.taps[2][ow].count == 0 ? 0 : acc[ow] }
                     case 1:
-                        let hd = T(countIncludePad ? td.padded * th.padded : td.count * th.count)
-                        for ow in 0..<OW {
-                            let n = hd * widthCount[ow]
-                            dst[ow] = n > 0 ? acc[ow] / n : 0
+                        let hd = countIncludePad ? td.padded * th.padded : td.count * th.count
+                        let hInv: T = hd > 0 ? 1 / T(hd) : 0
+                        widthInverse.withUnsafeBufferPointer { wi in
+                            for ow in 0..<OW { dst[ow] = acc[ow] * (hInv * wi[ow]) }
                         }
                     case 2:
                         for ow in 0..<OW { dst[ow] = acc[ow].squareRoot() }
@@ -358,7 +341,7 @@ struct MaxPoolOp: Operator {
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let g = try PoolGeometry(input: x.shape, attrs)
+        let g = try PoolGeometry(input: x.shape, attrs, limits: ctx.limits)
         switch x.dataType {
         case .float32: return try poolFloat(x, g, Float.self, ctx)
         case .float64: return try poolFloat(x, g, Double.self, ctx)
@@ -371,7 +354,7 @@ struct MaxPoolOp: Operator {
         }
     }
 
-    func poolFloat<T: BinaryFloatingPoint & TensorElement & SIMDScalar>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
+    func poolFloat<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
         if wantIndices { return try pool(x, g, T.self, ctx) }
         let y = try ctx.uninitialized(x.dataType, g.outShape)
         PoolKernels.rows(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g, kind: 0, countIncludePad: false, p: 1)
@@ -399,7 +382,7 @@ struct AveragePoolOp: Operator {
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let g = try PoolGeometry(input: x.shape, attrs)
+        let g = try PoolGeometry(input: x.shape, attrs, limits: ctx.limits)
         switch x.dataType {
         case .float32: return [try pool(x, g, Float.self, ctx)]
         case .float64: return [try pool(x, g, Double.self, ctx)]
@@ -408,7 +391,7 @@ struct AveragePoolOp: Operator {
         }
     }
 
-    func pool<T: BinaryFloatingPoint & TensorElement & SIMDScalar>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+    func pool<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
         let y = try ctx.uninitialized(x.dataType, g.outShape)
         let kind = p == nil ? 1 : (p == 2 ? 2 : 3)
         PoolKernels.rows(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g,

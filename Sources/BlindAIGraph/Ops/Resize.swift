@@ -300,6 +300,10 @@ struct ResizeOp: Operator {
         var o = 0
         let innerHasFill = inner.contains(-1)
         let innerIdentity = taps[r - 1] == nil
+        // Integer upsampling of the inner axis: each source element repeated `rep` times.
+        let inInner = x.shape[r - 1]
+        let rep = !innerHasFill && inInner > 0 && innerCount % inInner == 0 ? innerCount / inInner : 0
+        let repeats = rep > 1 && (0..<innerCount).allSatisfy { inner[$0] == $0 / rep }
         var lastBase = -1
         let rowBytes = innerCount * MemoryLayout<T>.stride
         inner.withUnsafeBufferPointer { innerMap in
@@ -322,7 +326,12 @@ struct ResizeOp: Operator {
                     lastBase = base
                 } else {
                     let s = src + base
-                    if innerHasFill {
+                    let d = dst + o
+                    if repeats && rep == 2 {
+                        for i in 0..<inInner { let v = s[i]; d[2 &* i] = v; d[2 &* i &+ 1] = v }
+                    } else if repeats {
+                        for i in 0..<inInner { let v = s[i]; for k in 0..<rep { d[i &* rep &+ k] = v } }
+                    } else if innerHasFill {
                         for i in 0..<innerCount {
                             let m = innerMap[i]
                             dst[o + i] = m < 0 ? fill : s[m]
@@ -543,88 +552,88 @@ struct GridSampleOp: Operator {
         var tapWeight = [Double](repeating: 0, count: n * tapsPerDim)
         var cubicW = [Double](repeating: 0, count: 4)
         for b in 0..<N {
-          for p0 in stride(from: 0, to: outCount, by: chunk) {
-            let pc = Swift.min(chunk, outCount - p0)
-            for pl in 0..<pc {
-                let p = p0 + pl
-                let gp = (b * outCount + p) * n
-                for i in 0..<n {
-                    // grid's last axis is (x, y, z): reversed relative to the (D, H, W) axes.
-                    let v = g[gp + (n - 1 - i)]
-                    let L = Double(dims[i])
-                    var c = alignCorners ? (v + 1) / 2 * (L - 1) : ((v + 1) * L - 1) / 2
-                    // NaN samples read outside the input; coordinates are bounded so index arithmetic cannot overflow.
-                    c = c.isNaN ? -L - 8 : Swift.min(Swift.max(c, -1e9), 1e9)
-                    if mode == .nearest { c = c.rounded(.toNearestOrEven) }
-                    if c < lo[i] || c > hi[i] {
-                        if padding == 1 { c = Swift.min(Swift.max(c, 0), L - 1) } else if padding == 2 { c = Self.reflect(c, lo[i], hi[i]) }
+            for p0 in stride(from: 0, to: outCount, by: chunk) {
+                let pc = Swift.min(chunk, outCount - p0)
+                for pl in 0..<pc {
+                    let p = p0 + pl
+                    let gp = (b * outCount + p) * n
+                    for i in 0..<n {
+                        // grid's last axis is (x, y, z): reversed relative to the (D, H, W) axes.
+                        let v = g[gp + (n - 1 - i)]
+                        let L = Double(dims[i])
+                        var c = alignCorners ? (v + 1) / 2 * (L - 1) : ((v + 1) * L - 1) / 2
+                        // NaN samples read outside the input; coordinates are bounded so index arithmetic cannot overflow.
+                        c = c.isNaN ? -L - 8 : Swift.min(Swift.max(c, -1e9), 1e9)
+                        if mode == .nearest { c = c.rounded(.toNearestOrEven) }
+                        if c < lo[i] || c > hi[i] {
+                            if padding == 1 { c = Swift.min(Swift.max(c, 0), L - 1) } else if padding == 2 { c = Self.reflect(c, lo[i], hi[i]) }
+                        }
+                        c = Swift.min(Swift.max(c, -L - 8), L + 8)
+                        let t0 = i * tapsPerDim
+                        switch mode {
+                        case .nearest:
+                            tapIndex[t0] = Int(c.rounded(.towardZero))
+                            tapWeight[t0] = 1
+                        case .linear:
+                            let f = c.rounded(.down)
+                            let t = c - f
+                            tapIndex[t0] = Int(f); tapIndex[t0 + 1] = Int(f) + 1
+                            tapWeight[t0] = 1 - t; tapWeight[t0 + 1] = t
+                        case .cubic:
+                            let f = c.rounded(.down)
+                            cubicCoefficients(c - f, &cubicW)
+                            for k in 0..<4 { tapIndex[t0 + k] = Int(f) - 1 + k; tapWeight[t0 + k] = cubicW[k] }
+                        }
+                        // Padding of each tap's index (-1: a zero pixel).
+                        for k in 0..<tapsPerDim {
+                            var j = tapIndex[t0 + k]
+                            if j < 0 || j >= dims[i] {
+                                switch padding {
+                                case 1: j = Swift.min(Swift.max(j, 0), dims[i] - 1)
+                                case 2: j = Int(Self.reflect(Double(j), lo[i], hi[i]).rounded(.towardZero)); j = Swift.min(Swift.max(j, 0), dims[i] - 1)
+                                default: j = -1
+                                }
+                            }
+                            tapIndex[t0 + k] = j
+                        }
                     }
-                    c = Swift.min(Swift.max(c, -L - 8), L + 8)
-                    let t0 = i * tapsPerDim
-                    switch mode {
-                    case .nearest:
-                        tapIndex[t0] = Int(c.rounded(.towardZero))
-                        tapWeight[t0] = 1
-                    case .linear:
-                        let f = c.rounded(.down)
-                        let t = c - f
-                        tapIndex[t0] = Int(f); tapIndex[t0 + 1] = Int(f) + 1
-                        tapWeight[t0] = 1 - t; tapWeight[t0 + 1] = t
-                    case .cubic:
-                        let f = c.rounded(.down)
-                        cubicCoefficients(c - f, &cubicW)
-                        for k in 0..<4 { tapIndex[t0 + k] = Int(f) - 1 + k; tapWeight[t0 + k] = cubicW[k] }
+                    for cIdx in 0..<combos {
+                        var rem = cIdx, off = 0, w = 1.0
+                        for i in stride(from: n - 1, through: 0, by: -1) {
+                            let k = rem % tapsPerDim
+                            rem /= tapsPerDim
+                            let j = tapIndex[i * tapsPerDim + k]
+                            if j < 0 || off < 0 { off = -1 } else { off += j * strides[i] }
+                            w *= tapWeight[i * tapsPerDim + k]
+                        }
+                        offs[pl * combos + cIdx] = off < 0 ? 0 : off
+                        wts[pl * combos + cIdx] = off < 0 ? 0 : T(w)
                     }
-                    // Padding of each tap's index (-1: a zero pixel).
-                    for k in 0..<tapsPerDim {
-                        var j = tapIndex[t0 + k]
-                        if j < 0 || j >= dims[i] {
-                            switch padding {
-                            case 1: j = Swift.min(Swift.max(j, 0), dims[i] - 1)
-                            case 2: j = Int(Self.reflect(Double(j), lo[i], hi[i]).rounded(.towardZero)); j = Swift.min(Swift.max(j, 0), dims[i] - 1)
-                            default: j = -1
+                }
+                offs.withUnsafeBufferPointer { o in
+                wts.withUnsafeBufferPointer { w in
+                    for ch in 0..<C {
+                        let s = src + (b * C + ch) * plane
+                        let d = dst + (b * C + ch) * outCount + p0
+                        switch combos {
+                        case 1:
+                            for p in 0..<pc { d[p] = w[p] * s[o[p]] }
+                        case 4:
+                            for p in 0..<pc {
+                                let q = 4 * p
+                                d[p] = (w[q] * s[o[q]] + w[q + 1] * s[o[q + 1]]) + (w[q + 2] * s[o[q + 2]] + w[q + 3] * s[o[q + 3]])
+                            }
+                        default:
+                            for p in 0..<pc {
+                                var acc: T = 0
+                                for k in 0..<combos { acc += w[p * combos + k] * s[o[p * combos + k]] }
+                                d[p] = acc
                             }
                         }
-                        tapIndex[t0 + k] = j
                     }
                 }
-                for cIdx in 0..<combos {
-                    var rem = cIdx, off = 0, w = 1.0
-                    for i in stride(from: n - 1, through: 0, by: -1) {
-                        let k = rem % tapsPerDim
-                        rem /= tapsPerDim
-                        let j = tapIndex[i * tapsPerDim + k]
-                        if j < 0 || off < 0 { off = -1 } else { off += j * strides[i] }
-                        w *= tapWeight[i * tapsPerDim + k]
-                    }
-                    offs[pl * combos + cIdx] = off < 0 ? 0 : off
-                    wts[pl * combos + cIdx] = off < 0 ? 0 : T(w)
                 }
             }
-            offs.withUnsafeBufferPointer { o in
-            wts.withUnsafeBufferPointer { w in
-                for ch in 0..<C {
-                    let s = src + (b * C + ch) * plane
-                    let d = dst + (b * C + ch) * outCount + p0
-                    switch combos {
-                    case 1:
-                        for p in 0..<pc { d[p] = w[p] * s[o[p]] }
-                    case 4:
-                        for p in 0..<pc {
-                            let q = 4 * p
-                            d[p] = (w[q] * s[o[q]] + w[q + 1] * s[o[q + 1]]) + (w[q + 2] * s[o[q + 2]] + w[q + 3] * s[o[q + 3]])
-                        }
-                    default:
-                        for p in 0..<pc {
-                            var acc: T = 0
-                            for k in 0..<combos { acc += w[p * combos + k] * s[o[p * combos + k]] }
-                            d[p] = acc
-                        }
-                    }
-                }
-            }
-            }
-          }
         }
         return y
     }
