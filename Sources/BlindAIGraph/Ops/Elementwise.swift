@@ -454,7 +454,6 @@ extension StandardOperators {
             return UnaryOp(kind: approx == "tanh" ? .geluTanh : .geluErf)
         }
         r.register("Gelu", domain: "com.microsoft") { _ in UnaryOp(kind: .geluErf) }
-        r.register("FastGelu", domain: "com.microsoft") { _ in UnaryOp(kind: .geluTanh) }
         r.register("IsNaN") { _ in FloatPredicateOp(kind: .isNaN) }
         r.register("IsInf") { c in
             FloatPredicateOp(kind: .isInf(positive: try c.int("detect_positive", default: 1) != 0, negative: try c.int("detect_negative", default: 1) != 0))
