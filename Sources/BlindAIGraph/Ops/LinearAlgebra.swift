@@ -224,6 +224,15 @@ enum LinAlgGemv {
         defer { t.deallocate() }
         t.update(repeating: 0, count: nn)
         var p = 0
+        while p + 8 <= k {
+            let a0 = x[p], a1 = x[p + 1], a2 = x[p + 2], a3 = x[p + 3], a4 = x[p + 4], a5 = x[p + 5], a6 = x[p + 6], a7 = x[p + 7]
+            let r0 = b + p * ldb + j0, r1 = r0 + ldb, r2 = r1 + ldb, r3 = r2 + ldb
+            let r4 = r3 + ldb, r5 = r4 + ldb, r6 = r5 + ldb, r7 = r6 + ldb
+            for j in 0..<nn {
+                t[j] += (a0 * r0[j] + a1 * r1[j]) + (a2 * r2[j] + a3 * r3[j]) + ((a4 * r4[j] + a5 * r5[j]) + (a6 * r6[j] + a7 * r7[j]))
+            }
+            p += 8
+        }
         while p + 4 <= k {
             let a0 = x[p], a1 = x[p + 1], a2 = x[p + 2], a3 = x[p + 3]
             let r0 = b + p * ldb + j0, r1 = r0 + ldb, r2 = r1 + ldb, r3 = r2 + ldb
