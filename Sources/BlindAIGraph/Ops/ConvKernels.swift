@@ -40,11 +40,59 @@ extension Double: CFScalar {
 }
 
 extension Int32: CFScalar {
+    /// Exact integer GEMM. Quantized operands are small (8- or 16-bit after zero-point shifts), so the
+    /// product is computed with the float32 SIMD GEMM over slices of K short enough that every partial sum
+    /// is an integer below 2^24 (exact in float32); the slices are summed in int32.
     static func cfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
-                                  a: UnsafePointer<Int32>, lda: Int, b: UnsafePointer<Int32>, ldb: Int,
-                                  accumulate: Bool, c: UnsafeMutablePointer<Int32>, ldc: Int) {
-        cfPortableGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                       accumulate: accumulate, c: c, ldc: ldc)
+                       a: UnsafePointer<Int32>, lda: Int, b: UnsafePointer<Int32>, ldb: Int,
+                       accumulate: Bool, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
+        if m <= 0 || n <= 0 || k <= 0 || (!macs.overflow && macs.partialValue < 1 << 15) {
+            cfPortableGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                           accumulate: accumulate, c: c, ldc: ldc)
+            return
+        }
+        // Float copies of op(A) [m, k] and op(B) [k, n], with their largest magnitudes.
+        let fa = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
+        let fb = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
+        let fc = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+        defer { fa.deallocate(); fb.deallocate(); fc.deallocate() }
+        var maxA: Int64 = 0, maxB: Int64 = 0
+        for i in 0..<m {
+            for p in 0..<k {
+                let v = transA ? a[p * lda + i] : a[i * lda + p]
+                maxA = Swift.max(maxA, Int64(v.magnitude))
+                fa[i * k + p] = Float(v)
+            }
+        }
+        for p in 0..<k {
+            for j in 0..<n {
+                let v = transB ? b[j * ldb + p] : b[p * ldb + j]
+                maxB = Swift.max(maxB, Int64(v.magnitude))
+                fb[p * n + j] = Float(v)
+            }
+        }
+        let limit: Int64 = 1 << 24
+        if maxA > limit || maxB > limit || (maxA > 0 && maxB > limit / maxA) {
+            cfPortableGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                           accumulate: accumulate, c: c, ldc: ldc)
+            return
+        }
+        if !accumulate {
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        }
+        if maxA == 0 || maxB == 0 { return }
+        let slice = Swift.max(1, Int(limit / (maxA * maxB)))
+        var p0 = 0
+        while p0 < k {
+            let kc = Swift.min(slice, k - p0)
+            CFParallel.sgemm(false, false, m, n, kc, 1, fa + p0, k, fb + p0 * n, n, 0, fc, n)
+            for i in 0..<m {
+                let crow = c + i * ldc, frow = fc + i * n
+                for j in 0..<n { crow[j] = crow[j] &+ Int32(frow[j]) }
+            }
+            p0 += kc
+        }
     }
     @inline(__always) static func cfAdd(_ x: Int32, _ y: Int32) -> Int32 { x &+ y }
     @inline(__always) static func cfMul(_ x: Int32, _ y: Int32) -> Int32 { x &* y }

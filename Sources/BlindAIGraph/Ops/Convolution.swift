@@ -337,6 +337,10 @@ enum ConvKernels {
         let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, kSize = g.kernelSize
         let cog = g.cOutPerGroup
+        if kD == 1 && kH == 3 && kW == 3 && dh == 1 && dw == 1 && sh == sw && (sw == 1 || sw == 2) {
+            depthwise3x3(x, w, bias, out, g, planes: planes)
+            return
+        }
         // Valid output columns of each horizontal tap, and the range where all taps are valid.
         var ranges: [(Int, Int)] = []
         var allLo = 0, allHi = oW
@@ -400,6 +404,86 @@ enum ConvKernels {
                                 }
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depthwise 3x3, stride 1 or 2, no dilation (MobileNet, EfficientNet): each input plane is copied once
+    /// into a zero-padded buffer (for stride 2, de-interleaved into even and odd columns), so that every output
+    /// row is one branch-free loop over contiguous memory with the nine taps fused.
+    static func depthwise3x3<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
+                                          _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, planes: Range<Int>) {
+        let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
+        let s = g.stride[2], ph = g.padBegin[1], pw = g.padBegin[2]
+        let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
+        let Hp = (oH - 1) * s + 3
+        // Stride 1: rows of oW + 2 columns. Stride 2: even columns (oW + 1) then odd columns (oW).
+        let rowStride = s == 1 ? oW + 2 : 2 * oW + 1
+        let padded = UnsafeMutablePointer<T>.allocate(capacity: Hp * rowStride)
+        defer { padded.deallocate() }
+        for plane in planes {
+            let n = plane / g.cOut, m = plane % g.cOut
+            let input = x + (n * g.cIn + m / cog) * inSpatial
+            let o = out + (n * g.cOut + m) * outSpatial
+            let wk = w + m * 9
+            // Fill the padded plane.
+            for r in 0..<Hp {
+                let dst = padded + r * rowStride
+                let ih = r - ph
+                if ih < 0 || ih >= H {
+                    dst.update(repeating: T.zero, count: rowStride)
+                    continue
+                }
+                let src = input + ih * W
+                if s == 1 {
+                    // column c holds input column c - pw
+                    let lo = Swift.min(Swift.max(pw, 0), rowStride), hi = Swift.max(lo, Swift.min(rowStride, W + pw))
+                    if lo > 0 { dst.update(repeating: T.zero, count: lo) }
+                    if hi > lo { (dst + lo).update(from: src + (lo - pw), count: hi - lo) }
+                    if hi < rowStride { (dst + hi).update(repeating: T.zero, count: rowStride - hi) }
+                } else {
+                    let even = dst, odd = dst + (oW + 1)
+                    for j in 0...oW {
+                        let c = 2 &* j &- pw
+                        even[j] = c >= 0 && c < W ? src[c] : T.zero
+                    }
+                    for j in 0..<oW {
+                        let c = 2 &* j &+ 1 &- pw
+                        odd[j] = c >= 0 && c < W ? src[c] : T.zero
+                    }
+                }
+            }
+            let b = bias?[m] ?? T.zero
+            let w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5], w20 = wk[6], w21 = wk[7], w22 = wk[8]
+            for oh in 0..<oH {
+                let r0 = padded + oh &* s &* rowStride, r1 = r0 + rowStride, r2 = r1 + rowStride
+                let d = o + oh &* oW
+                if s == 1 {
+                    for ow in 0..<oW {
+                        var acc = T.cfAdd(b, T.cfMul(w00, r0[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w01, r0[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w02, r0[ow &+ 2]))
+                        acc = T.cfAdd(acc, T.cfMul(w10, r1[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w11, r1[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w12, r1[ow &+ 2]))
+                        acc = T.cfAdd(acc, T.cfMul(w20, r2[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w21, r2[ow &+ 1]))
+                        d[ow] = T.cfAdd(acc, T.cfMul(w22, r2[ow &+ 2]))
+                    }
+                } else {
+                    let o0 = r0 + (oW + 1), o1 = r1 + (oW + 1), o2 = r2 + (oW + 1)
+                    for ow in 0..<oW {
+                        var acc = T.cfAdd(b, T.cfMul(w00, r0[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w01, o0[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w02, r0[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w10, r1[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w11, o1[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w12, r1[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w20, r2[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w21, o2[ow]))
+                        d[ow] = T.cfAdd(acc, T.cfMul(w22, r2[ow &+ 1]))
                     }
                 }
             }

@@ -354,11 +354,21 @@ struct QLinearBinaryOp: Operator {
         let pa = try QuantParams(inputs.optional(1), inputs.optional(2), "A")
         let pb = try QuantParams(inputs.optional(4), inputs.optional(5), "B")
         let pc = try QuantParams(inputs.optional(6), inputs.optional(7), "C")
+        // Scale ratios folded as onnxruntime does (the results match it bit for bit).
+        let za = pa.zero, zb = pb.zero, zc = pc.zero
         func go<Q: EngineInteger>(_: Q.Type) throws -> Tensor {
-            if multiply {
-                return try Loops.zip(a, b, Q.self, Q.self, ctx) { x, y in pc.quantize(pa.dequantize(x) * pb.dequantize(y), Q.self) }
+            let lo = Float(Q.min), hi = Float(Q.max)
+            @inline(__always) func q(_ v: Float) -> Q {
+                let r = v.rounded(.toNearestOrEven) + zc
+                if r.isNaN { return 0 }
+                return r <= lo ? Q.min : (r >= hi ? Q.max : Q(r))
             }
-            return try Loops.zip(a, b, Q.self, Q.self, ctx) { x, y in pc.quantize(pa.dequantize(x) + pb.dequantize(y), Q.self) }
+            if multiply {
+                let ratio = pa.scale * pb.scale / pc.scale
+                return try Loops.zip(a, b, Q.self, Q.self, ctx) { x, y in q((Float(x) - za) * (Float(y) - zb) * ratio) }
+            }
+            let ra = pa.scale / pc.scale, rb = pb.scale / pc.scale
+            return try Loops.zip(a, b, Q.self, Q.self, ctx) { x, y in q((Float(x) - za) * ra + (Float(y) - zb) * rb) }
         }
         switch a.dataType {
         case .uint8: return [try go(UInt8.self)]
