@@ -119,7 +119,13 @@ struct SplitOp: Operator {
                 }
             }
         }
-        guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == dim else {
+        var sum = 0
+        for v in sizes {
+            let (t, o) = sum.addingReportingOverflow(v)
+            sum = o || v < 0 ? -1 : t
+            if sum < 0 { break }
+        }
+        guard sum == dim else {
             throw EngineError(.invalidArgument, "Split: sizes \(sizes) do not add up to the size \(dim) of axis \(a)")
         }
         guard sizes.count == outputs else {
@@ -323,6 +329,9 @@ enum ShapePad {
         if begin.allSatisfy({ $0 == 0 }) && end.allSatisfy({ $0 == 0 }) { return x }
         let total = try ctx.limits.checkedCount(outShape, x.dataType)
         if rank == 0 { return x }
+        if total == 0 {
+            return x.dataType == .string ? Tensor(shape: outShape, strings: []) : try ctx.uninitialized(x.dataType, outShape)
+        }
         // Per axis, the source index of every output position (-1: constant).
         var maps: [[Int]] = []
         for k in 0..<rank {
