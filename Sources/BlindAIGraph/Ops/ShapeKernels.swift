@@ -144,6 +144,19 @@ enum ShapeKernels {
             transposeTiles(src, dst, offset, dims, st, j)
             return
         }
+        if n >= 2 && st[n - 2] == 1 {
+            // A short innermost dimension after a contiguous one (DepthToSpace, interleaving): read the contiguous
+            // source runs and write with the short output stride.
+            let rows = dims[n - 2]
+            forEachOuter(dims, st, outerCount: n - 2, rowSize: rows * inner, offset: offset) { o, i in
+                for c in 0..<inner {
+                    let d = dst + o + c
+                    let s = src + i + c * istride
+                    for r in 0..<rows { d[r * inner] = s[r] }
+                }
+            }
+            return
+        }
         forEachOuter(dims, st, outerCount: n - 1, rowSize: inner, offset: offset) { o, i in
             let d = dst + o
             let s = src + i
