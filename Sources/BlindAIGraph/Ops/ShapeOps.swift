@@ -245,7 +245,7 @@ struct ExpandOp: Operator {
         guard spec.allSatisfy({ $0 >= 0 }) else { throw EngineError(.invalidArgument, "Expand: negative dimension in shape \(spec)") }
         let shape = try Shape.broadcast([x.shape, spec])
         if shape == x.shape { return [x] }
-        return [try Loops.broadcastCopy(x, to: shape, ctx)]
+        return [try ShapeKernels.broadcast(x, to: shape, ctx)]
     }
 }
 
@@ -278,7 +278,7 @@ struct TileOp: Operator {
             to.append(repeats[k]); to.append(x.shape[k])
         }
         _ = try ctx.limits.checkedCount(shape, x.dataType)
-        let y = try Loops.broadcastCopy(x.reshaped(from), to: to, ctx)
+        let y = try ShapeKernels.broadcast(x.reshaped(from), to: to, ctx)
         return [y.reshaped(shape)]
     }
 }
