@@ -100,7 +100,7 @@ struct SplitOp: Operator {
         var sizes: [Int]
         if let s = splitAttr {
             sizes = s
-        } else if let t = inputs.optional(1), t.count > 0 || numOutputs == nil {
+        } else if let t = inputs.optional(1), t.count > 0 {
             sizes = try t.intValues()
         } else {
             let n = numOutputs ?? outputs
