@@ -202,6 +202,8 @@ struct GatherNDOp: Operator {
             throw EngineError(.invalidArgument, "GatherND: index tuples of length \(k) are too long for data \(data.shape) with batch_dims \(b)")
         }
         let shape = Array(indicesT.shape[..<(indicesT.rank - 1)]) + Array(data.shape[(b + k)...])
+        _ = try ctx.limits.checkedCount(shape, data.dataType == .string ? .int64 : data.dataType)
+        _ = try ctx.limits.checkedCount(Array(indicesT.shape.dropLast()), .int64)
         let batches = data.shape[..<b].reduce(1, *)
         let tuplesPerBatch = indicesT.shape[b..<(indicesT.rank - 1)].reduce(1, *)
         let slice = data.shape[(b + k)...].reduce(1, *)
@@ -344,6 +346,7 @@ struct ScatterNDOp: Operator {
         guard updates.shape == expected else {
             throw EngineError(.shapeMismatch, "ScatterND: updates have shape \(updates.shape), expected \(expected)")
         }
+        _ = try ctx.limits.checkedCount(Array(indicesT.shape.dropLast()), .int64)
         let raw = try ShapeIndexReader.values(indicesT, "ScatterND indices")
         let tuples = indicesT.shape.dropLast().reduce(1, *)
         let slice = data.shape[k...].reduce(1, *)
@@ -441,6 +444,7 @@ struct TensorScatterOp: Operator {
         for w in writes where w < 0 || (!circular && w + seq > maxSeq) {
             throw EngineError(.invalidArgument, "TensorScatter: write index \(w) with \(seq) updates is out of range for a cache of length \(maxSeq)")
         }
+        _ = try ctx.limits.checkedCount(Array(past.shape[..<a]) + [seq], .int64)
         let prefixPerBatch = past.shape[1..<a].reduce(1, *)
         let inner = past.shape[(a + 1)...].reduce(1, *)
         // Destination offsets of each update row.

@@ -144,6 +144,19 @@ enum ShapeKernels {
             transposeTiles(src, dst, offset, dims, st, j)
             return
         }
+        if n >= 2 && st[n - 2] == 1 {
+            // A short innermost dimension after a contiguous one (DepthToSpace, interleaving): read the contiguous
+            // source runs and write with the short output stride.
+            let rows = dims[n - 2]
+            forEachOuter(dims, st, outerCount: n - 2, rowSize: rows * inner, offset: offset) { o, i in
+                for c in 0..<inner {
+                    let d = dst + o + c
+                    let s = src + i + c * istride
+                    for r in 0..<rows { d[r * inner] = s[r] }
+                }
+            }
+            return
+        }
         forEachOuter(dims, st, outerCount: n - 1, rowSize: inner, offset: offset) { o, i in
             let d = dst + o
             let s = src + i
@@ -250,6 +263,36 @@ enum ShapeKernels {
         if perm == Array(0..<perm.count) { return x }
         let strides = perm.map { inStrides[$0] }
         return try view(x, offset: 0, shape: shape, strides: strides, ctx)
+    }
+
+    /// `x` broadcast to `shape` (Expand, Tile), with rows copied, filled or gathered by element size.
+    static func broadcast(_ x: Tensor, to shape: [Int], _ ctx: ExecutionContext) throws -> Tensor {
+        if x.dataType == .string { return try Loops.broadcastCopy(x, to: shape, ctx) }
+        let out = try ctx.uninitialized(x.dataType, shape)
+        if out.count == 0 { return out }
+        let plan = BroadcastPlan(outShape: shape, inputShapes: [x.shape])
+        switch x.dataType.byteSize {
+        case 1: broadcastRows(plan, x, out, UInt8.self)
+        case 2: broadcastRows(plan, x, out, UInt16.self)
+        case 4: broadcastRows(plan, x, out, UInt32.self)
+        default: broadcastRows(plan, x, out, UInt64.self)
+        }
+        return out
+    }
+
+    static func broadcastRows<E: FixedWidthInteger>(_ plan: BroadcastPlan, _ x: Tensor, _ out: Tensor, _: E.Type) {
+        let src = UnsafePointer(x.storage.base.assumingMemoryBound(to: E.self))
+        let dst = out.storage.base.assumingMemoryBound(to: E.self)
+        plan.forEachRow { o, offs, count, strides in
+            let s = src + offs[0], d = dst + o
+            switch strides[0] {
+            case 1: d.update(from: s, count: count)
+            case 0: d.update(repeating: s[0], count: count)
+            default:
+                let st = strides[0]
+                for i in 0..<count { d[i] = s[i * st] }
+            }
+        }
     }
 
     // MARK: Element values

@@ -100,7 +100,7 @@ struct SplitOp: Operator {
         var sizes: [Int]
         if let s = splitAttr {
             sizes = s
-        } else if let t = inputs.optional(1), t.count > 0 || numOutputs == nil {
+        } else if let t = inputs.optional(1), t.count > 0 {
             sizes = try t.intValues()
         } else {
             let n = numOutputs ?? outputs
@@ -119,7 +119,13 @@ struct SplitOp: Operator {
                 }
             }
         }
-        guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == dim else {
+        var sum = 0
+        for v in sizes {
+            let (t, o) = sum.addingReportingOverflow(v)
+            sum = o || v < 0 ? -1 : t
+            if sum < 0 { break }
+        }
+        guard sum == dim else {
             throw EngineError(.invalidArgument, "Split: sizes \(sizes) do not add up to the size \(dim) of axis \(a)")
         }
         guard sizes.count == outputs else {
@@ -239,7 +245,7 @@ struct ExpandOp: Operator {
         guard spec.allSatisfy({ $0 >= 0 }) else { throw EngineError(.invalidArgument, "Expand: negative dimension in shape \(spec)") }
         let shape = try Shape.broadcast([x.shape, spec])
         if shape == x.shape { return [x] }
-        return [try Loops.broadcastCopy(x, to: shape, ctx)]
+        return [try ShapeKernels.broadcast(x, to: shape, ctx)]
     }
 }
 
@@ -272,7 +278,7 @@ struct TileOp: Operator {
             to.append(repeats[k]); to.append(x.shape[k])
         }
         _ = try ctx.limits.checkedCount(shape, x.dataType)
-        let y = try Loops.broadcastCopy(x.reshaped(from), to: to, ctx)
+        let y = try ShapeKernels.broadcast(x.reshaped(from), to: to, ctx)
         return [y.reshaped(shape)]
     }
 }
@@ -323,6 +329,9 @@ enum ShapePad {
         if begin.allSatisfy({ $0 == 0 }) && end.allSatisfy({ $0 == 0 }) { return x }
         let total = try ctx.limits.checkedCount(outShape, x.dataType)
         if rank == 0 { return x }
+        if total == 0 {
+            return x.dataType == .string ? Tensor(shape: outShape, strings: []) : try ctx.uninitialized(x.dataType, outShape)
+        }
         // Per axis, the source index of every output position (-1: constant).
         var maps: [[Int]] = []
         for k in 0..<rank {
