@@ -522,10 +522,10 @@ def write_case(outdir: str, name: str, model_path: str, feeds_list: list[dict[st
         os.makedirs(d)
         for i, n in enumerate(graph_inputs):
             with open(os.path.join(d, f"input_{i}.pb"), "wb") as f:
-                f.write(numpy_helper.from_array(np.ascontiguousarray(feeds[n]), n).SerializeToString())
+                f.write(numpy_helper.from_array(np.asarray(feeds[n], order="C"), n).SerializeToString())
         for i, (n, v) in enumerate(zip(graph_outputs, expected)):
             with open(os.path.join(d, f"output_{i}.pb"), "wb") as f:
-                f.write(numpy_helper.from_array(np.ascontiguousarray(v), n).SerializeToString())
+                f.write(numpy_helper.from_array(np.asarray(v, order="C"), n).SerializeToString())
         expected_all.append(expected)
         optimized_all.append(optimized)
     return expected_all, optimized_all
