@@ -135,6 +135,79 @@ enum RecurrentMath {
     }
 }
 
+extension RecurrentMath {
+    /// Batch sizes up to this use the dot-product kernel below for the per-step recurrent product; larger ones
+    /// use `blindai_sgemm`, whose packing of R on every call pays off only with several rows.
+    static let smallBatch = 6
+
+    /// C[m, n] (+)= A[m, k] * B[n, k]^T, all row-major with leading dimensions lda, ldb, ldc.
+    static func productTransB(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+                              _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+                              accumulate: Bool) {
+        if m <= 0 || n <= 0 { return }
+        if m > smallBatch {
+            blindai_sgemm(0, 1, m, n, k, 1, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
+            return
+        }
+        for i in 0..<m {
+            let ar = UnsafeRawPointer(a + i * lda)
+            let cr = c + i * ldc
+            var j = 0
+            // Four outputs at a time: the row of A is loaded once per four rows of B.
+            while j + 4 <= n {
+                let b0 = UnsafeRawPointer(b + j * ldb), b1 = UnsafeRawPointer(b + (j + 1) * ldb)
+                let b2 = UnsafeRawPointer(b + (j + 2) * ldb), b3 = UnsafeRawPointer(b + (j + 3) * ldb)
+                var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+                var p = 0
+                while p + 8 <= k {
+                    let o = p * 4
+                    let x = ar.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    s0 += x * b0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    s1 += x * b1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    s2 += x * b2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    s3 += x * b3.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                    p += 8
+                }
+                var r0 = horizontalSum(s0), r1 = horizontalSum(s1), r2 = horizontalSum(s2), r3 = horizontalSum(s3)
+                let ap = a + i * lda
+                while p < k {
+                    let x = ap[p]
+                    r0 += x * b[j * ldb + p]
+                    r1 += x * b[(j + 1) * ldb + p]
+                    r2 += x * b[(j + 2) * ldb + p]
+                    r3 += x * b[(j + 3) * ldb + p]
+                    p += 1
+                }
+                if accumulate {
+                    cr[j] += r0; cr[j + 1] += r1; cr[j + 2] += r2; cr[j + 3] += r3
+                } else {
+                    cr[j] = r0; cr[j + 1] = r1; cr[j + 2] = r2; cr[j + 3] = r3
+                }
+                j += 4
+            }
+            while j < n {
+                let bj = UnsafeRawPointer(b + j * ldb)
+                var s = SIMD8<Float>()
+                var p = 0
+                while p + 8 <= k {
+                    s += ar.loadUnaligned(fromByteOffset: p * 4, as: SIMD8<Float>.self) * bj.loadUnaligned(fromByteOffset: p * 4, as: SIMD8<Float>.self)
+                    p += 8
+                }
+                var r = horizontalSum(s)
+                while p < k { r += a[i * lda + p] * b[j * ldb + p]; p += 1 }
+                cr[j] = accumulate ? cr[j] + r : r
+                j += 1
+            }
+        }
+    }
+
+    @inline(__always)
+    static func horizontalSum(_ v: SIMD8<Float>) -> Float {
+        let h = v.lowHalf + v.highHalf
+        return (h[0] + h[2]) + (h[1] + h[3])
+    }
+}
+
 /// RNN, GRU or LSTM.
 struct RecurrentOp: Operator {
     enum Kind: Sendable { case rnn, gru, lstm }
@@ -306,14 +379,14 @@ struct RecurrentOp: Operator {
                 }
                 switch kind {
                 case .rnn:
-                    blindai_sgemm(0, 1, batch, gh, hidden, 1, hState, hidden, rd, hidden, 1, gates, gh)
+                    RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, gates, gh, accumulate: true)
                     for bi in 0..<batch where s < lengths[bi] {
                         let gp = gates + bi * gh
                         acts[0].apply(gp, hidden, clip: clip)
                         (hState + bi * hidden).update(from: gp, count: hidden)
                     }
                 case .lstm:
-                    blindai_sgemm(0, 1, batch, gh, hidden, 1, hState, hidden, rd, hidden, 1, gates, gh)
+                    RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, gates, gh, accumulate: true)
                     for bi in 0..<batch where s < lengths[bi] {
                         let gp = gates + bi * gh
                         let gi = gp, go = gp + hidden, gf = gp + 2 * hidden, gc = gp + 3 * hidden
@@ -343,9 +416,9 @@ struct RecurrentOp: Operator {
                 case .gru:
                     // z and r: gates[:, 0..<2H] += H_prev * R[z,r]^T.
                     if linearBeforeReset {
-                        blindai_sgemm(0, 1, batch, gh, hidden, 1, hState, hidden, rd, hidden, 0, hr, gh)
+                        RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, hr, gh, accumulate: false)
                     } else {
-                        blindai_sgemm(0, 1, batch, 2 * hidden, hidden, 1, hState, hidden, rd, hidden, 0, hr, gh)
+                        RecurrentMath.productTransB(batch, 2 * hidden, hidden, hState, hidden, rd, hidden, hr, gh, accumulate: false)
                     }
                     for bi in 0..<batch where s < lengths[bi] {
                         let gp = gates + bi * gh, hrp = hr + bi * gh
@@ -361,7 +434,7 @@ struct RecurrentOp: Operator {
                     }
                     if !linearBeforeReset {
                         // gates[:, 2H..<3H] += (r (.) H_prev) * R_h^T + Rbh.
-                        blindai_sgemm(0, 1, batch, hidden, hidden, 1, rh, hidden, rd + 2 * hidden * hidden, hidden, 0, hr, gh)
+                        RecurrentMath.productTransB(batch, hidden, hidden, rh, hidden, rd + 2 * hidden * hidden, hidden, hr, gh, accumulate: false)
                         for bi in 0..<batch where s < lengths[bi] {
                             let gH = gates + bi * gh + 2 * hidden, hrp = hr + bi * gh
                             for k in 0..<hidden { gH[k] += hrp[k] + rbh[k] }
