@@ -471,39 +471,39 @@ extension StandardOperators {
     }
 
     private static func buildRecurrent(_ kind: RecurrentOp.Kind, _ c: inout OpBuildContext) throws -> any Operator {
-            let direction = try c.string("direction", default: "forward")
-            let dirs: Int
-            switch direction {
-            case "forward", "reverse": dirs = 1
-            case "bidirectional": dirs = 2
-            default: throw c.error(.invalidModel, "unknown direction '\(direction)'")
-            }
-            let perDirection: Int
-            let defaults: [String]
-            switch kind {
-            case .rnn: perDirection = 1; defaults = ["Tanh"]
-            case .gru: perDirection = 2; defaults = ["Sigmoid", "Tanh"]
-            case .lstm: perDirection = 3; defaults = ["Sigmoid", "Tanh", "Tanh"]
-            }
-            var names = try c.strings("activations") ?? []
-            if names.isEmpty {
-                names = Array([[String]](repeating: defaults, count: dirs).joined())
-            } else if names.count == perDirection && dirs == 2 {
-                names += names
-            }
-            guard names.count == perDirection * dirs else {
-                throw c.error(.invalidModel, "\(kind) with direction \(direction) needs \(perDirection * dirs) activations, got \(names.count)")
-            }
-            let acts = try RecurrentActivation.parse(names, alphas: try c.floats("activation_alpha") ?? [],
-                                                     betas: try c.floats("activation_beta") ?? [])
-            let perDir = (0..<dirs).map { Array(acts[($0 * perDirection)..<(($0 + 1) * perDirection)]) }
-            let layout = try c.int("layout", default: 0)
-            guard layout == 0 || layout == 1 else { throw c.error(.invalidModel, "layout must be 0 or 1, got \(layout)") }
-            let clip = try c.float("clip")
-            if let clip, !(clip > 0) { throw c.error(.invalidModel, "clip must be positive, got \(clip)") }
-            return RecurrentOp(kind: kind, directions: dirs, reverseOnly: direction == "reverse", activations: perDir,
-                               clip: clip, hiddenSize: try c.int("hidden_size"), layout: layout,
-                               linearBeforeReset: try c.int("linear_before_reset", default: 0) != 0,
-                               inputForget: try c.int("input_forget", default: 0) != 0)
+        let direction = try c.string("direction", default: "forward")
+        let dirs: Int
+        switch direction {
+        case "forward", "reverse": dirs = 1
+        case "bidirectional": dirs = 2
+        default: throw c.error(.invalidModel, "unknown direction '\(direction)'")
+        }
+        let perDirection: Int
+        let defaults: [String]
+        switch kind {
+        case .rnn: perDirection = 1; defaults = ["Tanh"]
+        case .gru: perDirection = 2; defaults = ["Sigmoid", "Tanh"]
+        case .lstm: perDirection = 3; defaults = ["Sigmoid", "Tanh", "Tanh"]
+        }
+        var names = try c.strings("activations") ?? []
+        if names.isEmpty {
+            names = Array([[String]](repeating: defaults, count: dirs).joined())
+        } else if names.count == perDirection && dirs == 2 {
+            names += names
+        }
+        guard names.count == perDirection * dirs else {
+            throw c.error(.invalidModel, "\(kind) with direction \(direction) needs \(perDirection * dirs) activations, got \(names.count)")
+        }
+        let acts = try RecurrentActivation.parse(names, alphas: try c.floats("activation_alpha") ?? [],
+                                                 betas: try c.floats("activation_beta") ?? [])
+        let perDir = (0..<dirs).map { Array(acts[($0 * perDirection)..<(($0 + 1) * perDirection)]) }
+        let layout = try c.int("layout", default: 0)
+        guard layout == 0 || layout == 1 else { throw c.error(.invalidModel, "layout must be 0 or 1, got \(layout)") }
+        let clip = try c.float("clip")
+        if let clip, !(clip > 0) { throw c.error(.invalidModel, "clip must be positive, got \(clip)") }
+        return RecurrentOp(kind: kind, directions: dirs, reverseOnly: direction == "reverse", activations: perDir,
+                           clip: clip, hiddenSize: try c.int("hidden_size"), layout: layout,
+                           linearBeforeReset: try c.int("linear_before_reset", default: 0) != 0,
+                           inputForget: try c.int("input_forget", default: 0) != 0)
     }
 }
