@@ -298,35 +298,61 @@ struct MLForest: Sendable {
         }
     }
 
+    /// Nodes packed into one contiguous array for traversal (built by `pack()` after validation).
+    var packed: [MLTreeNode] = []
+
+    mutating func pack() throws {
+        guard feature.count < Int(Int32.max), leafStart.count < Int(Int32.max), feature.allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw EngineError(.invalidModel, "tree ensemble has too many nodes")
+        }
+        packed = (0..<feature.count).map { i in
+            MLTreeNode(split: split[i], feature: Int32(feature[i]), trueChild: Int32(trueChild[i]), falseChild: Int32(falseChild[i]),
+                       mode: mode[i], missingTrue: missingTracksTrue[i])
+        }
+        // Sentinels (never reached) so that the traversal's buffers are never empty.
+        packed.append(MLTreeNode(split: 0, feature: 0, trueChild: -1, falseChild: -1, mode: .leq, missingTrue: false))
+        memberStart.append(members.count)
+        memberCount.append(0)
+        members.append(.nan)
+    }
+
     /// The leaf reached from `root` for the feature row starting at `x`.
     @inline(__always)
-    func leaf(_ root: Int, _ x: UnsafePointer<Double>) -> Int {
+    static func leaf(_ nodes: UnsafePointer<MLTreeNode>, _ root: Int, _ x: UnsafePointer<Double>,
+                     _ members: UnsafePointer<Double>, _ memberStart: UnsafePointer<Int>, _ memberCount: UnsafePointer<Int>) -> Int {
         var c = root
         while c >= 0 {
-            let v = x[feature[c]]
-            let s = split[c]
-            let goTrue: Bool
-            if v.isNaN && missingTracksTrue[c] {
-                goTrue = true
-            } else {
-                switch mode[c] {
-                case .leq: goTrue = v <= s
-                case .lt: goTrue = v < s
-                case .gte: goTrue = v >= s
-                case .gt: goTrue = v > s
-                case .eq: goTrue = v == s
-                case .neq: goTrue = v != s
-                case .member:
-                    var found = false
-                    let start = memberStart[c]
-                    for k in start..<(start + memberCount[c]) where members[k] == v { found = true; break }
-                    goTrue = found
-                }
+            let n = nodes[c]
+            let v = x[Int(n.feature)]
+            let s = n.split
+            var goTrue: Bool
+            switch n.mode {
+            case .leq: goTrue = v <= s
+            case .lt: goTrue = v < s
+            case .gte: goTrue = v >= s
+            case .gt: goTrue = v > s
+            case .eq: goTrue = v == s
+            case .neq: goTrue = v != s
+            case .member:
+                goTrue = false
+                let start = memberStart[c]
+                for k in start..<(start + memberCount[c]) where members[k] == v { goTrue = true; break }
             }
-            c = goTrue ? trueChild[c] : falseChild[c]
+            if n.missingTrue && v.isNaN { goTrue = true }
+            c = Int(goTrue ? n.trueChild : n.falseChild)
         }
         return -c - 1
     }
+}
+
+/// A tree node for traversal: children are node indices (>= 0) or encoded leaves (< 0).
+struct MLTreeNode: Sendable {
+    var split: Double
+    var feature: Int32
+    var trueChild: Int32
+    var falseChild: Int32
+    var mode: MLForest.Mode
+    var missingTrue: Bool
 }
 
 enum MLAggregate: Int, Sendable { case average = 0, sum, min, max }
@@ -351,29 +377,44 @@ struct MLForestScorer: Sendable {
         var out = [Double](repeating: 0, count: rows * targets)
         var hit = [Bool](repeating: false, count: rows * targets)
         let trees = Double(forest.roots.count)
+        let f = forest
+        let targets = self.targets, aggregate = self.aggregate, float32 = self.float32
+        // Tree by tree (each tree stays in cache), every row; per row the trees are still added in order.
         v.withUnsafeBufferPointer { vp in
-            guard let base = vp.baseAddress else { return }
-            for r in 0..<rows {
-                let xr = base + r * c
-                let o = r * targets
-                for root in forest.roots {
-                    let l = forest.leaf(root, xr)
-                    let start = forest.leafStart[l]
-                    for k in start..<(start + forest.leafCount[l]) {
-                        let t = o + forest.leafTarget[k], w = forest.leafWeight[k]
+        f.packed.withUnsafeBufferPointer { np in
+        f.members.withUnsafeBufferPointer { mp in
+        f.memberStart.withUnsafeBufferPointer { msp in
+        f.memberCount.withUnsafeBufferPointer { mcp in
+        f.leafStart.withUnsafeBufferPointer { lsp in
+        f.leafCount.withUnsafeBufferPointer { lcp in
+        f.leafTarget.withUnsafeBufferPointer { ltp in
+        f.leafWeight.withUnsafeBufferPointer { lwp in
+        out.withUnsafeMutableBufferPointer { op in
+        hit.withUnsafeMutableBufferPointer { hp in
+            // `pack()` leaves a sentinel at the end of the node and membership arrays, so they are never empty.
+            guard let base = vp.baseAddress, let nodes = np.baseAddress, let ms = msp.baseAddress, let mc = mcp.baseAddress,
+                  let o = op.baseAddress, let h = hp.baseAddress else { return }
+            for root in f.roots {
+                for r in 0..<rows {
+                    let l = MLForest.leaf(nodes, root, base + r * c, mp.baseAddress!, ms, mc)
+                    let start = lsp[l]
+                    for k in start..<(start + lcp[l]) {
+                        let t = r * targets + ltp[k], w = lwp[k]
                         switch aggregate {
-                        case .sum, .average: out[t] = round(out[t] + w)
-                        case .min: out[t] = hit[t] ? Swift.min(out[t], w) : w
-                        case .max: out[t] = hit[t] ? Swift.max(out[t], w) : w
+                        case .sum, .average:
+                            let sum = o[t] + w
+                            o[t] = float32 ? Double(Float(sum)) : sum
+                        case .min: o[t] = h[t] ? Swift.min(o[t], w) : w
+                        case .max: o[t] = h[t] ? Swift.max(o[t], w) : w
                         }
-                        hit[t] = true
+                        h[t] = true
                     }
                 }
-                if aggregate == .average && trees > 0 {
-                    for t in o..<(o + targets) { out[t] = round(out[t] / trees) }
-                }
             }
-        }
+            if aggregate == .average && trees > 0 {
+                for t in 0..<(rows * targets) { o[t] = float32 ? Double(Float(o[t] / trees)) : o[t] / trees }
+            }
+        }}}}}}}}}}}
         return (out, hit, rows)
     }
 
@@ -694,6 +735,7 @@ extension StandardOperators {
         }
         let targets = try c.int("n_targets", default: (leafTargets.max() ?? -1) + 1)
         try forest.validate(targets: targets)
+        try forest.pack()
         let agg = try c.int("aggregate_function", default: 1)
         guard let aggregate = MLAggregate(rawValue: agg) else { throw c.error(.invalidModel, "unknown aggregate_function \(agg)") }
         let postValue = try c.int("post_transform", default: 0)
@@ -790,6 +832,7 @@ extension StandardOperators {
             forest.roots.append(leafIndex[root] >= 0 ? -leafIndex[root] - 1 : root)
         }
         try forest.validate(targets: targets)
+        try forest.pack()
         let base: [Double]
         if let t = try c.tensor("base_values_as_tensor") { base = try t.doubleValues() } else { base = (try c.floats("base_values") ?? []).map { Double($0) } }
         let aggregate = try Self.aggregate(try c.string("aggregate_function", default: "SUM"))
