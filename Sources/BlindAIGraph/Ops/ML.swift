@@ -355,6 +355,54 @@ struct MLTreeNode: Sendable {
     var missingTrue: Bool
 }
 
+/// Finds the position of a (tree id, node id) pair of the legacy tree attributes: per tree a dense table when
+/// its node ids are compact (the usual case), else a dictionary.
+struct MLNodeIndex {
+    private var slotOf: [Int: Int] = [:]
+    private var dense: [[Int]] = []
+    private var sparse: [[Int: Int]] = []
+
+    init(trees: [Int], nodes: [Int]) {
+        var members: [[Int]] = []
+        var lastTree = Int.min, lastSlot = -1
+        for (i, t) in trees.enumerated() {
+            if t != lastTree {
+                lastTree = t
+                if let s = slotOf[t] { lastSlot = s } else {
+                    lastSlot = members.count
+                    slotOf[t] = lastSlot
+                    members.append([])
+                }
+            }
+            members[lastSlot].append(i)
+        }
+        for list in members {
+            let maxNode = list.map { nodes[$0] }.max() ?? -1
+            let minNode = list.map { nodes[$0] }.min() ?? 0
+            if minNode >= 0 && maxNode < 4 * list.count + 16 {
+                var table = [Int](repeating: -1, count: maxNode + 1)
+                for i in list { table[nodes[i]] = i }
+                dense.append(table)
+                sparse.append([:])
+            } else {
+                var d: [Int: Int] = [:]
+                for i in list { d[nodes[i]] = i }
+                dense.append([])
+                sparse.append(d)
+            }
+        }
+    }
+
+    func find(tree: Int, node: Int) -> Int? {
+        guard let s = slotOf[tree] else { return nil }
+        let table = dense[s]
+        if !table.isEmpty {
+            return node >= 0 && node < table.count && table[node] >= 0 ? table[node] : nil
+        }
+        return sparse[s][node]
+    }
+}
+
 enum MLAggregate: Int, Sendable { case average = 0, sum, min, max }
 
 /// Scores of a forest: aggregated leaf weights per target for each row, with whether any leaf hit each target.
@@ -769,13 +817,11 @@ extension StandardOperators {
             throw c.error(.invalidModel, "tree ensemble leaf weight attributes have different lengths")
         }
         // Position of each (tree, node) pair.
-        struct Key: Hashable { let tree: Int; let node: Int }
-        var position: [Key: Int] = [:]
-        for i in 0..<n { position[Key(tree: treeIds[i], node: nodeIds[i])] = i }
+        let position = MLNodeIndex(trees: treeIds, nodes: nodeIds)
         // Leaf weights grouped by node position.
         var weightsOf = [[Int]](repeating: [], count: n)
         for k in 0..<wTree.count {
-            guard let p = position[Key(tree: wTree[k], node: wNode[k])] else {
+            guard let p = position.find(tree: wTree[k], node: wNode[k]) else {
                 throw c.error(.invalidModel, "leaf weight refers to unknown node (tree \(wTree[k]), node \(wNode[k]))")
             }
             weightsOf[p].append(k)
@@ -793,7 +839,7 @@ extension StandardOperators {
             }
         }
         func ref(_ tree: Int, _ node: Int) throws -> Int {
-            guard let p = position[Key(tree: tree, node: node)] else {
+            guard let p = position.find(tree: tree, node: node) else {
                 throw c.error(.invalidModel, "tree \(tree) refers to unknown node \(node)")
             }
             return leafIndex[p] >= 0 ? -leafIndex[p] - 1 : p
@@ -828,7 +874,7 @@ extension StandardOperators {
         // Roots: the first node of each tree (in order of appearance), or the node id 0 of each tree.
         var seen = Set<Int>()
         for i in 0..<n where seen.insert(treeIds[i]).inserted {
-            let root = position[Key(tree: treeIds[i], node: 0)] ?? i
+            let root = position.find(tree: treeIds[i], node: 0) ?? i
             forest.roots.append(leafIndex[root] >= 0 ? -leafIndex[root] - 1 : root)
         }
         try forest.validate(targets: targets)
