@@ -188,28 +188,35 @@ enum MLPostTransform: Int, Sendable {
             for i in row.indices { row[i] = Foundation.exp(row[i] - m); s += row[i] }
             if s > 0 { for i in row.indices { row[i] /= s } }
         case .softmaxZero:
-            let m = row.filter { $0 != 0 }.max() ?? 0
+            // Values within 1e-7 of zero stay (scaled) zeros, as in onnxruntime.
+            let m = row.max() ?? 0
+            let scale = Foundation.exp(-m)
             var s = 0.0
-            for i in row.indices where row[i] != 0 { row[i] = Foundation.exp(row[i] - m); s += row[i] }
+            for i in row.indices {
+                if row[i] > 1e-7 || row[i] < -1e-7 {
+                    row[i] = Foundation.exp(row[i] - m)
+                    s += row[i]
+                } else {
+                    row[i] *= scale
+                }
+            }
             if s > 0 { for i in row.indices { row[i] /= s } }
         case .probit:
             for i in row.indices { row[i] = MLPostTransform.probit(row[i]) }
         }
     }
 
-    /// The inverse of the standard normal CDF: sqrt(2) * erfinv(2p - 1).
+    /// The inverse of the standard normal CDF, sqrt(2) * erfinv(2p - 1), with the single-precision Winitzki
+    /// approximation of erfinv that onnxruntime uses (so that results match it, not the exact function).
     static func probit(_ p: Double) -> Double {
-        let x = 2 * p - 1
-        // Winitzki's approximation refined with two Newton steps on erf.
-        let a = 0.147
-        let ln = Foundation.log(1 - x * x)
-        let t = 2 / (Double.pi * a) + ln / 2
-        var y = (x < 0 ? -1.0 : 1.0) * (((t * t - ln / a).squareRoot() - t).squareRoot())
-        for _ in 0..<2 {
-            let e = Foundation.erf(y) - x
-            y -= e / (2 / Double.pi.squareRoot() * Foundation.exp(-y * y))
-        }
-        return 2.0.squareRoot() * y
+        var x = Float(2 * p - 1)
+        let sign: Float = x < 0 ? -1 : 1
+        x = (1 - x) * (1 + x)
+        let ln = Foundation.log(x)
+        let v = 2 / (3.14159 * Float(0.147)) + 0.5 * ln
+        let v2 = 1 / Float(0.147) * ln
+        let v3 = -v + (v * v - v2).squareRoot()
+        return Double(1.41421356 * sign * v3.squareRoot())
     }
 }
 
@@ -238,6 +245,72 @@ struct LinearRegressorOp: Operator {
             out.replaceSubrange((r * targets)..<((r + 1) * targets), with: row)
         }
         return [try MLFeatures.float32(out, shape: [rows, targets], ctx)]
+    }
+}
+
+/// LinearClassifier: scores = x * coefficients^T + intercepts; labels by the best class (or by the sign of
+/// the single score in the binary case); scores post-transformed following onnxruntime's conventions.
+struct LinearClassifierOp: Operator {
+    let coefficients: [Float]
+    let intercepts: [Float]
+    let labels: Tensor?   // int64 or string labels (nil: none given)
+    let post: MLPostTransform
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        guard x.rank >= 1 else { throw EngineError(.shapeMismatch, "LinearClassifier needs an input of rank >= 1") }
+        let (v, rows, c) = try MLFeatures.rows(x)
+        let classes = intercepts.count
+        guard classes > 0, coefficients.count == classes * c else {
+            throw EngineError(.shapeMismatch, "LinearClassifier has \(coefficients.count) coefficients and \(classes) intercepts for \(c) features")
+        }
+        let labelCount = labels?.count ?? 0
+        if classes > 1 && labelCount != classes {
+            throw EngineError(.invalidModel, "LinearClassifier has \(classes) classes but \(labelCount) class labels")
+        }
+        let addSecond = classes == 1 && labelCount == 2
+        let width = addSecond ? 2 : classes
+        var scores = [Double](repeating: 0, count: rows * width)
+        var best = [Int](repeating: 0, count: rows)
+        var raw = [Float](repeating: 0, count: classes)
+        for r in 0..<rows {
+            for k in 0..<classes {
+                var sum: Float = 0
+                for f in 0..<c { sum += Float(v[r * c + f]) * coefficients[k * c + f] }
+                raw[k] = sum + intercepts[k]
+            }
+            if classes == 1 {
+                best[r] = raw[0] > 0 ? 1 : 0
+                let sc = Double(raw[0])
+                if post == .probit {
+                    scores[r * width] = MLPostTransform.probit(sc)
+                } else if addSecond {
+                    // onnxruntime applies only the logistic transform to a single score, then adds its complement.
+                    let p = post == .logistic ? 1 / (1 + Foundation.exp(-sc)) : sc
+                    scores[r * 2] = 1 - p
+                    scores[r * 2 + 1] = p
+                } else {
+                    scores[r * width] = post == .logistic ? 1 / (1 + Foundation.exp(-sc)) : sc
+                }
+            } else {
+                var bi = 0
+                for k in 1..<classes where raw[k] > raw[bi] { bi = k }
+                best[r] = bi
+                var row = ArraySlice(raw.map { Double($0) })
+                post.apply(&row)
+                for k in 0..<classes { scores[r * classes + k] = row[row.startIndex + k] }
+            }
+        }
+        let labelOut: Tensor
+        if let labels, labels.dataType == .string {
+            let names = labels.strings
+            let fallback = ["0", "1"]
+            labelOut = Tensor(shape: [rows], strings: best.map { classes == 1 && labelCount != 2 ? fallback[$0] : names[$0] })
+        } else {
+            let ids = labels.map { $0.buffer(Int64.self).map { $0 } } ?? []
+            labelOut = Tensor(shape: [rows], scalars: best.map { classes == 1 && labelCount != 2 ? Int64($0) : ids[$0] })
+        }
+        return [labelOut, try MLFeatures.float32(scores, shape: [rows, width], ctx)]
     }
 }
 
@@ -633,6 +706,21 @@ extension StandardOperators {
             guard targets > 0 else { throw c.error(.invalidModel, "targets must be positive, got \(targets)") }
             return LinearRegressorOp(coefficients: coefficients, intercepts: try c.floats("intercepts") ?? [],
                                      targets: targets, post: try MLPostTransform(name: try c.string("post_transform", default: "NONE")))
+        }
+        r.register("LinearClassifier", domain: mlDomain) { c in
+            guard let coefficients = try c.floats("coefficients"), !coefficients.isEmpty else {
+                throw c.error(.invalidModel, "LinearClassifier needs coefficients")
+            }
+            let labels: Tensor?
+            if let ints = try c.ints("classlabels_ints"), !ints.isEmpty {
+                labels = Tensor(shape: [ints.count], scalars: ints.map { Int64($0) })
+            } else if let strings = try c.strings("classlabels_strings"), !strings.isEmpty {
+                labels = Tensor(shape: [strings.count], strings: strings)
+            } else {
+                labels = nil
+            }
+            return LinearClassifierOp(coefficients: coefficients, intercepts: try c.floats("intercepts") ?? [], labels: labels,
+                                      post: try MLPostTransform(name: try c.string("post_transform", default: "NONE")))
         }
         r.register("TreeEnsemble", domain: mlDomain) { c in try buildTreeEnsemble(&c) }
         r.register("TreeEnsembleRegressor", domain: mlDomain) { c in
