@@ -57,6 +57,23 @@ struct LabelEncoderOp: Operator {
     }
 }
 
+/// LabelEncoder (opset 1): strings to their index in `classes_strings`, or int64 indices to the strings.
+struct LabelEncoderV1Op: Operator {
+    let classes: [String]
+    let index: [String: Int]
+    let defaultInt: Int64
+    let defaultString: String
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        if x.dataType == .string {
+            return [Tensor(shape: x.shape, scalars: x.strings.map { index[$0].map { Int64($0) } ?? defaultInt })]
+        }
+        guard x.dataType == .int64 else { throw EngineError(.typeMismatch, "LabelEncoder needs string or int64 input, got \(x.dataType)") }
+        return [Tensor(shape: x.shape, strings: x.buffer(Int64.self).map { $0 >= 0 && $0 < Int64(classes.count) ? classes[Int($0)] : defaultString })]
+    }
+}
+
 /// Binarizer: 1 where x > threshold, else 0 (same element type).
 struct BinarizerOp: Operator {
     let threshold: Double
@@ -747,6 +764,13 @@ extension StandardOperators {
     }
 
     private static func buildLabelEncoder(_ c: inout OpBuildContext) throws -> any Operator {
+        if c.opset < 2 {
+            let classes = try c.strings("classes_strings") ?? []
+            var index: [String: Int] = [:]
+            for (i, s) in classes.enumerated() where index[s] == nil { index[s] = i }
+            return LabelEncoderV1Op(classes: classes, index: index, defaultInt: Int64(try c.int("default_int64", default: -1)),
+                                    defaultString: try c.string("default_string", default: "_Unused"))
+        }
         var keys: [MLLabelKey]
         if let k = try c.tensor("keys_tensor") {
             keys = try MLLabelKey.keys(k)
