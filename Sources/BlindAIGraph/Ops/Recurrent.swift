@@ -140,13 +140,14 @@ extension RecurrentMath {
     /// use `blindai_sgemm`, whose packing of R on every call pays off only with several rows.
     static let smallBatch = 6
 
-    /// C[m, n] (+)= A[m, k] * B[n, k]^T, all row-major with leading dimensions lda, ldb, ldc.
+    /// C[m, n] (+)= A[m, k] * B[n, k]^T, all row-major with leading dimensions lda, ldb, ldc. `bt` is the same
+    /// B already transposed ([k, n], leading dimension ldbt), which sgemm packs much faster (row copies).
     static func productTransB(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
-                              _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-                              accumulate: Bool) {
+                              _ b: UnsafePointer<Float>, _ ldb: Int, _ bt: UnsafePointer<Float>, _ ldbt: Int,
+                              _ c: UnsafeMutablePointer<Float>, _ ldc: Int, accumulate: Bool) {
         if m <= 0 || n <= 0 { return }
         if m > smallBatch {
-            blindai_sgemm(0, 1, m, n, k, 1, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
+            blindai_sgemm(0, 0, m, n, k, 1, a, lda, bt, ldbt, accumulate ? 1 : 0, c, ldc)
             return
         }
         for i in 0..<m {
@@ -310,7 +311,8 @@ struct RecurrentOp: Operator {
         }
 
         let yShape = layout == 0 ? [seq, dirs, batch, hidden] : [batch, seq, dirs, hidden]
-        let y = try ctx.zeros(.float32, yShape)
+        // Y is fully written unless some sequences are shorter (their tail stays zero).
+        let y = lengths.allSatisfy({ $0 == seq }) ? try ctx.uninitialized(.float32, yShape) : try ctx.zeros(.float32, yShape)
         let yh = try ctx.uninitialized(.float32, stateShape)
         let yc = try ctx.uninitialized(.float32, stateShape)
         // Scratch: the input projection for all steps, gates for one step, the recurrent product, states.
@@ -331,12 +333,21 @@ struct RecurrentOp: Operator {
         let pyh = yh.mutableBuffer(Float.self).baseAddress!
         let pyc = yc.mutableBuffer(Float.self).baseAddress!
         let maxLength = lengths.max() ?? 0
+        let rtStorage = try ctx.uninitialized(.float32, [batch > RecurrentMath.smallBatch ? gh * hidden : 1])
+        let prt = rtStorage.mutableBuffer(Float.self).baseAddress!
 
         for d in 0..<dirs {
             let reverse = reverseOnly || d == 1
             let acts = activations[d]
             let wd = pw + d * gh * inputSize
             let rd = pr + d * gh * hidden
+            // R^T ([hidden, gh]) for the sgemm path at larger batch sizes.
+            if batch > RecurrentMath.smallBatch {
+                for i in 0..<gh {
+                    for j in 0..<hidden { prt[j * gh + i] = rd[i * hidden + j] }
+                }
+            }
+            let rt = UnsafePointer(prt)
             // X * W^T for every (t, b) row (rows follow X's layout).
             if seq * batch > 0 {
                 blindai_sgemm(0, 1, seq * batch, gh, inputSize, 1, px, inputSize, wd, inputSize, 0, pxw, gh)
@@ -379,14 +390,14 @@ struct RecurrentOp: Operator {
                 }
                 switch kind {
                 case .rnn:
-                    RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, gates, gh, accumulate: true)
+                    RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, rt, gh, gates, gh, accumulate: true)
                     for bi in 0..<batch where s < lengths[bi] {
                         let gp = gates + bi * gh
                         acts[0].apply(gp, hidden, clip: clip)
                         (hState + bi * hidden).update(from: gp, count: hidden)
                     }
                 case .lstm:
-                    RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, gates, gh, accumulate: true)
+                    RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, rt, gh, gates, gh, accumulate: true)
                     for bi in 0..<batch where s < lengths[bi] {
                         let gp = gates + bi * gh
                         let gi = gp, go = gp + hidden, gf = gp + 2 * hidden, gc = gp + 3 * hidden
@@ -416,9 +427,9 @@ struct RecurrentOp: Operator {
                 case .gru:
                     // z and r: gates[:, 0..<2H] += H_prev * R[z,r]^T.
                     if linearBeforeReset {
-                        RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, hr, gh, accumulate: false)
+                        RecurrentMath.productTransB(batch, gh, hidden, hState, hidden, rd, hidden, rt, gh, hr, gh, accumulate: false)
                     } else {
-                        RecurrentMath.productTransB(batch, 2 * hidden, hidden, hState, hidden, rd, hidden, hr, gh, accumulate: false)
+                        RecurrentMath.productTransB(batch, 2 * hidden, hidden, hState, hidden, rd, hidden, rt, gh, hr, gh, accumulate: false)
                     }
                     for bi in 0..<batch where s < lengths[bi] {
                         let gp = gates + bi * gh, hrp = hr + bi * gh
@@ -434,7 +445,8 @@ struct RecurrentOp: Operator {
                     }
                     if !linearBeforeReset {
                         // gates[:, 2H..<3H] += (r (.) H_prev) * R_h^T + Rbh.
-                        RecurrentMath.productTransB(batch, hidden, hidden, rh, hidden, rd + 2 * hidden * hidden, hidden, hr, gh, accumulate: false)
+                        RecurrentMath.productTransB(batch, hidden, hidden, rh, hidden, rd + 2 * hidden * hidden, hidden, rt + 2 * hidden, gh,
+                                                    hr, gh, accumulate: false)
                         for bi in 0..<batch where s < lengths[bi] {
                             let gH = gates + bi * gh + 2 * hidden, hrp = hr + bi * gh
                             for k in 0..<hidden { gH[k] += hrp[k] + rbh[k] }
