@@ -21,6 +21,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        // Inference server (BlindAIServer) and its tests.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Hand-written SIMD kernels. Per-function `target("avx2,fma")` attributes plus a runtime CPU check,
@@ -44,11 +53,48 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
+        // `/dev/sev-guest` ioctls (Swift cannot call the variadic `ioctl`). Linux only; elsewhere it reports ENOSYS.
+        .target(name: "CBlindAIAttestationShims"),
+        // Evidence production inside the TEE (configfs-tsm, /dev/sev-guest, simulated TEE). No engine.
+        .target(
+            name: "BlindAIAttestationProducer",
+            dependencies: [
+                "BlindAIAttestation",
+                "CBlindAIAttestationShims",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // Open Inference Protocol v2 wire types and binary tensor framing: Foundation only, shared with clients.
+        .target(name: "BlindAIProtocol"),
+        .target(
+            name: "BlindAIServer",
+            dependencies: [
+                "BlindAIProtocol",
+                "BlindAIONNX",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
         .target(
             name: "BlindAICommands",
             dependencies: [
                 "BlindAIONNX",
                 "BlindAIAttestation",
+                "BlindAIServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,13 +102,28 @@ let package = Package(
             name: "blindai",
             dependencies: ["BlindAICommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor"]),
+        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
             dependencies: ["BlindAIONNX", "BlindAICommands"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "BlindAIAttestationTests", dependencies: ["BlindAIAttestation"]),
+        .testTarget(name: "BlindAIAttestationProducerTests", dependencies: ["BlindAIAttestationProducer", "BlindAIAttestation"]),
+        .testTarget(
+            name: "BlindAIServerTests",
+            dependencies: [
+                "BlindAIServer",
+                "BlindAIProtocol",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Fixtures")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,394 @@
+import BlindAIGraph
+import BlindAIONNX
+import BlindAIProtocol
+import BlindAITensor
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+
+/// The inference server without its HTTP transport: models, workers, access rules, limits and metrics.
+/// `HTTPServer.swift` maps routes onto these operations and their errors onto HTTP statuses.
+public final class InferenceServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let repository: ModelRepository
+    /// Inference (request decoding, run, response encoding).
+    public let inferencePool: WorkerPool
+    /// Model loading (parse and compile), separate so that loading never takes a thread from inference.
+    public let loadPool: WorkerPool
+    public let metrics: ServerMetrics
+    public let authenticator: Authenticator
+    public let tlsIdentity: TLSIdentity?
+    public let attestation: (any AttestationProvider)?
+    let logger: Logger
+
+    public init(configuration: ServerConfiguration, apiKeys: APIKeyStore?, tlsIdentity: TLSIdentity?,
+                attestation: (any AttestationProvider)? = nil, metrics: ServerMetrics = ServerMetrics(),
+                logger: Logger = Logger(label: "blindai.server")) {
+        self.configuration = configuration
+        let limits = configuration.limits
+        self.metrics = metrics
+        self.repository = ModelRepository(limits: limits) { count, bytes in metrics.models(count: count, bytes: bytes) }
+        self.inferencePool = WorkerPool(name: "blindai-infer", threads: limits.concurrentInferences, maxQueued: limits.queueLength)
+        self.loadPool = WorkerPool(name: "blindai-load", threads: 1, maxQueued: max(limits.concurrentUploads - 1, 0))
+        self.authenticator = Authenticator(keys: apiKeys)
+        self.tlsIdentity = tlsIdentity
+        self.attestation = attestation
+        self.logger = logger
+        metrics.models(count: 0, bytes: 0)
+    }
+
+    /// Stops the worker pools (after the HTTP server has stopped).
+    public func shutdown() async {
+        await inferencePool.shutdown()
+        await loadPool.shutdown()
+    }
+
+    var limits: ServerLimits { configuration.limits }
+
+    func updatePoolMetrics() {
+        metrics.pool(waiting: inferencePool.waitingCount, running: inferencePool.runningCount)
+    }
+
+    // MARK: Inference
+
+    /// Reads an inference body (at most `maxRequestBytes`, counted as it arrives).
+    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int) async throws -> Data where S.Element == ByteBuffer {
+        var data = Data()
+        do {
+            for try await chunk in body {
+                guard data.count + chunk.readableBytes <= limit else {
+                    throw ServerError(.payloadTooLarge, "the request body is over the limit of \(limit) bytes")
+                }
+                data.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch let e as ServerError {
+            throw e
+        } catch {
+            throw ServerError(.badRequest, "the request body could not be read")
+        }
+        return data
+    }
+
+    /// Runs one inference request on `model`: admission (429 when saturated), body (413 over the limit),
+    /// then decoding, the run and encoding on a worker thread, within the request timeout.
+    public func infer<S: AsyncSequence>(model: LoadedModel, headerLength: String?, body: S) async throws -> (body: Data, headerLength: Int?)
+    where S.Element == ByteBuffer {
+        let start = ContinuousClock.now
+        let reservation: WorkerPool.Reservation
+        do {
+            reservation = try inferencePool.reserve()
+        } catch {
+            metrics.inference(outcome: "saturated", seconds: 0)
+            throw error
+        }
+        updatePoolMetrics()
+        defer { updatePoolMetrics() }
+        do {
+            let hl: Int?
+            if let headerLength {
+                guard let n = Int(headerLength.trimmingCharacters(in: .whitespaces)), n >= 0 else {
+                    throw ServerError.badRequest("\(BinaryFraming.headerContentLength) must be a non-negative integer")
+                }
+                hl = n
+            } else {
+                hl = nil
+            }
+            let data = try await collectRequestBody(body, limit: limits.maxRequestBytes)
+            let deadline = start + limits.requestTimeout
+            let tensorLimits = limits.tensorLimits
+            let result = try await inferencePool.run(reservation) { flag in
+                try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline, flag: flag)
+            }
+            metrics.inference(outcome: "ok", seconds: Self.seconds(since: start))
+            return result
+        } catch {
+            reservation.release()
+            let e = ServerError.wrap(error)
+            metrics.inference(outcome: Self.outcome(e), seconds: Self.seconds(since: start))
+            throw e
+        }
+    }
+
+    static func outcome(_ e: ServerError) -> String {
+        switch e.code {
+        case .payloadTooLarge: "too_large"
+        case .timeout: "timeout"
+        case .tooManyRequests: "saturated"
+        case .badRequest, .notFound, .unauthorized, .forbidden: "client_error"
+        default: "error"
+        }
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    /// The CPU-bound part of an inference, run on a worker thread.
+    static func runInference(model: LoadedModel, body: Data, headerLength: Int?, limits: TensorLimits,
+                             deadline: ContinuousClock.Instant, flag: CancellationFlag) throws -> (body: Data, headerLength: Int?) {
+        guard ContinuousClock.now < deadline else {
+            throw ServerError(.timeout, "the request waited longer than the request timeout")
+        }
+        let request: InferenceRequest
+        let slices: [String: Data]
+        do {
+            let (json, binary) = try BinaryFraming.split(body, headerLength: headerLength)
+            request = try JSONDecoder().decode(InferenceRequest.self, from: json)
+            slices = try BinaryFraming.slices(of: binary, sizes: request.binarySizes)
+        } catch let e as ProtocolError {
+            throw ServerError.badRequest(e.message)
+        } catch let e as DecodingError {
+            throw ServerError.badRequest("malformed inference request: \(describe(e))")
+        }
+        let feeds = try TensorCoding.inputs(of: request, binary: slices, model: model.model.inputs, limits: limits)
+        let context = ExecutionContext(limits: limits, isCancelled: { flag.isCancelled || ContinuousClock.now >= deadline })
+        let results: [String: Tensor]
+        do {
+            results = try model.model.run(feeds, context: context)
+        } catch let e as EngineError where e.code == .cancelled {
+            if ContinuousClock.now >= deadline {
+                throw ServerError(.timeout, "the inference exceeded the request timeout and was stopped")
+            }
+            throw CancellationError()
+        } catch let e as EngineError {
+            throw ServerError(engine: e)
+        }
+        let (outputs, binary) = try TensorCoding.outputs(results, request: request, model: model.model.outputs)
+        let response = InferenceResponse(modelName: model.name, modelVersion: model.versionString, id: request.id, outputs: outputs)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        let json = try encoder.encode(response)
+        if binary.isEmpty { return (json, nil) }
+        let (b, n) = BinaryFraming.assemble(json: json, binary: binary)
+        return (b, n)
+    }
+
+    /// A decoding error in words, with the path of the offending field but never its value.
+    static func describe(_ e: DecodingError) -> String {
+        func path(_ c: [any CodingKey]) -> String {
+            c.isEmpty ? "the body" : c.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        }
+        switch e {
+        case .keyNotFound(let key, let c): return "missing field '\(key.stringValue)' in \(path(c.codingPath))"
+        case .typeMismatch(_, let c): return "wrong type at \(path(c.codingPath))"
+        case .valueNotFound(_, let c): return "missing value at \(path(c.codingPath))"
+        case .dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(c.codingPath))"
+        @unknown default: return "invalid JSON"
+        }
+    }
+
+    // MARK: Upload
+
+    /// Streams a model upload into memory (counting bytes against the model limit as they arrive, hashing
+    /// on the way), then validates, compiles (on the load pool) and registers it. Any failure, including the
+    /// client going away, registers nothing and leaves the previous version of the name in place.
+    public func upload<S: AsyncSequence>(name: String, principal: Principal, shared: Bool?, declaredLength: Int?, body: S) async throws -> ModelUploadResponse
+    where S.Element == ByteBuffer {
+        var machine = UploadStateMachine(maxBytes: limits.maxModelBytes, declaredLength: declaredLength)
+        if case .abort(let e)? = machine.initialAction {
+            metrics.upload(outcome: e.code.rawValue)
+            throw e
+        }
+        let reservation: WorkerPool.Reservation
+        do {
+            reservation = try loadPool.reserve()
+        } catch {
+            metrics.upload(outcome: ServerError.wrap(error).code.rawValue)
+            throw ServerError(.tooManyRequests, "too many uploads in progress (at most \(limits.concurrentUploads)); retry later")
+        }
+        let ticket: ModelRepository.UploadTicket
+        do {
+            ticket = try await repository.beginUpload(name: name, principal: principal)
+        } catch {
+            reservation.release()
+            metrics.upload(outcome: ServerError.wrap(error).code.rawValue)
+            throw error
+        }
+        metrics.uploads.record(await repository.uploadsInProgress)
+        var data = Data()
+        data.reserveCapacity(min(declaredLength ?? (1 << 20), limits.maxModelBytes))
+        var hasher = SHA256()
+        do {
+            do {
+                for try await chunk in body {
+                    switch machine.received(chunk.readableBytes) {
+                    case .store:
+                        chunk.withUnsafeReadableBytes { raw in
+                            hasher.update(bufferPointer: raw)
+                            data.append(contentsOf: raw)
+                        }
+                    case .abort(let e): throw e
+                    default: throw ServerError(.internal, "internal error")
+                    }
+                }
+            } catch let e as ServerError {
+                throw e
+            } catch {
+                _ = machine.interrupted(ServerError(.badRequest, "the upload was interrupted"))
+                throw ServerError(.badRequest, "the upload was interrupted")
+            }
+            let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            let response = try await finishUpload(&machine, data: data, sha256: digest, ticket: ticket, reservation: reservation, shared: shared)
+            metrics.uploads.record(await repository.uploadsInProgress)
+            return response
+        } catch {
+            let e = ServerError.wrap(error)
+            _ = machine.interrupted(e)
+            reservation.release()
+            await repository.abort(ticket)
+            metrics.uploads.record(await repository.uploadsInProgress)
+            metrics.upload(outcome: e.code.rawValue)
+            logger.info("model upload failed", metadata: ["model": "\(name)", "key": "\(principal)", "code": "\(e.code.rawValue)"])
+            throw e
+        }
+    }
+
+    /// validating → loading → registered, driven by the state machine.
+    private func finishUpload(_ machine: inout UploadStateMachine, data: Data, sha256: String, ticket: ModelRepository.UploadTicket,
+                              reservation: WorkerPool.Reservation, shared: Bool?) async throws -> ModelUploadResponse {
+        guard machine.bodyEnded() == .validate else { try machine.throwIfFailed(); throw ServerError(.internal, "internal error") }
+        guard machine.validated(UploadValidator.check(firstBytes: data.prefix(1))) == .load else { try machine.throwIfFailed(); throw ServerError(.internal, "internal error") }
+        let options = limits.planOptions
+        var loaded: ONNXModel?
+        var loadError: ServerError?
+        do {
+            loaded = try await loadPool.run(reservation) { _ in try ONNXModel(serialized: data, options: options) }
+        } catch {
+            loadError = ServerError.wrap(error)
+        }
+        guard machine.loaded(loadError) == .register, let model = loaded else {
+            try machine.throwIfFailed()
+            throw ServerError(.internal, "internal error")
+        }
+        let committed: (LoadedModel, replaced: Bool)
+        do {
+            committed = try await repository.commit(ticket, model: model, sha256: sha256, byteSize: data.count, shared: shared)
+        } catch {
+            _ = machine.registered(ServerError.wrap(error))
+            throw error
+        }
+        _ = machine.registered(nil)
+        let (entry, replaced) = committed
+        metrics.upload(outcome: "ok")
+        logger.info("model loaded", metadata: [
+            "model": "\(entry.name)", "version": "\(entry.version)", "sha256": "\(entry.sha256)", "bytes": "\(entry.byteSize)",
+            "owner": "\(entry.owner ?? "-")", "shared": "\(entry.shared)", "replaced": "\(replaced)",
+        ])
+        return ModelUploadResponse(name: entry.name, version: entry.versionString, sha256: entry.sha256, size: entry.byteSize,
+                                   shared: entry.shared, replaced: replaced, inputs: entry.inputs, outputs: entry.outputs)
+    }
+
+    /// Triton's `load`: a JSON body whose `parameters` may hold the model inline (`file:<path>.onnx`, base64).
+    /// Without a file the model must already be loaded (nothing to reload from: models live in memory only).
+    public func inlineLoad<S: AsyncSequence>(name: String, principal: Principal, body: S) async throws -> ModelUploadResponse
+    where S.Element == ByteBuffer {
+        guard principal.isAuthenticated else { throw ServerError(.unauthorized, "loading a model needs an API key") }
+        let raw = try await collectRequestBody(body, limit: limits.maxInlineLoadBytes)
+        let maxModel = limits.maxModelBytes
+        // Decoding a large base64 JSON body is CPU work: do it on the load pool.
+        let decodeReservation = try loadPool.reserve()
+        let parsed: (file: Data?, shared: Bool?) = try await loadPool.run(decodeReservation) { _ in
+            let request: RepositoryModelRequest
+            if raw.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+                request = RepositoryModelRequest()
+            } else {
+                do {
+                    request = try JSONDecoder().decode(RepositoryModelRequest.self, from: raw)
+                } catch let e as DecodingError {
+                    throw ServerError.badRequest("malformed load request: \(Self.describe(e))")
+                }
+            }
+            let params = request.parameters ?? [:]
+            let files = params.filter { $0.key.hasPrefix("file:") }
+            let shared = try Self.sharedParameter(params)
+            guard !files.isEmpty else { return (nil, shared) }
+            guard files.count == 1, let (key, value) = files.first, key.hasSuffix(".onnx") else {
+                throw ServerError.badRequest("give exactly one file parameter, 'file:<path>.onnx' (for example 'file:1/model.onnx')")
+            }
+            guard let b64 = value.stringValue else { throw ServerError.badRequest("'\(key)' must be a base64 string") }
+            guard b64.utf8.count / 4 * 3 <= maxModel + 3 else {
+                throw ServerError(.payloadTooLarge, "the model is over the limit of \(maxModel) bytes")
+            }
+            guard let bytes = Data(base64Encoded: b64) else {
+                throw ServerError.badRequest("'\(key)' is not valid base64")
+            }
+            return (bytes, shared)
+        }
+        guard let file = parsed.file else {
+            let m = try await repository.existingForLoad(name: name, principal: principal)
+            return ModelUploadResponse(name: m.name, version: m.versionString, sha256: m.sha256, size: m.byteSize, shared: m.shared,
+                                       replaced: false, inputs: m.inputs, outputs: m.outputs)
+        }
+        let chunk = ByteBuffer(bytes: file)
+        return try await upload(name: name, principal: principal, shared: parsed.shared, declaredLength: file.count,
+                                body: SingleChunk(chunk: chunk))
+    }
+
+    /// The `shared` upload parameter: `shared=true|false`, or `visibility=shared|private`.
+    static func sharedParameter(_ params: [String: ParameterValue]) throws -> Bool? {
+        if let v = params["shared"] {
+            guard let b = v.boolValue else { throw ServerError.badRequest("'shared' must be true or false") }
+            return b
+        }
+        if let v = params["visibility"] {
+            switch v.stringValue?.lowercased() {
+            case "shared": return true
+            case "private": return false
+            default: throw ServerError.badRequest("'visibility' must be 'shared' or 'private'")
+            }
+        }
+        return nil
+    }
+
+    public func unload(name: String, principal: Principal) async throws {
+        let m = try await repository.unload(name: name, principal: principal)
+        logger.info("model unloaded", metadata: ["model": "\(m.name)", "version": "\(m.version)", "by": "\(principal)"])
+    }
+
+    // MARK: Attestation
+
+    public func attestationEvidence(nonceBase64: String) async throws -> AttestationEvidence {
+        guard let attestation else {
+            throw ServerError(.notImplemented, "attestation is not configured on this server")
+        }
+        guard let tlsIdentity else {
+            throw ServerError(.notImplemented, "attestation needs TLS: this server runs plain HTTP")
+        }
+        guard let nonce = Data(base64Encoded: nonceBase64), nonce.count == AttestationRequest.nonceLength else {
+            throw ServerError.badRequest("'nonce' must be the base64 of exactly \(AttestationRequest.nonceLength) bytes")
+        }
+        do {
+            return try await attestation.evidence(nonce: Array(nonce), tls: tlsIdentity.publicInfo)
+        } catch let e as ServerError {
+            throw e
+        } catch {
+            logger.error("attestation provider failed", metadata: ["error_type": "\(type(of: error))"])
+            throw ServerError(.internal, "the attestation provider failed")
+        }
+    }
+}
+
+/// A body of one buffer (inline loads hand their decoded file to the upload path).
+struct SingleChunk: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let chunk: ByteBuffer
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var chunk: ByteBuffer?
+        mutating func next() async throws -> ByteBuffer? {
+            defer { chunk = nil }
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(chunk: chunk) }
+}
+
+extension UploadStateMachine {
+    func throwIfFailed() throws {
+        if case .failed(let e) = state { throw e }
+    }
+}
+

@@ -1,0 +1,201 @@
+import BlindAIProtocol
+import BlindAITensor
+@testable import BlindAIServer
+import Foundation
+import Testing
+
+/// The pieces without sockets: the upload state machine, API keys, the protocol types.
+@Suite struct UploadStateMachineTests {
+    @Test func happyPath() {
+        var m = UploadStateMachine(maxBytes: 100, declaredLength: 30)
+        #expect(m.initialAction == nil)
+        #expect(m.received(10) == .store)
+        #expect(m.received(20) == .store)
+        #expect(m.state == .receiving(bytes: 30))
+        #expect(m.bodyEnded() == .validate)
+        #expect(m.validated(nil) == .load)
+        #expect(m.state == .loading(bytes: 30))
+        #expect(m.loaded(nil) == .register)
+        #expect(m.registered(nil) == nil)
+        #expect(m.state == .ready(bytes: 30))
+        #expect(m.isFinished)
+        #expect(m.interrupted(ServerError(.badRequest, "late")) == nil)
+    }
+
+    @Test func overTheLimitWhileStreaming() {
+        var m = UploadStateMachine(maxBytes: 100)
+        #expect(m.received(60) == .store)
+        guard case .abort(let e) = m.received(41) else { Issue.record("expected abort"); return }
+        #expect(e.code == .payloadTooLarge)
+        // Nothing more is accepted after a failure.
+        guard case .abort = m.received(1) else { Issue.record("expected abort"); return }
+        guard case .abort = m.bodyEnded() else { Issue.record("expected abort"); return }
+        #expect(m.isFinished)
+    }
+
+    @Test func declaredLengthIsCheckedNotTrusted() {
+        let tooBig = UploadStateMachine(maxBytes: 100, declaredLength: 101)
+        guard case .abort(let e)? = tooBig.initialAction else { Issue.record("expected abort"); return }
+        #expect(e.code == .payloadTooLarge)
+
+        var longer = UploadStateMachine(maxBytes: 100, declaredLength: 10)
+        guard case .abort(let e2) = longer.received(11) else { Issue.record("expected abort"); return }
+        #expect(e2.code == .badRequest)
+
+        var shorter = UploadStateMachine(maxBytes: 100, declaredLength: 10)
+        #expect(shorter.received(5) == .store)
+        guard case .abort(let e3) = shorter.bodyEnded() else { Issue.record("expected abort"); return }
+        #expect(e3.code == .badRequest)
+
+        // A lying small Content-Length cannot smuggle in more than the limit either.
+        var lying = UploadStateMachine(maxBytes: 100, declaredLength: nil)
+        #expect(lying.received(Int.max) != .store)
+    }
+
+    @Test func failuresAtEachStage() {
+        var empty = UploadStateMachine(maxBytes: 100)
+        guard case .abort = empty.bodyEnded() else { Issue.record("empty body accepted"); return }
+
+        var invalid = UploadStateMachine(maxBytes: 100)
+        _ = invalid.received(5)
+        _ = invalid.bodyEnded()
+        #expect(invalid.validated(ServerError(.badRequest, "not onnx")) == .abort(ServerError(.badRequest, "not onnx")))
+
+        var loadFails = UploadStateMachine(maxBytes: 100)
+        _ = loadFails.received(5)
+        _ = loadFails.bodyEnded()
+        _ = loadFails.validated(nil)
+        #expect(loadFails.loaded(ServerError(.badRequest, "bad graph")) == .abort(ServerError(.badRequest, "bad graph")))
+        #expect(loadFails.state == .failed(ServerError(.badRequest, "bad graph")))
+
+        var disconnect = UploadStateMachine(maxBytes: 100)
+        _ = disconnect.received(5)
+        #expect(disconnect.interrupted(ServerError(.badRequest, "gone")) == .abort(ServerError(.badRequest, "gone")))
+        guard case .abort = disconnect.bodyEnded() else { Issue.record("expected abort"); return }
+
+        var refused = UploadStateMachine(maxBytes: 100)
+        _ = refused.received(5)
+        _ = refused.bodyEnded()
+        _ = refused.validated(nil)
+        _ = refused.loaded(nil)
+        #expect(refused.registered(ServerError(.insufficientStorage, "full")) == .abort(ServerError(.insufficientStorage, "full")))
+    }
+
+    @Test func eventsOutOfOrderFail() {
+        var m = UploadStateMachine(maxBytes: 100)
+        guard case .abort(let e) = m.loaded(nil) else { Issue.record("expected abort"); return }
+        #expect(e.code == .internal)
+    }
+
+    @Test func validator() {
+        #expect(UploadValidator.check(firstBytes: [0x08, 0x08]) == nil)
+        #expect(UploadValidator.check(firstBytes: Array("{\"a\":1}".utf8)) != nil)
+        #expect(UploadValidator.check(firstBytes: [UInt8]()) != nil)
+        #expect(UploadValidator.check(firstBytes: [0x00]) != nil)
+    }
+}
+
+@Suite struct APIKeyTests {
+    @Test func parsingAndAuthentication() throws {
+        let store = try Keys.store()
+        #expect(store.count == 3)
+        #expect(store.adminCount == 1)
+        #expect(store.authenticate(secret: Keys.alice) == .key(id: "alice", admin: false))
+        #expect(store.authenticate(secret: Keys.admin) == .key(id: "root", admin: true))
+        #expect(store.authenticate(secret: Keys.alice + "x") == nil)
+        #expect(store.authenticate(secret: "") == nil)
+    }
+
+    @Test func badFiles() {
+        #expect(throws: ServerError.self) { try APIKeyStore(parsing: "alice:short") }
+        #expect(throws: ServerError.self) { try APIKeyStore(parsing: "alice:\(Keys.alice):root") }
+        #expect(throws: ServerError.self) { try APIKeyStore(parsing: "a:\(Keys.alice)\na:\(Keys.bob)") }
+        #expect(throws: ServerError.self) { try APIKeyStore(parsing: "bad id:\(Keys.alice)") }
+        #expect(throws: ServerError.self) { try APIKeyStore(parsing: "# only a comment\n") }
+    }
+
+    @Test func authorizationHeader() throws {
+        let open = Authenticator(keys: nil)
+        #expect(try open.principal(authorization: nil) == .open)
+        #expect(try open.principal(authorization: "Bearer whatever") == .open)
+        let auth = Authenticator(keys: try Keys.store())
+        #expect(try auth.principal(authorization: nil) == .anonymous)
+        #expect(try auth.principal(authorization: "Bearer \(Keys.bob)") == .key(id: "bob", admin: false))
+        #expect(try auth.principal(authorization: "bearer \(Keys.bob)") == .key(id: "bob", admin: false))
+        #expect(throws: ServerError.self) { try auth.principal(authorization: "Bearer nope-nope-nope-nope") }
+        #expect(throws: ServerError.self) { try auth.principal(authorization: "Token \(Keys.bob)") }
+    }
+}
+
+@Suite struct ProtocolTests {
+    func decodeData(_ json: String) throws -> TensorData {
+        try JSONDecoder().decode(TensorData.self, from: Data(json.utf8))
+    }
+
+    @Test func tensorDataFlatNestedAndMixed() throws {
+        #expect(try decodeData("[1, 2, 3]").scalars == [.int(1), .int(2), .int(3)])
+        #expect(try decodeData("[[1, 2], [3, 4]]").scalars == [.int(1), .int(2), .int(3), .int(4)])
+        #expect(try decodeData("[[[true]], [[false]]]").scalars == [.bool(true), .bool(false)])
+        #expect(try decodeData("[1.5, 2, -3e2]").scalars == [.double(1.5), .double(2), .double(-300)])
+        #expect(try decodeData("[0.5, 1.5]").scalars == [.double(0.5), .double(1.5)])
+        #expect(try decodeData("[18446744073709551615]").scalars == [.uint(UInt64.max)])
+        #expect(try decodeData(#"["a", "NaN"]"#).scalars == [.string("a"), .string("NaN")])
+        #expect(try decodeData("7").scalars == [.int(7)])
+        #expect(try decodeData("[]").count == 0)
+        #expect(throws: (any Error).self) { try decodeData(#"[{"a": 1}]"#) }
+        #expect(throws: (any Error).self) { try decodeData(#"[null]"#) }
+        let deep = String(repeating: "[", count: 40) + "1" + String(repeating: "]", count: 40)
+        #expect(throws: (any Error).self) { try decodeData(deep) }
+    }
+
+    @Test func nonFiniteFloatsAreStrings() throws {
+        let json = String(decoding: try JSONEncoder().encode(TensorData.float32([1, .nan, .infinity, -.infinity])), as: UTF8.self)
+        #expect(json == #"[1,"NaN","Infinity","-Infinity"]"#)
+        #expect(TensorData.nonFiniteValue("-inf") == -.infinity)
+    }
+
+    @Test func binaryFraming() throws {
+        let json = Data(#"{"x":1}"#.utf8)
+        let (body, n) = BinaryFraming.assemble(json: json, binary: [Data([1, 2, 3]), Data([4])])
+        let (j, bin) = try BinaryFraming.split(body, headerLength: n)
+        #expect(j == json)
+        let s = try BinaryFraming.slices(of: bin, sizes: [("a", 3), ("json", nil), ("b", 1)])
+        #expect(s["a"] == Data([1, 2, 3]))
+        #expect(s["b"] == Data([4]))
+        #expect(throws: ProtocolError.self) { try BinaryFraming.slices(of: bin, sizes: [("a", 3)]) }
+        #expect(throws: ProtocolError.self) { try BinaryFraming.slices(of: bin, sizes: [("a", 5)]) }
+        #expect(throws: ProtocolError.self) { try BinaryFraming.split(body, headerLength: body.count + 1) }
+
+        let strings = BinaryFraming.encodeBytesElements([Array("ab".utf8), [], [0xFF]])
+        #expect(strings == Data([2, 0, 0, 0, 97, 98, 0, 0, 0, 0, 1, 0, 0, 0, 0xFF]))
+        #expect(try BinaryFraming.decodeBytesElements(strings, count: 3) == [Data("ab".utf8), Data(), Data([0xFF])])
+        #expect(throws: ProtocolError.self) { try BinaryFraming.decodeBytesElements(strings, count: 2) }
+        #expect(throws: ProtocolError.self) { try BinaryFraming.decodeBytesElements(strings, count: 4) }
+        #expect(throws: ProtocolError.self) { try BinaryFraming.decodeBytesElements(Data([9, 0, 0, 0, 1]), count: 1) }
+    }
+
+    @Test func parameterValues() throws {
+        let p = try JSONDecoder().decode(Parameters.self, from: Data(#"{"a": true, "b": 3, "c": 1.5, "d": "x"}"#.utf8))
+        #expect(p == ["a": .bool(true), "b": .int(3), "c": .double(1.5), "d": .string("x")])
+        #expect(ParameterValue.string("true").boolValue == true)
+    }
+
+    @Test func sizeAndDurationFlags() {
+        #expect(ServerLauncher.parseBytes("64MiB") == 64 << 20)
+        #expect(ServerLauncher.parseBytes("1g") == 1 << 30)
+        #expect(ServerLauncher.parseBytes("123") == 123)
+        #expect(ServerLauncher.parseBytes("12 parsecs") == nil)
+        #expect(ServerLauncher.parseDuration("500ms") == .milliseconds(500))
+        #expect(ServerLauncher.parseDuration("2m") == .seconds(120))
+        #expect(ServerLauncher.parseDuration("1.5") == .milliseconds(1500))
+    }
+
+    @Test func engineErrorsMapTo400Or413() {
+        #expect(ServerError(engine: .init(.memoryLimit, "big")).code == .payloadTooLarge)
+        #expect(ServerError(engine: .init(.shapeMismatch, "s")).code == .badRequest)
+        #expect(ServerError(engine: .init(.invalidModel, "m")).code == .badRequest)
+        #expect(ServerError(engine: .init(.cancelled, "c")).code == .timeout)
+        struct Secret: Error {}
+        #expect(ServerError.wrap(Secret()) == ServerError(.internal, "internal error"))
+    }
+}
