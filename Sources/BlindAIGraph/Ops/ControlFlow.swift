@@ -158,10 +158,11 @@ struct LoopOp: Operator {
         var scanTotals = [Int](repeating: 0, count: scanCount)
         var formal = [Tensor?](repeating: nil, count: bodyInputs)
         var iteration: Int64 = 0
+        let condTrue = Tensor(scalar: true)
         while cond, tripCount.map({ iteration < $0 }) ?? true {
             if ctx.isCancelled() { throw EngineError(.cancelled, "the run was cancelled") }
             formal[0] = Tensor(scalar: iteration)
-            formal[1] = Tensor(scalar: cond)
+            formal[1] = condTrue   // the loop only runs while the condition holds
             for i in 0..<carriedCount { formal[2 + i] = carried[i] }
             let out = try body.run(formal, capturedFrom: inputs, at: formalCount, context: ctx)
             guard out.count == bodyOutputs else {
