@@ -110,31 +110,33 @@ enum ReduceSIMD {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
 
-    /// exp(x) for 8 lanes (Cephes-style range reduction and polynomial, about 2 ulp). Inputs below -87.3
-    /// give 0; above 88.7, +inf; NaN stays NaN.
-    @inline(__always) static func exp(_ x: V) -> V {
-        let hi = V(repeating: 88.72283), lo = V(repeating: -87.33654)
-        var v = x.replacing(with: hi, where: x .> hi)
-        let under = v .< lo
-        v = v.replacing(with: lo, where: under)
-        let fx = (v * V(repeating: 1.44269504088896341)).rounded(.toNearestOrEven)
-        var r = v - fx * V(repeating: 0.693359375)
-        r = r - fx * V(repeating: -2.12194440e-4)
+    /// exp(x) for float32 (Cephes-style range reduction and polynomial, within 2e-7 relative error), written
+    /// with plain arithmetic and bit operations only so that loops calling it auto-vectorise. Inputs are
+    /// clamped to [-87.3, 88.7] (so exp(-inf) gives about 1e-38 rather than 0); NaN stays NaN.
+    @inline(__always) static func exp(_ x0: Float) -> Float {
+        var x = x0 > 88.72283 ? 88.72283 : x0
+        x = x < -87.33654 ? -87.33654 : x
+        let magic: Float = 12582912.0 // 1.5 * 2^23: adding it rounds to an integer kept in the low mantissa bits
+        let t = x * 1.44269504088896341 + magic
+        let fx = t - magic
+        let n = Int32(bitPattern: t.bitPattern) &- Int32(bitPattern: magic.bitPattern)
+        var r = x - fx * 0.693359375
+        r = r - fx * -2.12194440e-4
         let r2 = r * r
-        var p = V(repeating: 1.9875691500e-4)
-        p = p * r + V(repeating: 1.3981999507e-3)
-        p = p * r + V(repeating: 8.3334519073e-3)
-        p = p * r + V(repeating: 4.1665795894e-2)
-        p = p * r + V(repeating: 1.6666665459e-1)
-        p = p * r + V(repeating: 5.0000001201e-1)
-        p = p * r2 + r + V(repeating: 1)
-        let n = SIMD8<Int32>(fx, rounding: .toNearestOrEven)
-        let scale = unsafeBitCast((n &+ 127) &<< 23, to: V.self)
-        var res = p * scale
-        res = res.replacing(with: V(repeating: 0), where: under)
-        res = res.replacing(with: V(repeating: .infinity), where: x .> hi)
-        res = res.replacing(with: x, where: x .!= x)
-        return res
+        var p: Float = 1.9875691500e-4
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        p = p * r2 + r + 1
+        return p * Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
+    }
+
+    /// exp for any float type: the vectorisable float32 version for Float, the library function otherwise.
+    @inline(__always) static func exp<T: EngineFloat>(_ x: T) -> T {
+        if T.self == Float.self { return unsafeBitCast(exp(unsafeBitCast(x, to: Float.self)), to: T.self) }
+        return T.exp(x)
     }
 
     /// Largest element of n floats (n >= 1).
@@ -222,43 +224,42 @@ enum ReduceSIMD {
 
     /// dst[i] = exp(src[i] - shift); returns the sum of the results.
     @inline(__always) static func expShiftSum(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
-        var acc = V(repeating: 0)
-        let sv = V(repeating: shift)
-        var i = 0
-        while i + 8 <= n {
-            let e = exp(load(src + i) - sv)
-            store(e, dst + i)
-            acc += e
-            i += 8
-        }
-        var s = acc.sum()
-        if i < n {
-            // Tail through a padded vector so that every element uses the same exp approximation.
-            var tmp = V(repeating: -Float.infinity)
-            for k in 0..<(n - i) { tmp[k] = src[i + k] - shift }
-            let e = exp(tmp)
-            for k in 0..<(n - i) {
-                dst[i + k] = e[k]
-                s += e[k]
-            }
-        }
-        return s
+        for i in 0..<n { dst[i] = exp(src[i] - shift) }
+        return sum(UnsafePointer(dst), n)
     }
 
-    /// Sum of exp(src[i] - shift) without storing.
-    @inline(__always) static func expShiftSumOnly(_ src: UnsafePointer<Float>, _ n: Int, _ shift: Float) -> Float {
+    /// Largest and smallest of n floats, and the sum of absolute values (row fast paths).
+    @inline(__always) static func min(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var i = 0
+        var m = Float.infinity
+        if n >= 8 {
+            var mv = load(p)
+            i = 8
+            while i + 8 <= n {
+                mv = pointwiseMin(mv, load(p + i))
+                i += 8
+            }
+            m = mv.min()
+        }
+        while i < n {
+            if p[i] < m { m = p[i] }
+            i += 1
+        }
+        return m
+    }
+
+    @inline(__always) static func sumAbs(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = V(repeating: 0)
-        let sv = V(repeating: shift)
+        let mask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
         var i = 0
         while i + 8 <= n {
-            acc += exp(load(src + i) - sv)
+            acc += unsafeBitCast(unsafeBitCast(load(p + i), to: SIMD8<UInt32>.self) & mask, to: V.self)
             i += 8
         }
         var s = acc.sum()
-        if i < n {
-            var tmp = V(repeating: -Float.infinity)
-            for k in 0..<(n - i) { tmp[k] = src[i + k] - shift }
-            s += exp(tmp).sum()
+        while i < n {
+            s += Swift.abs(p[i])
+            i += 1
         }
         return s
     }
@@ -298,13 +299,14 @@ enum ReduceKind: Sendable {
     case sum, mean, max, min, prod, l1, l2, logSum, logSumExp, sumSquare
 }
 
-/// The [A, R, B] view of a reduction, after merging dimensions (and transposing when the reduced axes are
-/// not one contiguous block).
+/// A reduction as a sequence of [A, R, B] passes (after merging dimensions): one pass when the reduced axes
+/// form one block, otherwise one pass per reduced block, innermost first.
 private struct ReducePlan {
     var source: Tensor
-    var a: Int
-    var r: Int
-    var b: Int
+    /// (a, r, b) of each pass; the output of a pass is the [A, B] input of the next.
+    var passes: [(Int, Int, Int)]
+    /// Total number of reduced elements per output element.
+    var reducedCount: Int
     var outShape: [Int]
 }
 
@@ -355,8 +357,10 @@ struct ReduceOp: Operator {
             }
         }
         var outShape: [Int] = []
+        var reducedCount = 1
         for i in 0..<rank {
             if reduced[i] {
+                reducedCount *= x.shape[i]
                 if keepDims { outShape.append(1) }
             } else {
                 outShape.append(x.shape[i])
@@ -371,22 +375,30 @@ struct ReduceOp: Operator {
                 segs.append((x.shape[i], reduced[i]))
             }
         }
-        switch segs.count {
-        case 0: return ReducePlan(source: x, a: 1, r: 1, b: 1, outShape: outShape)
-        case 1: return segs[0].1 ? ReducePlan(source: x, a: 1, r: segs[0].0, b: 1, outShape: outShape)
-                                 : ReducePlan(source: x, a: segs[0].0, r: 1, b: 1, outShape: outShape)
-        case 2:
-            if segs[0].1 { return ReducePlan(source: x, a: 1, r: segs[0].0, b: segs[1].0, outShape: outShape) }
-            return ReducePlan(source: x, a: segs[0].0, r: segs[1].0, b: 1, outShape: outShape)
-        case 3 where !segs[0].1:
-            return ReducePlan(source: x, a: segs[0].0, r: segs[1].0, b: segs[2].0, outShape: outShape)
-        default:
-            // Several separated reduced blocks: move the kept axes first, then reduce contiguous rows.
+        var passes: [(Int, Int, Int)] = []
+        while let j = segs.lastIndex(where: { $0.1 }) {
+            let a = segs[..<j].reduce(1) { $0 * $1.0 }
+            let b = segs[(j + 1)...].reduce(1) { $0 * $1.0 }
+            passes.append((a, segs[j].0, b))
+            segs.remove(at: j)
+            // The kept blocks on either side of the removed one become adjacent.
+            if j > 0 && j < segs.count && !segs[j - 1].1 && !segs[j].1 {
+                segs[j - 1].0 *= segs[j].0
+                segs.remove(at: j)
+            }
+        }
+        if passes.isEmpty {
+            passes = [(x.count, 1, 1)]
+        }
+        if passes.count > 1 && (kind == .logSumExp || passes.contains(where: { $0.1 == 0 })) {
+            // Not decomposable (or empty): move the kept axes first and reduce contiguous rows once.
             let kept = (0..<rank).filter { !reduced[$0] }
             let red = (0..<rank).filter { reduced[$0] }
             let t = try ReduceSupport.permute(x, kept + red, ctx)
-            return ReducePlan(source: t, a: kept.reduce(1) { $0 * x.shape[$1] }, r: red.reduce(1) { $0 * x.shape[$1] }, b: 1, outShape: outShape)
+            return ReducePlan(source: t, passes: [(kept.reduce(1) { $0 * x.shape[$1] }, reducedCount, 1)],
+                              reducedCount: reducedCount, outShape: outShape)
         }
+        return ReducePlan(source: x, passes: passes, reducedCount: reducedCount, outShape: outShape)
     }
 
     private func reduceFloat<T: EngineFloat>(_ p: ReducePlan, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
@@ -394,24 +406,26 @@ struct ReduceOp: Operator {
         if out.count == 0 { return out }
         let src = p.source.buffer(T.self).baseAddress!
         let dst = out.mutableBuffer(T.self).baseAddress!
-        let a = p.a, r = p.r, b = p.b
-        if T.self == Float.self && b == 1 && r >= 16 {
+        if T.self == Float.self && p.passes.count == 1 && p.passes[0].2 == 1 && p.passes[0].1 >= 16 {
             let s = UnsafeRawPointer(src).assumingMemoryBound(to: Float.self)
             let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self)
-            if reduceFloat32Rows(s, d, a, r) { return out }
+            if reduceFloat32Rows(s, d, p.passes[0].0, p.passes[0].1) { return out }
         }
-        let n = T(r)
+        let n = T(p.reducedCount)
+        let ps = p.passes
         switch kind {
-        case .sum: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { $0 })
-        case .mean: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { $0 / n })
-        case .sumSquare: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0 })
-        case .l1: reduceKernel(src, dst, a, r, b, T(0), { $0 + Swift.abs($1) }, { $0 + $1 }, { $0 })
-        case .l2: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0.squareRoot() })
-        case .logSum: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { T.log($0) })
-        case .prod: reduceKernel(src, dst, a, r, b, T(1), { $0 * $1 }, { $0 * $1 }, { $0 })
-        case .max: reduceKernel(src, dst, a, r, b, -T.infinity, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $0 })
-        case .min: reduceKernel(src, dst, a, r, b, T.infinity, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $0 })
-        case .logSumExp: logSumExp(src, dst, a, r, b)
+        case .sum: reducePasses(src, dst, ps, T(0), { $0 + $1 }, { $0 + $1 }, { $0 })
+        case .mean: reducePasses(src, dst, ps, T(0), { $0 + $1 }, { $0 + $1 }, { $0 / n })
+        case .sumSquare: reducePasses(src, dst, ps, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0 })
+        case .l1: reducePasses(src, dst, ps, T(0), { $0 + Swift.abs($1) }, { $0 + $1 }, { $0 })
+        case .l2: reducePasses(src, dst, ps, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0.squareRoot() })
+        case .logSum: reducePasses(src, dst, ps, T(0), { $0 + $1 }, { $0 + $1 }, { T.log($0) })
+        case .prod: reducePasses(src, dst, ps, T(1), { $0 * $1 }, { $0 * $1 }, { $0 })
+        case .max: reducePasses(src, dst, ps, -T.infinity, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $0 })
+        case .min: reducePasses(src, dst, ps, T.infinity, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $0 })
+        case .logSumExp:
+            let (a, r, b) = ps[0]
+            logSumExp(src, dst, a, r, b)
         }
         return out
     }
@@ -429,12 +443,20 @@ struct ReduceOp: Operator {
                 let s = ReduceSIMD.sumSquares(src + i * r, r)
                 dst[i] = kind == .l2 ? s.squareRoot() : s
             }
+        case .max:
+            for i in 0..<a { dst[i] = ReduceSIMD.max(src + i * r, r) }
+        case .min:
+            for i in 0..<a { dst[i] = ReduceSIMD.min(src + i * r, r) }
+        case .l1:
+            for i in 0..<a { dst[i] = ReduceSIMD.sumAbs(src + i * r, r) }
         case .logSumExp:
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: r)
+            defer { tmp.deallocate() }
             for i in 0..<a {
                 let row = src + i * r
                 let m = ReduceSIMD.max(row, r)
                 let shift: Float = m.isInfinite ? 0 : m
-                dst[i] = Foundation.log(ReduceSIMD.expShiftSumOnly(row, r, shift)) + shift
+                dst[i] = Foundation.log(ReduceSIMD.expShiftSum(row, tmp, r, shift)) + shift
             }
         default:
             return false
@@ -457,7 +479,7 @@ struct ReduceOp: Operator {
             for k in 0..<b where !m[k].isFinite { m[k] = 0 }
             for j in 0..<r {
                 let row = base + j * b
-                for k in 0..<b { s[k] += T.exp(row[k] - m[k]) }
+                for k in 0..<b { s[k] += ReduceSIMD.exp(row[k] - m[k]) }
             }
             let q = dst + i * b
             for k in 0..<b { q[k] = T.log(s[k]) + m[k] }
@@ -469,20 +491,21 @@ struct ReduceOp: Operator {
         if out.count == 0 { return out }
         let src = p.source.buffer(T.self).baseAddress!
         let dst = out.mutableBuffer(T.self).baseAddress!
-        let a = p.a, r = p.r, b = p.b
-        let n = T(clamping: Swift.max(r, 1))
+        let ps = p.passes
+        let n = T(clamping: Swift.max(p.reducedCount, 1))
         switch kind {
-        case .sum: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 })
-        case .mean: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 / n })
-        case .sumSquare: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { $0 })
-        case .l1: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ ($1 < 0 ? 0 &- $1 : $1) }, { $0 &+ $1 }, { $0 })
-        case .l2: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { T(clampingDouble: Double($0).squareRoot()) })
-        case .logSum: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { T(clampingDouble: Foundation.log(Double($0))) })
-        case .prod: reduceKernel(src, dst, a, r, b, T(1), { $0 &* $1 }, { $0 &* $1 }, { $0 })
-        case .max: reduceKernel(src, dst, a, r, b, T.min, { Swift.max($0, $1) }, { Swift.max($0, $1) }, { $0 })
-        case .min: reduceKernel(src, dst, a, r, b, T.max, { Swift.min($0, $1) }, { Swift.min($0, $1) }, { $0 })
+        case .sum: reducePasses(src, dst, ps, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 })
+        case .mean: reducePasses(src, dst, ps, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 / n })
+        case .sumSquare: reducePasses(src, dst, ps, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { $0 })
+        case .l1: reducePasses(src, dst, ps, T(0), { $0 &+ ($1 < 0 ? 0 &- $1 : $1) }, { $0 &+ $1 }, { $0 })
+        case .l2: reducePasses(src, dst, ps, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { T(clampingDouble: Double($0).squareRoot()) })
+        case .logSum: reducePasses(src, dst, ps, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { T(clampingDouble: Foundation.log(Double($0))) })
+        case .prod: reducePasses(src, dst, ps, T(1), { $0 &* $1 }, { $0 &* $1 }, { $0 })
+        case .max: reducePasses(src, dst, ps, T.min, { Swift.max($0, $1) }, { Swift.max($0, $1) }, { $0 })
+        case .min: reducePasses(src, dst, ps, T.max, { Swift.min($0, $1) }, { Swift.min($0, $1) }, { $0 })
         case .logSumExp:
             // Computed in double: integers are rare here (removed from the schema in opset 28).
+            let (a, r, b) = ps[0]
             var acc = [Double](repeating: 0, count: a * b)
             var mx = [Double](repeating: -.infinity, count: a * b)
             for i in 0..<a { for j in 0..<r { for k in 0..<b { mx[i * b + k] = Swift.max(mx[i * b + k], Double(src[(i * r + j) * b + k])) } } }
@@ -498,11 +521,39 @@ struct ReduceOp: Operator {
         let src = UnsafePointer(p.source.storage.base.assumingMemoryBound(to: UInt8.self))
         let dst = out.storage.base.assumingMemoryBound(to: UInt8.self)
         if kind == .max {
-            reduceKernel(src, dst, p.a, p.r, p.b, UInt8(0), { $0 | ($1 != 0 ? 1 : 0) }, { $0 | $1 }, { $0 })
+            reducePasses(src, dst, p.passes, UInt8(0), { $0 | ($1 != 0 ? 1 : 0) }, { $0 | $1 }, { $0 })
         } else {
-            reduceKernel(src, dst, p.a, p.r, p.b, UInt8(1), { $0 & ($1 != 0 ? 1 : 0) }, { $0 & $1 }, { $0 })
+            reducePasses(src, dst, p.passes, UInt8(1), { $0 & ($1 != 0 ? 1 : 0) }, { $0 & $1 }, { $0 })
         }
         return out
+    }
+}
+
+/// Runs the passes of a reduction: the first folds input elements with `step`, later ones combine partial
+/// results with `merge`; `finish` applies to the final values only.
+@inline(__always)
+private func reducePasses<T>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ passes: [(Int, Int, Int)],
+                             _ initial: T, _ step: (T, T) -> T, _ merge: (T, T) -> T, _ finish: (T) -> T) {
+    if passes.count == 1 {
+        let (a, r, b) = passes[0]
+        reduceKernel(src, dst, a, r, b, initial, step, merge, finish)
+        return
+    }
+    var input = src
+    var owned: UnsafeMutablePointer<T>? = nil
+    for (pi, (a, r, b)) in passes.enumerated() {
+        let last = pi == passes.count - 1
+        let target = last ? dst : UnsafeMutablePointer<T>.allocate(capacity: Swift.max(a * b, 1))
+        if pi == 0 {
+            reduceKernel(input, target, a, r, b, initial, step, merge, { $0 })
+        } else if last {
+            reduceKernel(input, target, a, r, b, initial, merge, merge, finish)
+        } else {
+            reduceKernel(input, target, a, r, b, initial, merge, merge, { $0 })
+        }
+        owned?.deallocate()
+        owned = last ? nil : target
+        input = UnsafePointer(target)
     }
 }
 
@@ -860,14 +911,14 @@ struct SoftmaxOp: Operator {
                 var sum = T(0)
                 if kind == .softmax {
                     for j in 0..<r {
-                        let e = T.exp(p[j] - m)
+                        let e = ReduceSIMD.exp(p[j] - m)
                         q[j] = e
                         sum += e
                     }
                     let inv = 1 / sum
                     for j in 0..<r { q[j] *= inv }
                 } else {
-                    for j in 0..<r { sum += T.exp(p[j] - m) }
+                    for j in 0..<r { sum += ReduceSIMD.exp(p[j] - m) }
                     let l = T.log(sum) + m
                     for j in 0..<r { q[j] = p[j] - l }
                 }
@@ -889,11 +940,8 @@ struct SoftmaxOp: Operator {
             if kind == .softmax {
                 for j in 0..<r {
                     let row = base + j * b, orow = obase + j * b
-                    for k in 0..<b {
-                        let e = T.exp(row[k] - m[k])
-                        orow[k] = e
-                        s[k] += e
-                    }
+                    for k in 0..<b { orow[k] = ReduceSIMD.exp(row[k] - m[k]) }
+                    for k in 0..<b { s[k] += orow[k] }
                 }
                 for k in 0..<b { s[k] = 1 / s[k] }
                 for j in 0..<r {
@@ -903,7 +951,7 @@ struct SoftmaxOp: Operator {
             } else {
                 for j in 0..<r {
                     let row = base + j * b
-                    for k in 0..<b { s[k] += T.exp(row[k] - m[k]) }
+                    for k in 0..<b { s[k] += ReduceSIMD.exp(row[k] - m[k]) }
                 }
                 for k in 0..<b { s[k] = T.log(s[k]) + m[k] }
                 for j in 0..<r {
@@ -919,12 +967,13 @@ struct SoftmaxOp: Operator {
     @inline(__always)
     static func softmaxRowFloat(_ kind: SoftmaxKind, _ p: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Float>, _ r: Int) {
         let m = ReduceSIMD.max(p, r)
+        let sum = ReduceSIMD.expShiftSum(p, q, r, m)
         if kind == .softmax {
-            let sum = ReduceSIMD.expShiftSum(p, q, r, m)
-            ReduceSIMD.scale(UnsafePointer(q), q, r, 1 / sum)
+            let inv = 1 / sum
+            for j in 0..<r { q[j] *= inv }
         } else {
-            let sum = ReduceSIMD.expShiftSumOnly(p, r, m)
-            ReduceSIMD.subtract(p, q, r, Foundation.log(sum) + m)
+            let l = Foundation.log(sum) + m
+            for j in 0..<r { q[j] = p[j] - l }
         }
     }
 
