@@ -784,7 +784,9 @@ struct TopKOp: Operator {
         let vdst = values.mutableBuffer(T.self).baseAddress!
         let idst = indices.mutableBuffer(Int64.self).baseAddress!
         let row = UnsafeMutablePointer<T>.allocate(capacity: r)
-        let heap = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(k, 1))
+        // Small k keeps a heap of k indices; large k partitions all r indices (quickselect).
+        let useHeap = k * 8 <= r
+        let heap = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(useHeap ? k : r, 1))
         defer { row.deallocate(); heap.deallocate() }
         if largest {
             select(src, vdst, idst, a, r, b, k, row, heap) { $0 > $1 }
@@ -814,6 +816,33 @@ struct TopKOp: Operator {
                     for j in 1..<Swift.max(r, 1) where better(j, best) { best = j }
                     heap[0] = best
                     count = 1
+                } else if k * 8 > r {
+                    for j in 0..<r { heap[j] = j }
+                    var lo = 0, hi = r - 1
+                    let kth = k - 1
+                    while lo < hi {
+                        let mid = lo + (hi - lo) / 2
+                        // Median of three as the pivot.
+                        var x = heap[lo], y = heap[mid], z = heap[hi]
+                        if better(y, x) { swap(&x, &y) }
+                        if better(z, y) { swap(&y, &z) }
+                        if better(y, x) { swap(&x, &y) }
+                        let pivot = y
+                        var i = lo, j = hi
+                        while i <= j {
+                            while better(heap[i], pivot) { i += 1 }
+                            while better(pivot, heap[j]) { j -= 1 }
+                            if i <= j {
+                                heap.swapAt(i, j)
+                                i += 1
+                                j -= 1
+                            }
+                        }
+                        if kth <= j { hi = j } else if kth >= i { lo = i } else { break }
+                    }
+                    count = k
+                    var kept = UnsafeMutableBufferPointer(rebasing: heap[0..<count])
+                    kept.sort { better($0, $1) }
                 } else {
                     for j in 0..<r {
                         if count < k {
