@@ -110,6 +110,11 @@ enum ReduceSIMD {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
 
+    /// Sum of the 8 lanes (written out: the generic `sum()` is not always inlined).
+    @inline(__always) static func hsum(_ v: V) -> Float {
+        ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+    }
+
     /// exp(x) for float32 (Cephes-style range reduction and polynomial, within 2e-7 relative error), written
     /// with plain arithmetic and bit operations only so that loops calling it auto-vectorise. Inputs are
     /// clamped to [-87.3, 88.7] (so exp(-inf) gives about 1e-38 rather than 0); NaN stays NaN.
@@ -139,19 +144,24 @@ enum ReduceSIMD {
         return T.exp(x)
     }
 
-    /// Largest element of n floats (n >= 1).
+    /// Largest element of n floats (-inf when n == 0); eight independent accumulators, which the compiler
+    /// turns into vector max instructions.
     @inline(__always) static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
         var i = 0
-        var m = -Float.infinity
-        if n >= 8 {
-            var mv = load(p)
-            i = 8
-            while i + 8 <= n {
-                mv = pointwiseMax(mv, load(p + i))
-                i += 8
-            }
-            m = mv.max()
+        while i + 8 <= n {
+            let q = p + i
+            m0 = q[0] > m0 ? q[0] : m0
+            m1 = q[1] > m1 ? q[1] : m1
+            m2 = q[2] > m2 ? q[2] : m2
+            m3 = q[3] > m3 ? q[3] : m3
+            m4 = q[4] > m4 ? q[4] : m4
+            m5 = q[5] > m5 ? q[5] : m5
+            m6 = q[6] > m6 ? q[6] : m6
+            m7 = q[7] > m7 ? q[7] : m7
+            i += 8
         }
+        var m = Swift.max(Swift.max(Swift.max(m0, m1), Swift.max(m2, m3)), Swift.max(Swift.max(m4, m5), Swift.max(m6, m7)))
         while i < n {
             if p[i] > m { m = p[i] }
             i += 1
@@ -172,7 +182,7 @@ enum ReduceSIMD {
             acc += load(p + i)
             i += 8
         }
-        var s = (acc + acc2).sum()
+        var s = hsum(acc + acc2)
         while i < n {
             s += p[i]
             i += 1
@@ -195,7 +205,7 @@ enum ReduceSIMD {
             acc += a * a
             i += 8
         }
-        var s = (acc + acc2).sum()
+        var s = hsum(acc + acc2)
         while i < n {
             s += p[i] * p[i]
             i += 1
@@ -213,7 +223,7 @@ enum ReduceSIMD {
             acc += d * d
             i += 8
         }
-        var s = acc.sum()
+        var s = hsum(acc)
         while i < n {
             let d = p[i] - mean
             s += d * d
@@ -228,19 +238,23 @@ enum ReduceSIMD {
         return sum(UnsafePointer(dst), n)
     }
 
-    /// Largest and smallest of n floats, and the sum of absolute values (row fast paths).
+    /// Smallest element of n floats (+inf when n == 0).
     @inline(__always) static func min(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m0 = Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
         var i = 0
-        var m = Float.infinity
-        if n >= 8 {
-            var mv = load(p)
-            i = 8
-            while i + 8 <= n {
-                mv = pointwiseMin(mv, load(p + i))
-                i += 8
-            }
-            m = mv.min()
+        while i + 8 <= n {
+            let q = p + i
+            m0 = q[0] < m0 ? q[0] : m0
+            m1 = q[1] < m1 ? q[1] : m1
+            m2 = q[2] < m2 ? q[2] : m2
+            m3 = q[3] < m3 ? q[3] : m3
+            m4 = q[4] < m4 ? q[4] : m4
+            m5 = q[5] < m5 ? q[5] : m5
+            m6 = q[6] < m6 ? q[6] : m6
+            m7 = q[7] < m7 ? q[7] : m7
+            i += 8
         }
+        var m = Swift.min(Swift.min(Swift.min(m0, m1), Swift.min(m2, m3)), Swift.min(Swift.min(m4, m5), Swift.min(m6, m7)))
         while i < n {
             if p[i] < m { m = p[i] }
             i += 1
@@ -248,6 +262,7 @@ enum ReduceSIMD {
         return m
     }
 
+    /// Sum of absolute values of n floats.
     @inline(__always) static func sumAbs(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = V(repeating: 0)
         let mask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
@@ -256,7 +271,7 @@ enum ReduceSIMD {
             acc += unsafeBitCast(unsafeBitCast(load(p + i), to: SIMD8<UInt32>.self) & mask, to: V.self)
             i += 8
         }
-        var s = acc.sum()
+        var s = hsum(acc)
         while i < n {
             s += Swift.abs(p[i])
             i += 1
@@ -411,18 +426,17 @@ struct ReduceOp: Operator {
             let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self)
             if reduceFloat32Rows(s, d, p.passes[0].0, p.passes[0].1) { return out }
         }
-        let n = T(p.reducedCount)
-        let ps = p.passes
+        let ps = p.passes, n = p.reducedCount
         switch kind {
-        case .sum: reducePasses(src, dst, ps, T(0), { $0 + $1 }, { $0 + $1 }, { $0 })
-        case .mean: reducePasses(src, dst, ps, T(0), { $0 + $1 }, { $0 + $1 }, { $0 / n })
-        case .sumSquare: reducePasses(src, dst, ps, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0 })
-        case .l1: reducePasses(src, dst, ps, T(0), { $0 + Swift.abs($1) }, { $0 + $1 }, { $0 })
-        case .l2: reducePasses(src, dst, ps, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0.squareRoot() })
-        case .logSum: reducePasses(src, dst, ps, T(0), { $0 + $1 }, { $0 + $1 }, { T.log($0) })
-        case .prod: reducePasses(src, dst, ps, T(1), { $0 * $1 }, { $0 * $1 }, { $0 })
-        case .max: reducePasses(src, dst, ps, -T.infinity, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $0 })
-        case .min: reducePasses(src, dst, ps, T.infinity, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $0 })
+        case .sum: reducePasses(FSum<T>.self, src, dst, ps, n)
+        case .mean: reducePasses(FMean<T>.self, src, dst, ps, n)
+        case .sumSquare: reducePasses(FSumSquare<T>.self, src, dst, ps, n)
+        case .l1: reducePasses(FL1<T>.self, src, dst, ps, n)
+        case .l2: reducePasses(FL2<T>.self, src, dst, ps, n)
+        case .logSum: reducePasses(FLogSum<T>.self, src, dst, ps, n)
+        case .prod: reducePasses(FProd<T>.self, src, dst, ps, n)
+        case .max: reducePasses(FMax<T>.self, src, dst, ps, n)
+        case .min: reducePasses(FMin<T>.self, src, dst, ps, n)
         case .logSumExp:
             let (a, r, b) = ps[0]
             logSumExp(src, dst, a, r, b)
@@ -491,18 +505,17 @@ struct ReduceOp: Operator {
         if out.count == 0 { return out }
         let src = p.source.buffer(T.self).baseAddress!
         let dst = out.mutableBuffer(T.self).baseAddress!
-        let ps = p.passes
-        let n = T(clamping: Swift.max(p.reducedCount, 1))
+        let ps = p.passes, n = p.reducedCount
         switch kind {
-        case .sum: reducePasses(src, dst, ps, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 })
-        case .mean: reducePasses(src, dst, ps, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 / n })
-        case .sumSquare: reducePasses(src, dst, ps, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { $0 })
-        case .l1: reducePasses(src, dst, ps, T(0), { $0 &+ ($1 < 0 ? 0 &- $1 : $1) }, { $0 &+ $1 }, { $0 })
-        case .l2: reducePasses(src, dst, ps, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { T(clampingDouble: Double($0).squareRoot()) })
-        case .logSum: reducePasses(src, dst, ps, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { T(clampingDouble: Foundation.log(Double($0))) })
-        case .prod: reducePasses(src, dst, ps, T(1), { $0 &* $1 }, { $0 &* $1 }, { $0 })
-        case .max: reducePasses(src, dst, ps, T.min, { Swift.max($0, $1) }, { Swift.max($0, $1) }, { $0 })
-        case .min: reducePasses(src, dst, ps, T.max, { Swift.min($0, $1) }, { Swift.min($0, $1) }, { $0 })
+        case .sum: reducePasses(ISum<T>.self, src, dst, ps, n)
+        case .mean: reducePasses(IMean<T>.self, src, dst, ps, n)
+        case .sumSquare: reducePasses(ISumSquare<T>.self, src, dst, ps, n)
+        case .l1: reducePasses(IL1<T>.self, src, dst, ps, n)
+        case .l2: reducePasses(IL2<T>.self, src, dst, ps, n)
+        case .logSum: reducePasses(ILogSum<T>.self, src, dst, ps, n)
+        case .prod: reducePasses(IProd<T>.self, src, dst, ps, n)
+        case .max: reducePasses(IMax<T>.self, src, dst, ps, n)
+        case .min: reducePasses(IMin<T>.self, src, dst, ps, n)
         case .logSumExp:
             // Computed in double: integers are rare here (removed from the schema in opset 28).
             let (a, r, b) = ps[0]
@@ -521,35 +534,188 @@ struct ReduceOp: Operator {
         let src = UnsafePointer(p.source.storage.base.assumingMemoryBound(to: UInt8.self))
         let dst = out.storage.base.assumingMemoryBound(to: UInt8.self)
         if kind == .max {
-            reducePasses(src, dst, p.passes, UInt8(0), { $0 | ($1 != 0 ? 1 : 0) }, { $0 | $1 }, { $0 })
+            reducePasses(BoolAny.self, src, dst, p.passes, p.reducedCount)
         } else {
-            reducePasses(src, dst, p.passes, UInt8(1), { $0 & ($1 != 0 ? 1 : 0) }, { $0 & $1 }, { $0 })
+            reducePasses(BoolAll.self, src, dst, p.passes, p.reducedCount)
         }
         return out
     }
 }
 
-/// Runs the passes of a reduction: the first folds input elements with `step`, later ones combine partial
-/// results with `merge`; `finish` applies to the final values only.
-@inline(__always)
-private func reducePasses<T>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ passes: [(Int, Int, Int)],
-                             _ initial: T, _ step: (T, T) -> T, _ merge: (T, T) -> T, _ finish: (T) -> T) {
+/// How a reduction folds elements: static members, so that kernels specialised for a rule inline them.
+private protocol ReduceRule {
+    associatedtype T
+    static var initial: T { get }
+    /// Folds an input element into an accumulator.
+    static func step(_ acc: T, _ x: T) -> T
+    /// Combines two accumulators.
+    static func merge(_ a: T, _ b: T) -> T
+    /// The result from the accumulator of `count` elements.
+    static func finish(_ acc: T, _ count: Int) -> T
+}
+
+private enum FSum<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FMean<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a / F(n) }
+}
+private enum FSumSquare<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x * x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FL1<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + Swift.abs(x) }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FL2<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x * x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a.squareRoot() }
+}
+private enum FLogSum<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { F.log(a) }
+}
+private enum FProd<F: EngineFloat>: ReduceRule {
+    static var initial: F { 1 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a * x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a * b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FMax<F: EngineFloat>: ReduceRule {
+    static var initial: F { -F.infinity }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { x > a || x.isNaN ? x : a }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { b > a || b.isNaN ? b : a }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FMin<F: EngineFloat>: ReduceRule {
+    static var initial: F { F.infinity }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { x < a || x.isNaN ? x : a }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { b < a || b.isNaN ? b : a }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum ISum<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IMean<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a / I(clamping: Swift.max(n, 1)) }
+}
+private enum ISumSquare<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x &* x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IL1<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ (x < 0 ? 0 &- x : x) }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IL2<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x &* x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { I(clampingDouble: Double(a).squareRoot()) }
+}
+private enum ILogSum<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { I(clampingDouble: Foundation.log(Double(a))) }
+}
+private enum IProd<I: EngineInteger>: ReduceRule {
+    static var initial: I { 1 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &* x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &* b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IMax<I: EngineInteger>: ReduceRule {
+    static var initial: I { I.min }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { x > a ? x : a }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { b > a ? b : a }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IMin<I: EngineInteger>: ReduceRule {
+    static var initial: I { I.max }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { x < a ? x : a }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { b < a ? b : a }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+/// Bool tensors as bytes: ReduceMax is "any", ReduceMin is "all".
+private enum BoolAny: ReduceRule {
+    static var initial: UInt8 { 0 }
+    @inline(__always) static func step(_ a: UInt8, _ x: UInt8) -> UInt8 { a | (x != 0 ? 1 : 0) }
+    @inline(__always) static func merge(_ a: UInt8, _ b: UInt8) -> UInt8 { a | b }
+    @inline(__always) static func finish(_ a: UInt8, _ n: Int) -> UInt8 { a }
+}
+private enum BoolAll: ReduceRule {
+    static var initial: UInt8 { 1 }
+    @inline(__always) static func step(_ a: UInt8, _ x: UInt8) -> UInt8 { a & (x != 0 ? 1 : 0) }
+    @inline(__always) static func merge(_ a: UInt8, _ b: UInt8) -> UInt8 { a & b }
+    @inline(__always) static func finish(_ a: UInt8, _ n: Int) -> UInt8 { a }
+}
+
+/// Later passes of a multi-pass reduction combine partial results; only the last one finishes.
+private enum PartialPass<R: ReduceRule>: ReduceRule {
+    static var initial: R.T { R.initial }
+    @inline(__always) static func step(_ a: R.T, _ x: R.T) -> R.T { R.step(a, x) }
+    @inline(__always) static func merge(_ a: R.T, _ b: R.T) -> R.T { R.merge(a, b) }
+    @inline(__always) static func finish(_ a: R.T, _ n: Int) -> R.T { a }
+}
+private enum MergePass<R: ReduceRule>: ReduceRule {
+    static var initial: R.T { R.initial }
+    @inline(__always) static func step(_ a: R.T, _ x: R.T) -> R.T { R.merge(a, x) }
+    @inline(__always) static func merge(_ a: R.T, _ b: R.T) -> R.T { R.merge(a, b) }
+    @inline(__always) static func finish(_ a: R.T, _ n: Int) -> R.T { a }
+}
+private enum FinalMergePass<R: ReduceRule>: ReduceRule {
+    static var initial: R.T { R.initial }
+    @inline(__always) static func step(_ a: R.T, _ x: R.T) -> R.T { R.merge(a, x) }
+    @inline(__always) static func merge(_ a: R.T, _ b: R.T) -> R.T { R.merge(a, b) }
+    @inline(__always) static func finish(_ a: R.T, _ n: Int) -> R.T { R.finish(a, n) }
+}
+
+/// Runs the passes of a reduction of `count` elements per output: the first folds input elements, later
+/// ones combine partial results; only the last applies `finish`.
+private func reducePasses<R: ReduceRule>(_: R.Type, _ src: UnsafePointer<R.T>, _ dst: UnsafeMutablePointer<R.T>,
+                                         _ passes: [(Int, Int, Int)], _ count: Int) {
     if passes.count == 1 {
         let (a, r, b) = passes[0]
-        reduceKernel(src, dst, a, r, b, initial, step, merge, finish)
+        reduceKernel(R.self, src, dst, a, r, b, count)
         return
     }
     var input = src
-    var owned: UnsafeMutablePointer<T>? = nil
+    var owned: UnsafeMutablePointer<R.T>? = nil
     for (pi, (a, r, b)) in passes.enumerated() {
         let last = pi == passes.count - 1
-        let target = last ? dst : UnsafeMutablePointer<T>.allocate(capacity: Swift.max(a * b, 1))
+        let target = last ? dst : UnsafeMutablePointer<R.T>.allocate(capacity: Swift.max(a * b, 1))
         if pi == 0 {
-            reduceKernel(input, target, a, r, b, initial, step, merge, { $0 })
+            reduceKernel(PartialPass<R>.self, input, target, a, r, b, count)
         } else if last {
-            reduceKernel(input, target, a, r, b, initial, merge, merge, finish)
+            reduceKernel(FinalMergePass<R>.self, input, target, a, r, b, count)
         } else {
-            reduceKernel(input, target, a, r, b, initial, merge, merge, { $0 })
+            reduceKernel(MergePass<R>.self, input, target, a, r, b, count)
         }
         owned?.deallocate()
         owned = last ? nil : target
@@ -557,41 +723,38 @@ private func reducePasses<T>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointe
     }
 }
 
-/// out[a, b] = finish(fold of step over r) for a tensor viewed as [A, R, B].
-@inline(__always)
-private func reduceKernel<T, Acc>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ a: Int, _ r: Int, _ b: Int,
-                                  _ initial: Acc, _ step: (Acc, T) -> Acc, _ merge: (Acc, Acc) -> Acc, _ finish: (Acc) -> T) {
+/// out[a, b] = finish(fold over r) for a tensor viewed as [A, R, B].
+private func reduceKernel<R: ReduceRule>(_: R.Type, _ src: UnsafePointer<R.T>, _ dst: UnsafeMutablePointer<R.T>,
+                                         _ a: Int, _ r: Int, _ b: Int, _ count: Int) {
     if b == 1 {
         for i in 0..<a {
             let p = src + i * r
-            var s0 = initial, s1 = initial, s2 = initial, s3 = initial
+            var s0 = R.initial, s1 = R.initial, s2 = R.initial, s3 = R.initial
             var j = 0
             while j + 4 <= r {
-                s0 = step(s0, p[j])
-                s1 = step(s1, p[j + 1])
-                s2 = step(s2, p[j + 2])
-                s3 = step(s3, p[j + 3])
+                s0 = R.step(s0, p[j])
+                s1 = R.step(s1, p[j + 1])
+                s2 = R.step(s2, p[j + 2])
+                s3 = R.step(s3, p[j + 3])
                 j += 4
             }
             while j < r {
-                s0 = step(s0, p[j])
+                s0 = R.step(s0, p[j])
                 j += 1
             }
-            dst[i] = finish(merge(merge(s0, s1), merge(s2, s3)))
+            dst[i] = R.finish(R.merge(R.merge(s0, s1), R.merge(s2, s3)), count)
         }
         return
     }
-    let acc = UnsafeMutablePointer<Acc>.allocate(capacity: b)
-    defer { acc.deallocate() }
     for i in 0..<a {
-        acc.initialize(repeating: initial, count: b)
+        let q = dst + i * b
+        q.initialize(repeating: R.initial, count: b)
         let base = src + i * r * b
         for j in 0..<r {
             let row = base + j * b
-            for k in 0..<b { acc[k] = step(acc[k], row[k]) }
+            for k in 0..<b { q[k] = R.step(q[k], row[k]) }
         }
-        let q = dst + i * b
-        for k in 0..<b { q[k] = finish(acc[k]) }
+        for k in 0..<b { q[k] = R.finish(q[k], count) }
     }
 }
 
@@ -704,39 +867,85 @@ struct CumulativeOp: Operator {
     }
 
     private func scan<T: EngineFloat>(_ x: Tensor, _ axis: Int, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
-        if isProduct { return try scanKernel(x, axis, T(1), ctx) { $0 * $1 } }
-        return try scanKernel(x, axis, T(0), ctx) { $0 + $1 }
+        if isProduct { return try scanKernel(CumFloatProd<T>.self, x, axis, ctx) }
+        return try scanKernel(CumFloatSum<T>.self, x, axis, ctx)
     }
 
     private func scanInt<T: EngineInteger>(_ x: Tensor, _ axis: Int, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
-        if isProduct { return try scanKernel(x, axis, T(1), ctx) { $0 &* $1 } }
-        return try scanKernel(x, axis, T(0), ctx) { $0 &+ $1 }
+        if isProduct { return try scanKernel(CumIntProd<T>.self, x, axis, ctx) }
+        return try scanKernel(CumIntSum<T>.self, x, axis, ctx)
     }
 
-    @inline(__always)
-    private func scanKernel<T: TensorElement>(_ x: Tensor, _ axis: Int, _ identity: T, _ ctx: ExecutionContext, _ op: (T, T) -> T) throws -> Tensor {
-        let out = try ctx.uninitialized(T.dataType, x.shape)
+    private func scanKernel<R: CumulativeRule>(_: R.Type, _ x: Tensor, _ axis: Int, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(R.T.dataType, x.shape)
         if x.count == 0 { return out }
         let (a, r, b) = x.rank == 0 ? (1, 1, 1) : ReduceSupport.split(x.shape, axis)
-        let src = x.buffer(T.self).baseAddress!
-        let dst = out.mutableBuffer(T.self).baseAddress!
+        let src = x.buffer(R.T.self).baseAddress!
+        let dst = out.mutableBuffer(R.T.self).baseAddress!
+        if b == 1 {
+            // Contiguous scans: one running value per row.
+            for i in 0..<a {
+                let p = src + i * r, q = dst + i * r
+                var acc = R.identity
+                if reverse {
+                    var j = r - 1
+                    while j >= 0 {
+                        if exclusive { q[j] = acc; acc = R.combine(acc, p[j]) } else { acc = R.combine(acc, p[j]); q[j] = acc }
+                        j -= 1
+                    }
+                } else if exclusive {
+                    for j in 0..<r {
+                        q[j] = acc
+                        acc = R.combine(acc, p[j])
+                    }
+                } else {
+                    for j in 0..<r {
+                        acc = R.combine(acc, p[j])
+                        q[j] = acc
+                    }
+                }
+            }
+            return out
+        }
         for i in 0..<a {
             let base = i * r * b
             for step in 0..<r {
                 let j = reverse ? r - 1 - step : step
                 let p = src + base + j * b, q = dst + base + j * b
                 if step == 0 {
-                    if exclusive { for k in 0..<b { q[k] = identity } } else { for k in 0..<b { q[k] = p[k] } }
+                    if exclusive { q.initialize(repeating: R.identity, count: b) } else { q.update(from: p, count: b) }
                 } else {
                     let jp = reverse ? j + 1 : j - 1
                     let prevQ = dst + base + jp * b
                     let addend = exclusive ? src + base + jp * b : p
-                    for k in 0..<b { q[k] = op(prevQ[k], addend[k]) }
+                    for k in 0..<b { q[k] = R.combine(prevQ[k], addend[k]) }
                 }
             }
         }
         return out
     }
+}
+
+private protocol CumulativeRule {
+    associatedtype T: TensorElement
+    static var identity: T { get }
+    static func combine(_ a: T, _ b: T) -> T
+}
+private enum CumFloatSum<F: EngineFloat>: CumulativeRule {
+    static var identity: F { 0 }
+    @inline(__always) static func combine(_ a: F, _ b: F) -> F { a + b }
+}
+private enum CumFloatProd<F: EngineFloat>: CumulativeRule {
+    static var identity: F { 1 }
+    @inline(__always) static func combine(_ a: F, _ b: F) -> F { a * b }
+}
+private enum CumIntSum<I: EngineInteger>: CumulativeRule {
+    static var identity: I { 0 }
+    @inline(__always) static func combine(_ a: I, _ b: I) -> I { a &+ b }
+}
+private enum CumIntProd<I: EngineInteger>: CumulativeRule {
+    static var identity: I { 1 }
+    @inline(__always) static func combine(_ a: I, _ b: I) -> I { a &* b }
 }
 
 // MARK: - TopK
