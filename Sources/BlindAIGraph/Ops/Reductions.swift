@@ -279,33 +279,6 @@ enum ReduceSIMD {
         return s
     }
 
-    /// dst[i] = src[i] * s.
-    @inline(__always) static func scale(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
-        let sv = V(repeating: s)
-        var i = 0
-        while i + 8 <= n {
-            store(load(src + i) * sv, dst + i)
-            i += 8
-        }
-        while i < n {
-            dst[i] = src[i] * s
-            i += 1
-        }
-    }
-
-    /// dst[i] = src[i] - s.
-    @inline(__always) static func subtract(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
-        let sv = V(repeating: s)
-        var i = 0
-        while i + 8 <= n {
-            store(load(src + i) - sv, dst + i)
-            i += 8
-        }
-        while i < n {
-            dst[i] = src[i] - s
-            i += 1
-        }
-    }
 }
 
 // MARK: - Reduce*
