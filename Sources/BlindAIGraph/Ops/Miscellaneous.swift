@@ -188,6 +188,11 @@ struct EinsumOp: Operator {
             srcSize[l] = src.shape[d]
             stride[l, default: 0] += srcStrides[d]
         }
+        // A pure transpose (every label kept once, no broadcast): copy rows with the shared permute.
+        if Set(op.labels).count == op.labels.count && Set(labels) == Set(op.labels) && src.count == outShape.reduce(1, *) {
+            let perm = labels.map { l in op.labels.firstIndex(of: l)! }
+            return Operand(labels: labels, tensor: try ReduceSupport.permute(src, perm, ctx))
+        }
         let outStrides = labels.map { l -> Int in
             guard let s = srcSize[l], s != 1 || sizes[l]! == 1 else { return 0 } // absent or broadcast
             return stride[l]!
@@ -453,9 +458,7 @@ struct SwishOp: Operator {
     private func swish<T: EngineFloat>(_ x: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
         let a = T(alpha)
         return try Loops.map(x, T.self, T.self, ctx) { v in
-            let z = a * v
-            let s = z >= 0 ? 1 / (1 + T.exp(-z)) : T.exp(z) / (1 + T.exp(z))
-            return v * s
+            v / (1 + ReduceSIMD.exp(-a * v))
         }
     }
 }

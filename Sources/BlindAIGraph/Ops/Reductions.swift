@@ -110,46 +110,58 @@ enum ReduceSIMD {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
 
-    /// exp(x) for 8 lanes (Cephes-style range reduction and polynomial, about 2 ulp). Inputs below -87.3
-    /// give 0; above 88.7, +inf; NaN stays NaN.
-    @inline(__always) static func exp(_ x: V) -> V {
-        let hi = V(repeating: 88.72283), lo = V(repeating: -87.33654)
-        var v = x.replacing(with: hi, where: x .> hi)
-        let under = v .< lo
-        v = v.replacing(with: lo, where: under)
-        let fx = (v * V(repeating: 1.44269504088896341)).rounded(.toNearestOrEven)
-        var r = v - fx * V(repeating: 0.693359375)
-        r = r - fx * V(repeating: -2.12194440e-4)
-        let r2 = r * r
-        var p = V(repeating: 1.9875691500e-4)
-        p = p * r + V(repeating: 1.3981999507e-3)
-        p = p * r + V(repeating: 8.3334519073e-3)
-        p = p * r + V(repeating: 4.1665795894e-2)
-        p = p * r + V(repeating: 1.6666665459e-1)
-        p = p * r + V(repeating: 5.0000001201e-1)
-        p = p * r2 + r + V(repeating: 1)
-        let n = SIMD8<Int32>(fx, rounding: .toNearestOrEven)
-        let scale = unsafeBitCast((n &+ 127) &<< 23, to: V.self)
-        var res = p * scale
-        res = res.replacing(with: V(repeating: 0), where: under)
-        res = res.replacing(with: V(repeating: .infinity), where: x .> hi)
-        res = res.replacing(with: x, where: x .!= x)
-        return res
+    /// Sum of the 8 lanes (written out: the generic `sum()` is not always inlined).
+    @inline(__always) static func hsum(_ v: V) -> Float {
+        ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
     }
 
-    /// Largest element of n floats (n >= 1).
+    /// exp(x) for float32 (Cephes-style range reduction and polynomial, within 2e-7 relative error), written
+    /// with plain arithmetic and bit operations only so that loops calling it auto-vectorise. Inputs are
+    /// clamped to [-87.3, 88.7] (so exp(-inf) gives about 1e-38 rather than 0); NaN stays NaN.
+    @inline(__always) static func exp(_ x0: Float) -> Float {
+        var x = x0 > 88.72283 ? 88.72283 : x0
+        x = x < -87.33654 ? -87.33654 : x
+        let magic: Float = 12582912.0 // 1.5 * 2^23: adding it rounds to an integer kept in the low mantissa bits
+        let t = x * 1.44269504088896341 + magic
+        let fx = t - magic
+        let n = Int32(bitPattern: t.bitPattern) &- Int32(bitPattern: magic.bitPattern)
+        var r = x - fx * 0.693359375
+        r = r - fx * -2.12194440e-4
+        let r2 = r * r
+        var p: Float = 1.9875691500e-4
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        p = p * r2 + r + 1
+        return p * Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
+    }
+
+    /// exp for any float type: the vectorisable float32 version for Float, the library function otherwise.
+    @inline(__always) static func exp<T: EngineFloat>(_ x: T) -> T {
+        if T.self == Float.self { return unsafeBitCast(exp(unsafeBitCast(x, to: Float.self)), to: T.self) }
+        return T.exp(x)
+    }
+
+    /// Largest element of n floats (-inf when n == 0); eight independent accumulators, which the compiler
+    /// turns into vector max instructions.
     @inline(__always) static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
         var i = 0
-        var m = -Float.infinity
-        if n >= 8 {
-            var mv = load(p)
-            i = 8
-            while i + 8 <= n {
-                mv = pointwiseMax(mv, load(p + i))
-                i += 8
-            }
-            m = mv.max()
+        while i + 8 <= n {
+            let q = p + i
+            m0 = q[0] > m0 ? q[0] : m0
+            m1 = q[1] > m1 ? q[1] : m1
+            m2 = q[2] > m2 ? q[2] : m2
+            m3 = q[3] > m3 ? q[3] : m3
+            m4 = q[4] > m4 ? q[4] : m4
+            m5 = q[5] > m5 ? q[5] : m5
+            m6 = q[6] > m6 ? q[6] : m6
+            m7 = q[7] > m7 ? q[7] : m7
+            i += 8
         }
+        var m = Swift.max(Swift.max(Swift.max(m0, m1), Swift.max(m2, m3)), Swift.max(Swift.max(m4, m5), Swift.max(m6, m7)))
         while i < n {
             if p[i] > m { m = p[i] }
             i += 1
@@ -170,7 +182,7 @@ enum ReduceSIMD {
             acc += load(p + i)
             i += 8
         }
-        var s = (acc + acc2).sum()
+        var s = hsum(acc + acc2)
         while i < n {
             s += p[i]
             i += 1
@@ -193,7 +205,7 @@ enum ReduceSIMD {
             acc += a * a
             i += 8
         }
-        var s = (acc + acc2).sum()
+        var s = hsum(acc + acc2)
         while i < n {
             s += p[i] * p[i]
             i += 1
@@ -211,7 +223,7 @@ enum ReduceSIMD {
             acc += d * d
             i += 8
         }
-        var s = acc.sum()
+        var s = hsum(acc)
         while i < n {
             let d = p[i] - mean
             s += d * d
@@ -222,74 +234,51 @@ enum ReduceSIMD {
 
     /// dst[i] = exp(src[i] - shift); returns the sum of the results.
     @inline(__always) static func expShiftSum(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
-        var acc = V(repeating: 0)
-        let sv = V(repeating: shift)
+        for i in 0..<n { dst[i] = exp(src[i] - shift) }
+        return sum(UnsafePointer(dst), n)
+    }
+
+    /// Smallest element of n floats (+inf when n == 0).
+    @inline(__always) static func min(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m0 = Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
         var i = 0
         while i + 8 <= n {
-            let e = exp(load(src + i) - sv)
-            store(e, dst + i)
-            acc += e
+            let q = p + i
+            m0 = q[0] < m0 ? q[0] : m0
+            m1 = q[1] < m1 ? q[1] : m1
+            m2 = q[2] < m2 ? q[2] : m2
+            m3 = q[3] < m3 ? q[3] : m3
+            m4 = q[4] < m4 ? q[4] : m4
+            m5 = q[5] < m5 ? q[5] : m5
+            m6 = q[6] < m6 ? q[6] : m6
+            m7 = q[7] < m7 ? q[7] : m7
             i += 8
         }
-        var s = acc.sum()
-        if i < n {
-            // Tail through a padded vector so that every element uses the same exp approximation.
-            var tmp = V(repeating: -Float.infinity)
-            for k in 0..<(n - i) { tmp[k] = src[i + k] - shift }
-            let e = exp(tmp)
-            for k in 0..<(n - i) {
-                dst[i + k] = e[k]
-                s += e[k]
-            }
+        var m = Swift.min(Swift.min(Swift.min(m0, m1), Swift.min(m2, m3)), Swift.min(Swift.min(m4, m5), Swift.min(m6, m7)))
+        while i < n {
+            if p[i] < m { m = p[i] }
+            i += 1
+        }
+        return m
+    }
+
+    /// Sum of absolute values of n floats.
+    @inline(__always) static func sumAbs(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = V(repeating: 0)
+        let mask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
+        var i = 0
+        while i + 8 <= n {
+            acc += unsafeBitCast(unsafeBitCast(load(p + i), to: SIMD8<UInt32>.self) & mask, to: V.self)
+            i += 8
+        }
+        var s = hsum(acc)
+        while i < n {
+            s += Swift.abs(p[i])
+            i += 1
         }
         return s
     }
 
-    /// Sum of exp(src[i] - shift) without storing.
-    @inline(__always) static func expShiftSumOnly(_ src: UnsafePointer<Float>, _ n: Int, _ shift: Float) -> Float {
-        var acc = V(repeating: 0)
-        let sv = V(repeating: shift)
-        var i = 0
-        while i + 8 <= n {
-            acc += exp(load(src + i) - sv)
-            i += 8
-        }
-        var s = acc.sum()
-        if i < n {
-            var tmp = V(repeating: -Float.infinity)
-            for k in 0..<(n - i) { tmp[k] = src[i + k] - shift }
-            s += exp(tmp).sum()
-        }
-        return s
-    }
-
-    /// dst[i] = src[i] * s.
-    @inline(__always) static func scale(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
-        let sv = V(repeating: s)
-        var i = 0
-        while i + 8 <= n {
-            store(load(src + i) * sv, dst + i)
-            i += 8
-        }
-        while i < n {
-            dst[i] = src[i] * s
-            i += 1
-        }
-    }
-
-    /// dst[i] = src[i] - s.
-    @inline(__always) static func subtract(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
-        let sv = V(repeating: s)
-        var i = 0
-        while i + 8 <= n {
-            store(load(src + i) - sv, dst + i)
-            i += 8
-        }
-        while i < n {
-            dst[i] = src[i] - s
-            i += 1
-        }
-    }
 }
 
 // MARK: - Reduce*
@@ -298,13 +287,14 @@ enum ReduceKind: Sendable {
     case sum, mean, max, min, prod, l1, l2, logSum, logSumExp, sumSquare
 }
 
-/// The [A, R, B] view of a reduction, after merging dimensions (and transposing when the reduced axes are
-/// not one contiguous block).
+/// A reduction as a sequence of [A, R, B] passes (after merging dimensions): one pass when the reduced axes
+/// form one block, otherwise one pass per reduced block, innermost first.
 private struct ReducePlan {
     var source: Tensor
-    var a: Int
-    var r: Int
-    var b: Int
+    /// (a, r, b) of each pass; the output of a pass is the [A, B] input of the next.
+    var passes: [(Int, Int, Int)]
+    /// Total number of reduced elements per output element.
+    var reducedCount: Int
     var outShape: [Int]
 }
 
@@ -355,8 +345,10 @@ struct ReduceOp: Operator {
             }
         }
         var outShape: [Int] = []
+        var reducedCount = 1
         for i in 0..<rank {
             if reduced[i] {
+                reducedCount *= x.shape[i]
                 if keepDims { outShape.append(1) }
             } else {
                 outShape.append(x.shape[i])
@@ -371,22 +363,30 @@ struct ReduceOp: Operator {
                 segs.append((x.shape[i], reduced[i]))
             }
         }
-        switch segs.count {
-        case 0: return ReducePlan(source: x, a: 1, r: 1, b: 1, outShape: outShape)
-        case 1: return segs[0].1 ? ReducePlan(source: x, a: 1, r: segs[0].0, b: 1, outShape: outShape)
-                                 : ReducePlan(source: x, a: segs[0].0, r: 1, b: 1, outShape: outShape)
-        case 2:
-            if segs[0].1 { return ReducePlan(source: x, a: 1, r: segs[0].0, b: segs[1].0, outShape: outShape) }
-            return ReducePlan(source: x, a: segs[0].0, r: segs[1].0, b: 1, outShape: outShape)
-        case 3 where !segs[0].1:
-            return ReducePlan(source: x, a: segs[0].0, r: segs[1].0, b: segs[2].0, outShape: outShape)
-        default:
-            // Several separated reduced blocks: move the kept axes first, then reduce contiguous rows.
+        var passes: [(Int, Int, Int)] = []
+        while let j = segs.lastIndex(where: { $0.1 }) {
+            let a = segs[..<j].reduce(1) { $0 * $1.0 }
+            let b = segs[(j + 1)...].reduce(1) { $0 * $1.0 }
+            passes.append((a, segs[j].0, b))
+            segs.remove(at: j)
+            // The kept blocks on either side of the removed one become adjacent.
+            if j > 0 && j < segs.count && !segs[j - 1].1 && !segs[j].1 {
+                segs[j - 1].0 *= segs[j].0
+                segs.remove(at: j)
+            }
+        }
+        if passes.isEmpty {
+            passes = [(x.count, 1, 1)]
+        }
+        if passes.count > 1 && (kind == .logSumExp || passes.contains(where: { $0.1 == 0 })) {
+            // Not decomposable (or empty): move the kept axes first and reduce contiguous rows once.
             let kept = (0..<rank).filter { !reduced[$0] }
             let red = (0..<rank).filter { reduced[$0] }
             let t = try ReduceSupport.permute(x, kept + red, ctx)
-            return ReducePlan(source: t, a: kept.reduce(1) { $0 * x.shape[$1] }, r: red.reduce(1) { $0 * x.shape[$1] }, b: 1, outShape: outShape)
+            return ReducePlan(source: t, passes: [(kept.reduce(1) { $0 * x.shape[$1] }, reducedCount, 1)],
+                              reducedCount: reducedCount, outShape: outShape)
         }
+        return ReducePlan(source: x, passes: passes, reducedCount: reducedCount, outShape: outShape)
     }
 
     private func reduceFloat<T: EngineFloat>(_ p: ReducePlan, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
@@ -394,24 +394,25 @@ struct ReduceOp: Operator {
         if out.count == 0 { return out }
         let src = p.source.buffer(T.self).baseAddress!
         let dst = out.mutableBuffer(T.self).baseAddress!
-        let a = p.a, r = p.r, b = p.b
-        if T.self == Float.self && b == 1 && r >= 16 {
+        if T.self == Float.self && p.passes.count == 1 && p.passes[0].2 == 1 && p.passes[0].1 >= 16 {
             let s = UnsafeRawPointer(src).assumingMemoryBound(to: Float.self)
             let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self)
-            if reduceFloat32Rows(s, d, a, r) { return out }
+            if reduceFloat32Rows(s, d, p.passes[0].0, p.passes[0].1) { return out }
         }
-        let n = T(r)
+        let ps = p.passes, n = p.reducedCount
         switch kind {
-        case .sum: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { $0 })
-        case .mean: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { $0 / n })
-        case .sumSquare: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0 })
-        case .l1: reduceKernel(src, dst, a, r, b, T(0), { $0 + Swift.abs($1) }, { $0 + $1 }, { $0 })
-        case .l2: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0.squareRoot() })
-        case .logSum: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { T.log($0) })
-        case .prod: reduceKernel(src, dst, a, r, b, T(1), { $0 * $1 }, { $0 * $1 }, { $0 })
-        case .max: reduceKernel(src, dst, a, r, b, -T.infinity, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $0 })
-        case .min: reduceKernel(src, dst, a, r, b, T.infinity, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $0 })
-        case .logSumExp: logSumExp(src, dst, a, r, b)
+        case .sum: reducePasses(FSum<T>.self, src, dst, ps, n)
+        case .mean: reducePasses(FMean<T>.self, src, dst, ps, n)
+        case .sumSquare: reducePasses(FSumSquare<T>.self, src, dst, ps, n)
+        case .l1: reducePasses(FL1<T>.self, src, dst, ps, n)
+        case .l2: reducePasses(FL2<T>.self, src, dst, ps, n)
+        case .logSum: reducePasses(FLogSum<T>.self, src, dst, ps, n)
+        case .prod: reducePasses(FProd<T>.self, src, dst, ps, n)
+        case .max: reducePasses(FMax<T>.self, src, dst, ps, n)
+        case .min: reducePasses(FMin<T>.self, src, dst, ps, n)
+        case .logSumExp:
+            let (a, r, b) = ps[0]
+            logSumExp(src, dst, a, r, b)
         }
         return out
     }
@@ -429,12 +430,20 @@ struct ReduceOp: Operator {
                 let s = ReduceSIMD.sumSquares(src + i * r, r)
                 dst[i] = kind == .l2 ? s.squareRoot() : s
             }
+        case .max:
+            for i in 0..<a { dst[i] = ReduceSIMD.max(src + i * r, r) }
+        case .min:
+            for i in 0..<a { dst[i] = ReduceSIMD.min(src + i * r, r) }
+        case .l1:
+            for i in 0..<a { dst[i] = ReduceSIMD.sumAbs(src + i * r, r) }
         case .logSumExp:
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: r)
+            defer { tmp.deallocate() }
             for i in 0..<a {
                 let row = src + i * r
                 let m = ReduceSIMD.max(row, r)
                 let shift: Float = m.isInfinite ? 0 : m
-                dst[i] = Foundation.log(ReduceSIMD.expShiftSumOnly(row, r, shift)) + shift
+                dst[i] = Foundation.log(ReduceSIMD.expShiftSum(row, tmp, r, shift)) + shift
             }
         default:
             return false
@@ -457,7 +466,7 @@ struct ReduceOp: Operator {
             for k in 0..<b where !m[k].isFinite { m[k] = 0 }
             for j in 0..<r {
                 let row = base + j * b
-                for k in 0..<b { s[k] += T.exp(row[k] - m[k]) }
+                for k in 0..<b { s[k] += ReduceSIMD.exp(row[k] - m[k]) }
             }
             let q = dst + i * b
             for k in 0..<b { q[k] = T.log(s[k]) + m[k] }
@@ -469,20 +478,20 @@ struct ReduceOp: Operator {
         if out.count == 0 { return out }
         let src = p.source.buffer(T.self).baseAddress!
         let dst = out.mutableBuffer(T.self).baseAddress!
-        let a = p.a, r = p.r, b = p.b
-        let n = T(clamping: Swift.max(r, 1))
+        let ps = p.passes, n = p.reducedCount
         switch kind {
-        case .sum: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 })
-        case .mean: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 / n })
-        case .sumSquare: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { $0 })
-        case .l1: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ ($1 < 0 ? 0 &- $1 : $1) }, { $0 &+ $1 }, { $0 })
-        case .l2: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { T(clampingDouble: Double($0).squareRoot()) })
-        case .logSum: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { T(clampingDouble: Foundation.log(Double($0))) })
-        case .prod: reduceKernel(src, dst, a, r, b, T(1), { $0 &* $1 }, { $0 &* $1 }, { $0 })
-        case .max: reduceKernel(src, dst, a, r, b, T.min, { Swift.max($0, $1) }, { Swift.max($0, $1) }, { $0 })
-        case .min: reduceKernel(src, dst, a, r, b, T.max, { Swift.min($0, $1) }, { Swift.min($0, $1) }, { $0 })
+        case .sum: reducePasses(ISum<T>.self, src, dst, ps, n)
+        case .mean: reducePasses(IMean<T>.self, src, dst, ps, n)
+        case .sumSquare: reducePasses(ISumSquare<T>.self, src, dst, ps, n)
+        case .l1: reducePasses(IL1<T>.self, src, dst, ps, n)
+        case .l2: reducePasses(IL2<T>.self, src, dst, ps, n)
+        case .logSum: reducePasses(ILogSum<T>.self, src, dst, ps, n)
+        case .prod: reducePasses(IProd<T>.self, src, dst, ps, n)
+        case .max: reducePasses(IMax<T>.self, src, dst, ps, n)
+        case .min: reducePasses(IMin<T>.self, src, dst, ps, n)
         case .logSumExp:
             // Computed in double: integers are rare here (removed from the schema in opset 28).
+            let (a, r, b) = ps[0]
             var acc = [Double](repeating: 0, count: a * b)
             var mx = [Double](repeating: -.infinity, count: a * b)
             for i in 0..<a { for j in 0..<r { for k in 0..<b { mx[i * b + k] = Swift.max(mx[i * b + k], Double(src[(i * r + j) * b + k])) } } }
@@ -498,49 +507,227 @@ struct ReduceOp: Operator {
         let src = UnsafePointer(p.source.storage.base.assumingMemoryBound(to: UInt8.self))
         let dst = out.storage.base.assumingMemoryBound(to: UInt8.self)
         if kind == .max {
-            reduceKernel(src, dst, p.a, p.r, p.b, UInt8(0), { $0 | ($1 != 0 ? 1 : 0) }, { $0 | $1 }, { $0 })
+            reducePasses(BoolAny.self, src, dst, p.passes, p.reducedCount)
         } else {
-            reduceKernel(src, dst, p.a, p.r, p.b, UInt8(1), { $0 & ($1 != 0 ? 1 : 0) }, { $0 & $1 }, { $0 })
+            reducePasses(BoolAll.self, src, dst, p.passes, p.reducedCount)
         }
         return out
     }
 }
 
-/// out[a, b] = finish(fold of step over r) for a tensor viewed as [A, R, B].
-@inline(__always)
-private func reduceKernel<T, Acc>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ a: Int, _ r: Int, _ b: Int,
-                                  _ initial: Acc, _ step: (Acc, T) -> Acc, _ merge: (Acc, Acc) -> Acc, _ finish: (Acc) -> T) {
+/// How a reduction folds elements: static members, so that kernels specialised for a rule inline them.
+private protocol ReduceRule {
+    associatedtype T
+    static var initial: T { get }
+    /// Folds an input element into an accumulator.
+    static func step(_ acc: T, _ x: T) -> T
+    /// Combines two accumulators.
+    static func merge(_ a: T, _ b: T) -> T
+    /// The result from the accumulator of `count` elements.
+    static func finish(_ acc: T, _ count: Int) -> T
+}
+
+private enum FSum<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FMean<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a / F(n) }
+}
+private enum FSumSquare<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x * x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FL1<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + Swift.abs(x) }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FL2<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x * x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a.squareRoot() }
+}
+private enum FLogSum<F: EngineFloat>: ReduceRule {
+    static var initial: F { 0 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a + x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a + b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { F.log(a) }
+}
+private enum FProd<F: EngineFloat>: ReduceRule {
+    static var initial: F { 1 }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { a * x }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { a * b }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FMax<F: EngineFloat>: ReduceRule {
+    static var initial: F { -F.infinity }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { x > a || x.isNaN ? x : a }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { b > a || b.isNaN ? b : a }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum FMin<F: EngineFloat>: ReduceRule {
+    static var initial: F { F.infinity }
+    @inline(__always) static func step(_ a: F, _ x: F) -> F { x < a || x.isNaN ? x : a }
+    @inline(__always) static func merge(_ a: F, _ b: F) -> F { b < a || b.isNaN ? b : a }
+    @inline(__always) static func finish(_ a: F, _ n: Int) -> F { a }
+}
+private enum ISum<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IMean<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a / I(clamping: Swift.max(n, 1)) }
+}
+private enum ISumSquare<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x &* x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IL1<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ (x < 0 ? 0 &- x : x) }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IL2<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x &* x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { I(clampingDouble: Double(a).squareRoot()) }
+}
+private enum ILogSum<I: EngineInteger>: ReduceRule {
+    static var initial: I { 0 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &+ x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &+ b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { I(clampingDouble: Foundation.log(Double(a))) }
+}
+private enum IProd<I: EngineInteger>: ReduceRule {
+    static var initial: I { 1 }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { a &* x }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { a &* b }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IMax<I: EngineInteger>: ReduceRule {
+    static var initial: I { I.min }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { x > a ? x : a }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { b > a ? b : a }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+private enum IMin<I: EngineInteger>: ReduceRule {
+    static var initial: I { I.max }
+    @inline(__always) static func step(_ a: I, _ x: I) -> I { x < a ? x : a }
+    @inline(__always) static func merge(_ a: I, _ b: I) -> I { b < a ? b : a }
+    @inline(__always) static func finish(_ a: I, _ n: Int) -> I { a }
+}
+/// Bool tensors as bytes: ReduceMax is "any", ReduceMin is "all".
+private enum BoolAny: ReduceRule {
+    static var initial: UInt8 { 0 }
+    @inline(__always) static func step(_ a: UInt8, _ x: UInt8) -> UInt8 { a | (x != 0 ? 1 : 0) }
+    @inline(__always) static func merge(_ a: UInt8, _ b: UInt8) -> UInt8 { a | b }
+    @inline(__always) static func finish(_ a: UInt8, _ n: Int) -> UInt8 { a }
+}
+private enum BoolAll: ReduceRule {
+    static var initial: UInt8 { 1 }
+    @inline(__always) static func step(_ a: UInt8, _ x: UInt8) -> UInt8 { a & (x != 0 ? 1 : 0) }
+    @inline(__always) static func merge(_ a: UInt8, _ b: UInt8) -> UInt8 { a & b }
+    @inline(__always) static func finish(_ a: UInt8, _ n: Int) -> UInt8 { a }
+}
+
+/// Later passes of a multi-pass reduction combine partial results; only the last one finishes.
+private enum PartialPass<R: ReduceRule>: ReduceRule {
+    static var initial: R.T { R.initial }
+    @inline(__always) static func step(_ a: R.T, _ x: R.T) -> R.T { R.step(a, x) }
+    @inline(__always) static func merge(_ a: R.T, _ b: R.T) -> R.T { R.merge(a, b) }
+    @inline(__always) static func finish(_ a: R.T, _ n: Int) -> R.T { a }
+}
+private enum MergePass<R: ReduceRule>: ReduceRule {
+    static var initial: R.T { R.initial }
+    @inline(__always) static func step(_ a: R.T, _ x: R.T) -> R.T { R.merge(a, x) }
+    @inline(__always) static func merge(_ a: R.T, _ b: R.T) -> R.T { R.merge(a, b) }
+    @inline(__always) static func finish(_ a: R.T, _ n: Int) -> R.T { a }
+}
+private enum FinalMergePass<R: ReduceRule>: ReduceRule {
+    static var initial: R.T { R.initial }
+    @inline(__always) static func step(_ a: R.T, _ x: R.T) -> R.T { R.merge(a, x) }
+    @inline(__always) static func merge(_ a: R.T, _ b: R.T) -> R.T { R.merge(a, b) }
+    @inline(__always) static func finish(_ a: R.T, _ n: Int) -> R.T { R.finish(a, n) }
+}
+
+/// Runs the passes of a reduction of `count` elements per output: the first folds input elements, later
+/// ones combine partial results; only the last applies `finish`.
+private func reducePasses<R: ReduceRule>(_: R.Type, _ src: UnsafePointer<R.T>, _ dst: UnsafeMutablePointer<R.T>,
+                                         _ passes: [(Int, Int, Int)], _ count: Int) {
+    if passes.count == 1 {
+        let (a, r, b) = passes[0]
+        reduceKernel(R.self, src, dst, a, r, b, count)
+        return
+    }
+    var input = src
+    var owned: UnsafeMutablePointer<R.T>? = nil
+    for (pi, (a, r, b)) in passes.enumerated() {
+        let last = pi == passes.count - 1
+        let target = last ? dst : UnsafeMutablePointer<R.T>.allocate(capacity: Swift.max(a * b, 1))
+        if pi == 0 {
+            reduceKernel(PartialPass<R>.self, input, target, a, r, b, count)
+        } else if last {
+            reduceKernel(FinalMergePass<R>.self, input, target, a, r, b, count)
+        } else {
+            reduceKernel(MergePass<R>.self, input, target, a, r, b, count)
+        }
+        owned?.deallocate()
+        owned = last ? nil : target
+        input = UnsafePointer(target)
+    }
+}
+
+/// out[a, b] = finish(fold over r) for a tensor viewed as [A, R, B].
+private func reduceKernel<R: ReduceRule>(_: R.Type, _ src: UnsafePointer<R.T>, _ dst: UnsafeMutablePointer<R.T>,
+                                         _ a: Int, _ r: Int, _ b: Int, _ count: Int) {
     if b == 1 {
         for i in 0..<a {
             let p = src + i * r
-            var s0 = initial, s1 = initial, s2 = initial, s3 = initial
+            var s0 = R.initial, s1 = R.initial, s2 = R.initial, s3 = R.initial
             var j = 0
             while j + 4 <= r {
-                s0 = step(s0, p[j])
-                s1 = step(s1, p[j + 1])
-                s2 = step(s2, p[j + 2])
-                s3 = step(s3, p[j + 3])
+                s0 = R.step(s0, p[j])
+                s1 = R.step(s1, p[j + 1])
+                s2 = R.step(s2, p[j + 2])
+                s3 = R.step(s3, p[j + 3])
                 j += 4
             }
             while j < r {
-                s0 = step(s0, p[j])
+                s0 = R.step(s0, p[j])
                 j += 1
             }
-            dst[i] = finish(merge(merge(s0, s1), merge(s2, s3)))
+            dst[i] = R.finish(R.merge(R.merge(s0, s1), R.merge(s2, s3)), count)
         }
         return
     }
-    let acc = UnsafeMutablePointer<Acc>.allocate(capacity: b)
-    defer { acc.deallocate() }
     for i in 0..<a {
-        acc.initialize(repeating: initial, count: b)
+        let q = dst + i * b
+        q.initialize(repeating: R.initial, count: b)
         let base = src + i * r * b
         for j in 0..<r {
             let row = base + j * b
-            for k in 0..<b { acc[k] = step(acc[k], row[k]) }
+            for k in 0..<b { q[k] = R.step(q[k], row[k]) }
         }
-        let q = dst + i * b
-        for k in 0..<b { q[k] = finish(acc[k]) }
+        for k in 0..<b { q[k] = R.finish(q[k], count) }
     }
 }
 
@@ -653,39 +840,85 @@ struct CumulativeOp: Operator {
     }
 
     private func scan<T: EngineFloat>(_ x: Tensor, _ axis: Int, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
-        if isProduct { return try scanKernel(x, axis, T(1), ctx) { $0 * $1 } }
-        return try scanKernel(x, axis, T(0), ctx) { $0 + $1 }
+        if isProduct { return try scanKernel(CumFloatProd<T>.self, x, axis, ctx) }
+        return try scanKernel(CumFloatSum<T>.self, x, axis, ctx)
     }
 
     private func scanInt<T: EngineInteger>(_ x: Tensor, _ axis: Int, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
-        if isProduct { return try scanKernel(x, axis, T(1), ctx) { $0 &* $1 } }
-        return try scanKernel(x, axis, T(0), ctx) { $0 &+ $1 }
+        if isProduct { return try scanKernel(CumIntProd<T>.self, x, axis, ctx) }
+        return try scanKernel(CumIntSum<T>.self, x, axis, ctx)
     }
 
-    @inline(__always)
-    private func scanKernel<T: TensorElement>(_ x: Tensor, _ axis: Int, _ identity: T, _ ctx: ExecutionContext, _ op: (T, T) -> T) throws -> Tensor {
-        let out = try ctx.uninitialized(T.dataType, x.shape)
+    private func scanKernel<R: CumulativeRule>(_: R.Type, _ x: Tensor, _ axis: Int, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(R.T.dataType, x.shape)
         if x.count == 0 { return out }
         let (a, r, b) = x.rank == 0 ? (1, 1, 1) : ReduceSupport.split(x.shape, axis)
-        let src = x.buffer(T.self).baseAddress!
-        let dst = out.mutableBuffer(T.self).baseAddress!
+        let src = x.buffer(R.T.self).baseAddress!
+        let dst = out.mutableBuffer(R.T.self).baseAddress!
+        if b == 1 {
+            // Contiguous scans: one running value per row.
+            for i in 0..<a {
+                let p = src + i * r, q = dst + i * r
+                var acc = R.identity
+                if reverse {
+                    var j = r - 1
+                    while j >= 0 {
+                        if exclusive { q[j] = acc; acc = R.combine(acc, p[j]) } else { acc = R.combine(acc, p[j]); q[j] = acc }
+                        j -= 1
+                    }
+                } else if exclusive {
+                    for j in 0..<r {
+                        q[j] = acc
+                        acc = R.combine(acc, p[j])
+                    }
+                } else {
+                    for j in 0..<r {
+                        acc = R.combine(acc, p[j])
+                        q[j] = acc
+                    }
+                }
+            }
+            return out
+        }
         for i in 0..<a {
             let base = i * r * b
             for step in 0..<r {
                 let j = reverse ? r - 1 - step : step
                 let p = src + base + j * b, q = dst + base + j * b
                 if step == 0 {
-                    if exclusive { for k in 0..<b { q[k] = identity } } else { for k in 0..<b { q[k] = p[k] } }
+                    if exclusive { q.initialize(repeating: R.identity, count: b) } else { q.update(from: p, count: b) }
                 } else {
                     let jp = reverse ? j + 1 : j - 1
                     let prevQ = dst + base + jp * b
                     let addend = exclusive ? src + base + jp * b : p
-                    for k in 0..<b { q[k] = op(prevQ[k], addend[k]) }
+                    for k in 0..<b { q[k] = R.combine(prevQ[k], addend[k]) }
                 }
             }
         }
         return out
     }
+}
+
+private protocol CumulativeRule {
+    associatedtype T: TensorElement
+    static var identity: T { get }
+    static func combine(_ a: T, _ b: T) -> T
+}
+private enum CumFloatSum<F: EngineFloat>: CumulativeRule {
+    static var identity: F { 0 }
+    @inline(__always) static func combine(_ a: F, _ b: F) -> F { a + b }
+}
+private enum CumFloatProd<F: EngineFloat>: CumulativeRule {
+    static var identity: F { 1 }
+    @inline(__always) static func combine(_ a: F, _ b: F) -> F { a * b }
+}
+private enum CumIntSum<I: EngineInteger>: CumulativeRule {
+    static var identity: I { 0 }
+    @inline(__always) static func combine(_ a: I, _ b: I) -> I { a &+ b }
+}
+private enum CumIntProd<I: EngineInteger>: CumulativeRule {
+    static var identity: I { 1 }
+    @inline(__always) static func combine(_ a: I, _ b: I) -> I { a &* b }
 }
 
 // MARK: - TopK
@@ -733,7 +966,9 @@ struct TopKOp: Operator {
         let vdst = values.mutableBuffer(T.self).baseAddress!
         let idst = indices.mutableBuffer(Int64.self).baseAddress!
         let row = UnsafeMutablePointer<T>.allocate(capacity: r)
-        let heap = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(k, 1))
+        // Small k keeps a heap of k indices; large k partitions all r indices (quickselect).
+        let useHeap = k * 8 <= r
+        let heap = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(useHeap ? k : r, 1))
         defer { row.deallocate(); heap.deallocate() }
         if largest {
             select(src, vdst, idst, a, r, b, k, row, heap) { $0 > $1 }
@@ -763,6 +998,33 @@ struct TopKOp: Operator {
                     for j in 1..<Swift.max(r, 1) where better(j, best) { best = j }
                     heap[0] = best
                     count = 1
+                } else if k * 8 > r {
+                    for j in 0..<r { heap[j] = j }
+                    var lo = 0, hi = r - 1
+                    let kth = k - 1
+                    while lo < hi {
+                        let mid = lo + (hi - lo) / 2
+                        // Median of three as the pivot.
+                        var x = heap[lo], y = heap[mid], z = heap[hi]
+                        if better(y, x) { swap(&x, &y) }
+                        if better(z, y) { swap(&y, &z) }
+                        if better(y, x) { swap(&x, &y) }
+                        let pivot = y
+                        var i = lo, j = hi
+                        while i <= j {
+                            while better(heap[i], pivot) { i += 1 }
+                            while better(pivot, heap[j]) { j -= 1 }
+                            if i <= j {
+                                heap.swapAt(i, j)
+                                i += 1
+                                j -= 1
+                            }
+                        }
+                        if kth <= j { hi = j } else if kth >= i { lo = i } else { break }
+                    }
+                    count = k
+                    var kept = UnsafeMutableBufferPointer(rebasing: heap[0..<count])
+                    kept.sort { better($0, $1) }
                 } else {
                     for j in 0..<r {
                         if count < k {
@@ -860,14 +1122,14 @@ struct SoftmaxOp: Operator {
                 var sum = T(0)
                 if kind == .softmax {
                     for j in 0..<r {
-                        let e = T.exp(p[j] - m)
+                        let e = ReduceSIMD.exp(p[j] - m)
                         q[j] = e
                         sum += e
                     }
                     let inv = 1 / sum
                     for j in 0..<r { q[j] *= inv }
                 } else {
-                    for j in 0..<r { sum += T.exp(p[j] - m) }
+                    for j in 0..<r { sum += ReduceSIMD.exp(p[j] - m) }
                     let l = T.log(sum) + m
                     for j in 0..<r { q[j] = p[j] - l }
                 }
@@ -889,11 +1151,8 @@ struct SoftmaxOp: Operator {
             if kind == .softmax {
                 for j in 0..<r {
                     let row = base + j * b, orow = obase + j * b
-                    for k in 0..<b {
-                        let e = T.exp(row[k] - m[k])
-                        orow[k] = e
-                        s[k] += e
-                    }
+                    for k in 0..<b { orow[k] = ReduceSIMD.exp(row[k] - m[k]) }
+                    for k in 0..<b { s[k] += orow[k] }
                 }
                 for k in 0..<b { s[k] = 1 / s[k] }
                 for j in 0..<r {
@@ -903,7 +1162,7 @@ struct SoftmaxOp: Operator {
             } else {
                 for j in 0..<r {
                     let row = base + j * b
-                    for k in 0..<b { s[k] += T.exp(row[k] - m[k]) }
+                    for k in 0..<b { s[k] += ReduceSIMD.exp(row[k] - m[k]) }
                 }
                 for k in 0..<b { s[k] = T.log(s[k]) + m[k] }
                 for j in 0..<r {
@@ -919,12 +1178,13 @@ struct SoftmaxOp: Operator {
     @inline(__always)
     static func softmaxRowFloat(_ kind: SoftmaxKind, _ p: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Float>, _ r: Int) {
         let m = ReduceSIMD.max(p, r)
+        let sum = ReduceSIMD.expShiftSum(p, q, r, m)
         if kind == .softmax {
-            let sum = ReduceSIMD.expShiftSum(p, q, r, m)
-            ReduceSIMD.scale(UnsafePointer(q), q, r, 1 / sum)
+            let inv = 1 / sum
+            for j in 0..<r { q[j] *= inv }
         } else {
-            let sum = ReduceSIMD.expShiftSumOnly(p, r, m)
-            ReduceSIMD.subtract(p, q, r, Foundation.log(sum) + m)
+            let l = Foundation.log(sum) + m
+            for j in 0..<r { q[j] = p[j] - l }
         }
     }
 
