@@ -53,6 +53,19 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
+        // `/dev/sev-guest` ioctls (Swift cannot call the variadic `ioctl`). Linux only; elsewhere it reports ENOSYS.
+        .target(name: "CBlindAIAttestationShims"),
+        // Evidence production inside the TEE (configfs-tsm, /dev/sev-guest, simulated TEE). No engine.
+        .target(
+            name: "BlindAIAttestationProducer",
+            dependencies: [
+                "BlindAIAttestation",
+                "CBlindAIAttestationShims",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         // Open Inference Protocol v2 wire types and binary tensor framing: Foundation only, shared with clients.
         .target(name: "BlindAIProtocol"),
         .target(
@@ -89,13 +102,14 @@ let package = Package(
             name: "blindai",
             dependencies: ["BlindAICommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor"]),
+        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
             dependencies: ["BlindAIONNX", "BlindAICommands"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "BlindAIAttestationTests", dependencies: ["BlindAIAttestation"]),
+        .testTarget(name: "BlindAIAttestationProducerTests", dependencies: ["BlindAIAttestationProducer", "BlindAIAttestation"]),
         .testTarget(
             name: "BlindAIServerTests",
             dependencies: [

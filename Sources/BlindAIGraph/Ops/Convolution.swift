@@ -1,6 +1,732 @@
 import BlindAITensor
+import CBlindAIKernels
+
+/// Attributes shared by Conv, ConvTranspose, ConvInteger, QLinearConv and DeformConv, parsed at build time.
+struct ConvAttributes: Sendable {
+    enum AutoPad: Sendable { case notSet, sameUpper, sameLower, valid }
+    var autoPad: AutoPad = .notSet
+    var dilations: [Int]?
+    var group = 1
+    var kernelShape: [Int]?
+    var pads: [Int]?
+    var strides: [Int]?
+    var outputPadding: [Int]?
+    var outputShape: [Int]?
+
+    init(_ c: OpBuildContext) throws {
+        switch try c.string("auto_pad", default: "NOTSET") {
+        case "NOTSET", "": autoPad = .notSet
+        case "SAME_UPPER": autoPad = .sameUpper
+        case "SAME_LOWER": autoPad = .sameLower
+        case "VALID": autoPad = .valid
+        case let other: throw c.error(.invalidModel, "unknown auto_pad '\(other)'")
+        }
+        dilations = try c.ints("dilations")
+        group = try c.int("group", default: 1)
+        guard group >= 1 else { throw c.error(.invalidModel, "group must be >= 1, got \(group)") }
+        kernelShape = try c.ints("kernel_shape")
+        pads = try c.ints("pads")
+        strides = try c.ints("strides")
+        outputPadding = try c.ints("output_padding")
+        outputShape = try c.ints("output_shape")
+        for (name, v) in [("dilations", dilations), ("strides", strides)] {
+            if let v, v.contains(where: { $0 < 1 }) { throw c.error(.invalidModel, "\(name) must be positive, got \(v)") }
+        }
+        if let p = pads, p.contains(where: { $0 < 0 }) { throw c.error(.invalidModel, "pads must be non-negative, got \(p)") }
+    }
+
+    /// Per-dimension values of an optional attribute, checked to have `rank` entries.
+    func values(_ v: [Int]?, _ name: String, rank: Int, default d: Int) throws -> [Int] {
+        guard let v else { return [Int](repeating: d, count: rank) }
+        guard v.count == rank else {
+            throw EngineError(.invalidArgument, "\(name) has \(v.count) values, expected \(rank) (one per spatial dimension)")
+        }
+        return v
+    }
+}
+
+/// The geometry of a convolution, normalised to three spatial dimensions (leading dimensions of size 1).
+struct ConvGeometry {
+    var batch = 0, cIn = 0, cOut = 0, group = 1
+    var spatialRank = 0
+    /// Input and output spatial sizes, kernel, strides, dilations, leading pads (3 entries each, D H W).
+    var inSize = [1, 1, 1], outSize = [1, 1, 1], kernel = [1, 1, 1]
+    var stride = [1, 1, 1], dilation = [1, 1, 1], padBegin = [0, 0, 0]
+    var outShape: [Int] = []
+
+    var inSpatial: Int { inSize[0] * inSize[1] * inSize[2] }
+    var outSpatial: Int { outSize[0] * outSize[1] * outSize[2] }
+    var kernelSize: Int { kernel[0] * kernel[1] * kernel[2] }
+    var cInPerGroup: Int { cIn / group }
+    var cOutPerGroup: Int { cOut / group }
+
+    /// Writes a per-spatial-dimension list into the trailing entries of a 3-entry array.
+    static func pad3(_ v: [Int], fill: Int) -> [Int] {
+        [Int](repeating: fill, count: 3 - v.count) + v
+    }
+
+    /// Geometry of Conv: x [N, C, D...], w [M, C/group, k...].
+    static func forward(x: [Int], w: [Int], _ attrs: ConvAttributes) throws -> ConvGeometry {
+        guard x.count >= 3, x.count <= 5 else {
+            throw EngineError(.shapeMismatch, "convolution input must have 1 to 3 spatial dimensions, got shape \(x)")
+        }
+        guard w.count == x.count else {
+            throw EngineError(.shapeMismatch, "convolution weight of shape \(w) does not match input of shape \(x)")
+        }
+        var g = ConvGeometry()
+        let r = x.count - 2
+        g.spatialRank = r
+        g.batch = x[0]
+        g.cIn = x[1]
+        g.cOut = w[0]
+        g.group = attrs.group
+        guard g.cIn == w[1] * g.group, g.cOut % g.group == 0 else {
+            throw EngineError(.shapeMismatch, "input channels \(g.cIn) and weight \(w) do not match group \(g.group)")
+        }
+        let k = Array(w[2...])
+        if let ks = attrs.kernelShape, ks != k {
+            throw EngineError(.shapeMismatch, "kernel_shape \(ks) does not match the weight's shape \(w)")
+        }
+        let s = try attrs.values(attrs.strides, "strides", rank: r, default: 1)
+        let d = try attrs.values(attrs.dilations, "dilations", rank: r, default: 1)
+        let inSp = Array(x[2...])
+        var pads = try attrs.values(attrs.pads, "pads", rank: 2 * r, default: 0)
+        var out = [Int](repeating: 0, count: r)
+        for i in 0..<r {
+            let eff = (k[i] - 1) * d[i] + 1
+            switch attrs.autoPad {
+            case .valid:
+                pads[i] = 0; pads[i + r] = 0
+            case .sameUpper, .sameLower:
+                let target = (inSp[i] + s[i] - 1) / s[i]
+                let needed = Swift.max(0, (target - 1) * s[i] + eff - inSp[i])
+                let head = attrs.autoPad == .sameLower ? (needed + 1) / 2 : needed / 2
+                pads[i] = head; pads[i + r] = needed - head
+            case .notSet: break
+            }
+            let span = inSp[i] + pads[i] + pads[i + r] - eff
+            guard span >= 0 else {
+                throw EngineError(.shapeMismatch, "kernel \(k) (dilations \(d)) is larger than the padded input \(inSp) (pads \(pads))")
+            }
+            out[i] = span / s[i] + 1
+        }
+        g.inSize = pad3(inSp, fill: 1)
+        g.outSize = pad3(out, fill: 1)
+        g.kernel = pad3(k, fill: 1)
+        g.stride = pad3(s, fill: 1)
+        g.dilation = pad3(d, fill: 1)
+        g.padBegin = pad3(Array(pads[0..<r]), fill: 0)
+        g.outShape = [g.batch, g.cOut] + out
+        return g
+    }
+
+    /// Geometry of ConvTranspose: x [N, C, D...], w [C, M/group, k...]. `outSize` is the output's size and
+    /// `padBegin` the leading padding cropped from the full transposed result.
+    static func transposed(x: [Int], w: [Int], _ attrs: ConvAttributes) throws -> ConvGeometry {
+        guard x.count >= 3, x.count <= 5 else {
+            throw EngineError(.shapeMismatch, "ConvTranspose input must have 1 to 3 spatial dimensions, got shape \(x)")
+        }
+        guard w.count == x.count else {
+            throw EngineError(.shapeMismatch, "ConvTranspose weight of shape \(w) does not match input of shape \(x)")
+        }
+        var g = ConvGeometry()
+        let r = x.count - 2
+        g.spatialRank = r
+        g.batch = x[0]
+        g.cIn = x[1]
+        g.group = attrs.group
+        g.cOut = w[1] * g.group
+        guard w[0] == g.cIn, g.cIn % g.group == 0 else {
+            throw EngineError(.shapeMismatch, "ConvTranspose input channels \(g.cIn) do not match weight \(w) and group \(g.group)")
+        }
+        let k = Array(w[2...])
+        if let ks = attrs.kernelShape, ks != k {
+            throw EngineError(.shapeMismatch, "kernel_shape \(ks) does not match the weight's shape \(w)")
+        }
+        let s = try attrs.values(attrs.strides, "strides", rank: r, default: 1)
+        let d = try attrs.values(attrs.dilations, "dilations", rank: r, default: 1)
+        let op = try attrs.values(attrs.outputPadding, "output_padding", rank: r, default: 0)
+        let inSp = Array(x[2...])
+        var requested = attrs.outputShape
+        if let o = requested, o.count == r + 2 { requested = Array(o[2...]) }
+        if let o = requested {
+            guard o.count == r, o.allSatisfy({ $0 >= 0 }) else {
+                throw EngineError(.invalidArgument, "output_shape \(o) does not have one non-negative value per spatial dimension")
+            }
+        }
+        var pads = [Int](repeating: 0, count: 2 * r)
+        var out = [Int](repeating: 0, count: r)
+        let same = attrs.autoPad == .sameUpper || attrs.autoPad == .sameLower
+        if !same && attrs.autoPad != .valid {
+            pads = try attrs.values(attrs.pads, "pads", rank: 2 * r, default: 0)
+        }
+        for i in 0..<r {
+            let full = s[i] * (inSp[i] - 1) + op[i] + (k[i] - 1) * d[i] + 1
+            if same {
+                out[i] = requested?[i] ?? inSp[i] * s[i]
+                let total = full - out[i]
+                // Floor division as the reference does (total may be negative).
+                let half = Int((Double(total) / 2).rounded(.down))
+                if attrs.autoPad == .sameUpper {
+                    pads[i] = half; pads[i + r] = total - half
+                } else {
+                    pads[i] = total - half; pads[i + r] = half
+                }
+            } else if let o = requested {
+                out[i] = o[i]
+            } else {
+                out[i] = full - pads[i] - pads[i + r]
+            }
+            guard out[i] >= 0 else {
+                throw EngineError(.shapeMismatch, "ConvTranspose output size \(out[i]) is negative (pads \(pads))")
+            }
+        }
+        g.inSize = pad3(inSp, fill: 1)
+        g.outSize = pad3(out, fill: 1)
+        g.kernel = pad3(k, fill: 1)
+        g.stride = pad3(s, fill: 1)
+        g.dilation = pad3(d, fill: 1)
+        g.padBegin = pad3(Array(pads[0..<r]), fill: 0)
+        g.outShape = [g.batch, g.cOut] + out
+        return g
+    }
+}
+
+/// The range [lo, hi) of i in 0..<n for which 0 <= i * stride + offset < limit.
+@inline(__always)
+private func convValidRange(_ n: Int, stride: Int, offset: Int, limit: Int) -> (Int, Int) {
+    // i >= ceil(-offset / stride)
+    let lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+    // i * stride + offset <= limit - 1  =>  i <= floor((limit - 1 - offset) / stride)
+    let u = limit - 1 - offset
+    let hi = u < 0 ? 0 : Swift.min(n, u / stride + 1)
+    return (Swift.min(lo, hi), hi)
+}
+
+enum ConvKernels {
+    /// Forward convolution over contiguous NC(D)(H)W buffers. `bias` has cOut values or is nil.
+    static func forward<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
+                                     _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, _ ctx: ExecutionContext) throws {
+        let outSpatial = g.outSpatial, inSpatial = g.inSpatial, kSize = g.kernelSize
+        let cig = g.cInPerGroup, cog = g.cOutPerGroup
+        if g.batch == 0 || g.cOut == 0 || outSpatial == 0 { return }
+        // Depthwise (one input channel per group): a direct kernel, im2col would be wasteful.
+        if cig == 1 && g.group > 1 {
+            depthwise(x, w, bias, out, g)
+            return
+        }
+        let pointwise = g.kernel == [1, 1, 1] && g.stride == [1, 1, 1] && g.padBegin == [0, 0, 0] && g.inSize == g.outSize
+        let kDim = cig * kSize
+        var colTensor: Tensor?
+        if !pointwise && kDim > 0 {
+            colTensor = try ctx.uninitialized(T.dataType, [kDim, outSpatial])
+        }
+        let col = colTensor.map { $0.mutableBuffer(T.self).baseAddress! }
+        for n in 0..<g.batch {
+            for grp in 0..<g.group {
+                let xg = x + (n * g.cIn + grp * cig) * inSpatial
+                let og = out + (n * g.cOut + grp * cog) * outSpatial
+                let wg = w + grp * cog * kDim
+                var accumulate = false
+                if let bias {
+                    for m in 0..<cog {
+                        (og + m * outSpatial).update(repeating: bias[grp * cog + m], count: outSpatial)
+                    }
+                    accumulate = true
+                }
+                if kDim == 0 {
+                    if !accumulate { og.update(repeating: T.zero, count: cog * outSpatial) }
+                    continue
+                }
+                let b: UnsafePointer<T>
+                if let col {
+                    im2col(xg, col, cig, g)
+                    b = UnsafePointer(col)
+                } else {
+                    b = xg
+                }
+                T.cfGemm(transA: false, transB: false, m: cog, n: outSpatial, k: kDim, a: wg, lda: kDim, b: b, ldb: outSpatial,
+                         accumulate: accumulate, c: og, ldc: outSpatial)
+            }
+        }
+    }
+
+    /// Unfolds the `channels` input planes at `x` into rows (channel, kd, kh, kw) of `outSpatial` columns.
+    static func im2col<T: CFScalar>(_ x: UnsafePointer<T>, _ col: UnsafeMutablePointer<T>, _ channels: Int, _ g: ConvGeometry) {
+        let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
+        let oD = g.outSize[0], oH = g.outSize[1], oW = g.outSize[2]
+        let sd = g.stride[0], sh = g.stride[1], sw = g.stride[2]
+        let dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2]
+        let pd = g.padBegin[0], ph = g.padBegin[1], pw = g.padBegin[2]
+        let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
+        let outSpatial = oD * oH * oW
+        var row = col
+        for c in 0..<channels {
+            let plane = x + c * D * H * W
+            for kd in 0..<kD {
+                for kh in 0..<kH {
+                    for kw in 0..<kW {
+                        let offW = kw * dw - pw
+                        let (lo, hi) = convValidRange(oW, stride: sw, offset: offW, limit: W)
+                        for od in 0..<oD {
+                            let id = od * sd - pd + kd * dd
+                            let drow = row + od * oH * oW
+                            if id < 0 || id >= D {
+                                drow.update(repeating: T.zero, count: oH * oW)
+                                continue
+                            }
+                            for oh in 0..<oH {
+                                let ih = oh * sh - ph + kh * dh
+                                let d = drow + oh * oW
+                                if ih < 0 || ih >= H {
+                                    d.update(repeating: T.zero, count: oW)
+                                    continue
+                                }
+                                let src = plane + (id * H + ih) * W + offW
+                                if lo > 0 { d.update(repeating: T.zero, count: lo) }
+                                if sw == 1 {
+                                    if hi > lo { (d + lo).update(from: src + lo, count: hi - lo) }
+                                } else {
+                                    for ow in lo..<hi { d[ow] = src[ow * sw] }
+                                }
+                                if hi < oW { (d + hi).update(repeating: T.zero, count: oW - hi) }
+                            }
+                        }
+                        row += outSpatial
+                    }
+                }
+            }
+        }
+    }
+
+    /// Direct convolution for one input channel per group (depthwise when group == channels).
+    static func depthwise<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
+                                       _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry) {
+        let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
+        let oD = g.outSize[0], oH = g.outSize[1], oW = g.outSize[2]
+        let sd = g.stride[0], sh = g.stride[1], sw = g.stride[2]
+        let dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2]
+        let pd = g.padBegin[0], ph = g.padBegin[1], pw = g.padBegin[2]
+        let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
+        let inSpatial = g.inSpatial, outSpatial = g.outSpatial, kSize = g.kernelSize
+        let cog = g.cOutPerGroup
+        for n in 0..<g.batch {
+            for m in 0..<g.cOut {
+                let c = m / cog
+                let plane = x + (n * g.cIn + c) * inSpatial
+                let o = out + (n * g.cOut + m) * outSpatial
+                o.update(repeating: bias?[m] ?? T.zero, count: outSpatial)
+                let wk = w + m * kSize
+                for kd in 0..<kD {
+                    for kh in 0..<kH {
+                        for kw in 0..<kW {
+                            let wv = wk[(kd * kH + kh) * kW + kw]
+                            let offW = kw * dw - pw
+                            let (lo, hi) = convValidRange(oW, stride: sw, offset: offW, limit: W)
+                            if hi <= lo { continue }
+                            for od in 0..<oD {
+                                let id = od * sd - pd + kd * dd
+                                if id < 0 || id >= D { continue }
+                                for oh in 0..<oH {
+                                    let ih = oh * sh - ph + kh * dh
+                                    if ih < 0 || ih >= H { continue }
+                                    let src = plane + (id * H + ih) * W + offW
+                                    let d = o + (od * oH + oh) * oW
+                                    if sw == 1 {
+                                        for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow])) }
+                                    } else {
+                                        for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Transposed convolution: per image and group, col = W_g^T * X_g, then col2im scatter-add.
+    static func transposed<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
+                                        _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, _ ctx: ExecutionContext) throws {
+        let outSpatial = g.outSpatial, inSpatial = g.inSpatial, kSize = g.kernelSize
+        let cig = g.cInPerGroup, cog = g.cOutPerGroup
+        if g.batch == 0 || g.cOut == 0 || outSpatial == 0 { return }
+        for n in 0..<g.batch {
+            for m in 0..<g.cOut {
+                (out + (n * g.cOut + m) * outSpatial).update(repeating: bias?[m] ?? T.zero, count: outSpatial)
+            }
+        }
+        let rows = cog * kSize
+        if rows == 0 || inSpatial == 0 || cig == 0 { return }
+        let colTensor = try ctx.uninitialized(T.dataType, [rows, inSpatial])
+        let col = colTensor.mutableBuffer(T.self).baseAddress!
+        let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
+        let oD = g.outSize[0], oH = g.outSize[1], oW = g.outSize[2]
+        let sd = g.stride[0], sh = g.stride[1], sw = g.stride[2]
+        let dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2]
+        let pd = g.padBegin[0], ph = g.padBegin[1], pw = g.padBegin[2]
+        let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
+        for n in 0..<g.batch {
+            for grp in 0..<g.group {
+                let xg = x + (n * g.cIn + grp * cig) * inSpatial
+                let wg = w + grp * cig * rows
+                T.cfGemm(transA: true, transB: false, m: rows, n: inSpatial, k: cig, a: wg, lda: rows, b: xg, ldb: inSpatial,
+                         accumulate: false, c: col, ldc: inSpatial)
+                var src = UnsafePointer(col)
+                for mm in 0..<cog {
+                    let o = out + (n * g.cOut + grp * cog + mm) * outSpatial
+                    for kd in 0..<kD {
+                        for kh in 0..<kH {
+                            for kw in 0..<kW {
+                                let offW = kw * dw - pw
+                                let (lo, hi) = convValidRange(W, stride: sw, offset: offW, limit: oW)
+                                if hi > lo {
+                                    for id in 0..<D {
+                                        let od = id * sd - pd + kd * dd
+                                        if od < 0 || od >= oD { continue }
+                                        for ih in 0..<H {
+                                            let oh = ih * sh - ph + kh * dh
+                                            if oh < 0 || oh >= oH { continue }
+                                            let s = src + (id * H + ih) * W
+                                            let d = o + (od * oH + oh) * oW + offW
+                                            if sw == 1 {
+                                                for iw in lo..<hi { d[iw] = T.cfAdd(d[iw], s[iw]) }
+                                            } else {
+                                                for iw in lo..<hi { d[iw * sw] = T.cfAdd(d[iw * sw], s[iw]) }
+                                            }
+                                        }
+                                    }
+                                }
+                                src += inSpatial
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Conv and ConvTranspose on float tensors (float32 through sgemm; float16/bfloat16 computed in float32;
+/// float64 through the portable kernels).
+struct ConvOp: Operator {
+    let attrs: ConvAttributes
+    let transposed: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), w = try inputs.required(1)
+        let b = inputs.optional(2)
+        guard w.dataType == x.dataType, b == nil || b!.dataType == x.dataType else {
+            throw EngineError(.typeMismatch, "Conv inputs have different types: X \(x.dataType), W \(w.dataType)\(b.map { ", B \($0.dataType)" } ?? "")")
+        }
+        let g = transposed ? try ConvGeometry.transposed(x: x.shape, w: w.shape, attrs) : try ConvGeometry.forward(x: x.shape, w: w.shape, attrs)
+        if let b, b.count != g.cOut {
+            throw EngineError(.shapeMismatch, "bias has \(b.count) values, expected \(g.cOut) (output channels)")
+        }
+        switch x.dataType {
+        case .float32: return [try compute(x, w, b, g, Float.self, ctx)]
+        case .float64: return [try compute(x, w, b, g, Double.self, ctx)]
+        case .float16, .bfloat16:
+            let r = try compute(try ConvFamily.toFloat32(x, ctx), try ConvFamily.toFloat32(w, ctx),
+                                try b.map { try ConvFamily.toFloat32($0, ctx) }, g, Float.self, ctx)
+            return [try ConvFamily.fromFloat32(r, to: x.dataType, ctx)]
+        default:
+            throw EngineError(.typeMismatch, "\(transposed ? "ConvTranspose" : "Conv") does not support \(x.dataType) tensors")
+        }
+    }
+
+    func compute<T: CFScalar>(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ g: ConvGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(T.dataType, g.outShape)
+        if out.count == 0 { return out }
+        let px = x.buffer(T.self).baseAddress!, pw = w.buffer(T.self).baseAddress!
+        let pb = b.map { $0.buffer(T.self).baseAddress! }
+        let po = out.mutableBuffer(T.self).baseAddress!
+        if transposed {
+            try ConvKernels.transposed(px, pw, pb, po, g, ctx)
+        } else {
+            try ConvKernels.forward(px, pw, pb, po, g, ctx)
+        }
+        return out
+    }
+}
+
+/// ConvInteger: int32 convolution of (x - x_zero_point) and (w - w_zero_point); padding contributes zero.
+/// QLinearConv: the same, plus an int32 bias, requantized with x_scale * w_scale / y_scale and y_zero_point.
+struct ConvIntegerOp: Operator {
+    let attrs: ConvAttributes
+    let quantized: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let w = try inputs.required(quantized ? 3 : 1)
+        let xzpT = inputs.optional(quantized ? 2 : 2)
+        let wzpT = inputs.optional(quantized ? 5 : 3)
+        let g = try ConvGeometry.forward(x: x.shape, w: w.shape, attrs)
+        let xzp = try ConvFamily.zeroPoints(xzpT, expectedType: x.dataType, "x_zero_point")
+        let wzp = try ConvFamily.zeroPoints(wzpT, expectedType: w.dataType, "w_zero_point")
+        guard xzp.count <= 1 else {
+            throw EngineError(.invalidArgument, "x_zero_point must be a scalar, got \(xzp.count) values")
+        }
+        guard wzp.count <= 1 || wzp.count == g.cOut else {
+            throw EngineError(.shapeMismatch, "w_zero_point has \(wzp.count) values, expected 1 or \(g.cOut) (output channels)")
+        }
+        let xi = try ConvFamily.int32Minus(x, zeroPoints: xzp, perRowOf: 1, ctx)
+        let wi = try ConvFamily.int32Minus(w, zeroPoints: wzp, perRowOf: g.cInPerGroup * g.kernelSize, ctx)
+        var bias: Tensor?
+        if quantized, let b = inputs.optional(8) {
+            guard b.dataType == .int32 else { throw EngineError(.typeMismatch, "B must be int32, got \(b.dataType)") }
+            guard b.count == g.cOut else { throw EngineError(.shapeMismatch, "B has \(b.count) values, expected \(g.cOut)") }
+            bias = b
+        }
+        let acc = try ctx.uninitialized(.int32, g.outShape)
+        if acc.count > 0 {
+            try ConvKernels.forward(xi.buffer(Int32.self).baseAddress!, wi.buffer(Int32.self).baseAddress!,
+                                    bias.map { $0.buffer(Int32.self).baseAddress! }, acc.mutableBuffer(Int32.self).baseAddress!, g, ctx)
+        }
+        if !quantized { return [acc] }
+        // Requantize per output channel.
+        let xs = try inputs.required(1, "x_scale"), ws = try inputs.required(4, "w_scale"), ys = try inputs.required(6, "y_scale")
+        let yzpT = inputs.optional(7)
+        let outType = yzpT?.dataType ?? x.dataType
+        let xsv = try xs.doubleValues(), wsv = try ws.doubleValues(), ysv = try ys.doubleValues()
+        guard xsv.count == 1, ysv.count == 1 else {
+            throw EngineError(.invalidArgument, "x_scale and y_scale must be scalars")
+        }
+        guard wsv.count == 1 || wsv.count == g.cOut else {
+            throw EngineError(.shapeMismatch, "w_scale has \(wsv.count) values, expected 1 or \(g.cOut) (output channels)")
+        }
+        let yzp = try yzpT?.intValues().first ?? 0
+        // The multiplier is computed in float32 as the reference does.
+        let mult: [Double] = (0..<g.cOut).map { m in
+            Double(Float(xsv[0]) * Float(wsv[wsv.count == 1 ? 0 : m]) / Float(ysv[0]))
+        }
+        let spatial = g.outSpatial, cOut = g.cOut
+        let src = acc.buffer(Int32.self)
+        func requantize<Q: EngineInteger>(_: Q.Type) throws -> Tensor {
+            let out = try ctx.uninitialized(Q.dataType, g.outShape)
+            let d = out.mutableBuffer(Q.self)
+            let z = Double(yzp)
+            var i = 0
+            for _ in 0..<g.batch {
+                for m in 0..<cOut {
+                    let k = mult[m]
+                    for j in i..<(i + spatial) { d[j] = ConvFamily.saturate(Double(src[j]) * k + z, Q.self) }
+                    i += spatial
+                }
+            }
+            return out
+        }
+        switch outType {
+        case .uint8: return [try requantize(UInt8.self)]
+        case .int8: return [try requantize(Int8.self)]
+        default: throw EngineError(.typeMismatch, "QLinearConv output must be uint8 or int8, got \(outType)")
+        }
+    }
+}
+
+/// A float type the deformable and causal convolutions compute in.
+protocol ConvFloat: CFScalar, BinaryFloatingPoint {}
+extension Float: ConvFloat {}
+extension Double: ConvFloat {}
+
+/// DeformConv (2-D): each kernel tap samples the input bilinearly at its position plus a learned offset
+/// (zero outside the image), optionally scaled by a mask; then a grouped GEMM with the weights.
+struct DeformConvOp: Operator {
+    let attrs: ConvAttributes
+    let offsetGroup: Int
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), w = try inputs.required(1), offset = try inputs.required(2, "offset")
+        let b = inputs.optional(3), mask = inputs.optional(4)
+        for t in [w, offset] + [b, mask].compactMap({ $0 }) where t.dataType != x.dataType {
+            throw EngineError(.typeMismatch, "DeformConv inputs must all be \(x.dataType), got \(t.dataType)")
+        }
+        guard x.rank == 4 else {
+            throw EngineError(.shapeMismatch, "DeformConv supports 2-D images (input of rank 4), got shape \(x.shape)")
+        }
+        let g = try ConvGeometry.forward(x: x.shape, w: w.shape, attrs)
+        let kSize = g.kernelSize
+        guard offsetGroup >= 1, g.cIn % offsetGroup == 0 else {
+            throw EngineError(.invalidArgument, "input channels \(g.cIn) are not divisible by offset_group \(offsetGroup)")
+        }
+        let expectedOffset = [g.batch, offsetGroup * kSize * 2, g.outSize[1], g.outSize[2]]
+        guard offset.shape == expectedOffset else {
+            throw EngineError(.shapeMismatch, "offset has shape \(offset.shape), expected \(expectedOffset)")
+        }
+        if let mask, mask.shape != [g.batch, offsetGroup * kSize, g.outSize[1], g.outSize[2]] {
+            throw EngineError(.shapeMismatch, "mask has shape \(mask.shape), expected \([g.batch, offsetGroup * kSize, g.outSize[1], g.outSize[2]])")
+        }
+        if let b, b.count != g.cOut {
+            throw EngineError(.shapeMismatch, "B has \(b.count) values, expected \(g.cOut)")
+        }
+        switch x.dataType {
+        case .float32: return [try compute(x, w, offset, b, mask, g, Float.self, ctx)]
+        case .float64: return [try compute(x, w, offset, b, mask, g, Double.self, ctx)]
+        case .float16, .bfloat16:
+            let f = { (t: Tensor) in try ConvFamily.toFloat32(t, ctx) }
+            let r = try compute(try f(x), try f(w), try f(offset), try b.map(f), try mask.map(f), g, Float.self, ctx)
+            return [try ConvFamily.fromFloat32(r, to: x.dataType, ctx)]
+        default: throw EngineError(.typeMismatch, "DeformConv does not support \(x.dataType) tensors")
+        }
+    }
+
+    func compute<T: ConvFloat>(_ x: Tensor, _ w: Tensor, _ offset: Tensor, _ b: Tensor?, _ mask: Tensor?, _ g: ConvGeometry,
+                               _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(T.dataType, g.outShape)
+        if out.count == 0 { return out }
+        let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
+        let kH = g.kernel[1], kW = g.kernel[2], kSize = g.kernelSize
+        let sh = g.stride[1], sw = g.stride[2], dh = g.dilation[1], dw = g.dilation[2]
+        let ph = g.padBegin[1], pw = g.padBegin[2]
+        let outSpatial = oH * oW, inSpatial = H * W
+        let cig = g.cInPerGroup, cog = g.cOutPerGroup
+        let chPerOffsetGroup = g.cIn / offsetGroup
+        let kDim = cig * kSize
+        let colT = try ctx.uninitialized(T.dataType, [Swift.max(kDim, 1), outSpatial])
+        let col = colT.mutableBuffer(T.self).baseAddress!
+        let px = x.buffer(T.self).baseAddress!, pw8 = w.buffer(T.self).baseAddress!
+        let po = offset.buffer(T.self).baseAddress!
+        let pm = mask.map { $0.buffer(T.self).baseAddress! }
+        let pb = b.map { $0.buffer(T.self).baseAddress! }
+        let py = out.mutableBuffer(T.self).baseAddress!
+        for n in 0..<g.batch {
+            for grp in 0..<g.group {
+                // Build the sampled column matrix [cig * kSize, outSpatial].
+                for ci in 0..<cig {
+                    let c = grp * cig + ci
+                    let og = c / chPerOffsetGroup
+                    let plane = px + (n * g.cIn + c) * inSpatial
+                    for kh in 0..<kH {
+                        for kw in 0..<kW {
+                            let k = kh * kW + kw
+                            let row = col + (ci * kSize + k) * outSpatial
+                            let offH = po + ((n * offsetGroup + og) * kSize * 2 + k * 2) * outSpatial
+                            let offW = offH + outSpatial
+                            let m = pm.map { $0 + ((n * offsetGroup + og) * kSize + k) * outSpatial }
+                            for oh in 0..<oH {
+                                for ow in 0..<oW {
+                                    let o = oh * oW + ow
+                                    let hy = T(oh * sh - ph + kh * dh) + offH[o]
+                                    let wx = T(ow * sw - pw + kw * dw) + offW[o]
+                                    var v = DeformConvOp.bilinear(plane, H, W, hy, wx)
+                                    if let m { v *= m[o] }
+                                    row[o] = v
+                                }
+                            }
+                        }
+                    }
+                }
+                let yg = py + (n * g.cOut + grp * cog) * outSpatial
+                var accumulate = false
+                if let pb {
+                    for mm in 0..<cog { (yg + mm * outSpatial).update(repeating: pb[grp * cog + mm], count: outSpatial) }
+                    accumulate = true
+                }
+                if kDim == 0 {
+                    if !accumulate { yg.update(repeating: T.zero, count: cog * outSpatial) }
+                    continue
+                }
+                T.cfGemm(transA: false, transB: false, m: cog, n: outSpatial, k: kDim, a: pw8 + grp * cog * kDim, lda: kDim,
+                         b: col, ldb: outSpatial, accumulate: accumulate, c: yg, ldc: outSpatial)
+            }
+        }
+        return out
+    }
+
+    /// Bilinear sample of plane[H, W] at (y, x); neighbours outside the image count as zero.
+    @inline(__always)
+    static func bilinear<T: ConvFloat>(_ p: UnsafePointer<T>, _ H: Int, _ W: Int, _ y: T, _ x: T) -> T {
+        if !(y > -1 && y < T(H) && x > -1 && x < T(W)) { return 0 }
+        let y0f = y.rounded(.down), x0f = x.rounded(.down)
+        let y0 = Int(y0f), x0 = Int(x0f)
+        let ly = y - y0f, lx = x - x0f
+        let hy = 1 - ly, hx = 1 - lx
+        func at(_ r: Int, _ c: Int) -> T { (r >= 0 && r < H && c >= 0 && c < W) ? p[r * W + c] : 0 }
+        return hy * hx * at(y0, x0) + hy * lx * at(y0, x0 + 1) + ly * hx * at(y0 + 1, x0) + ly * lx * at(y0 + 1, x0 + 1)
+    }
+}
+
+/// CausalConvWithState (opset 27): causal depthwise 1-D convolution over [past_state, input], with optional
+/// bias and fused SiLU; also returns the last k-1 positions as the new state.
+struct CausalConvWithStateOp: Operator {
+    let silu: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), w = try inputs.required(1)
+        let b = inputs.optional(2), past = inputs.optional(3)
+        guard x.rank == 3, w.rank == 3, w.shape[0] == x.shape[1], w.shape[1] == 1, w.shape[2] >= 1 else {
+            throw EngineError(.shapeMismatch, "CausalConvWithState needs input [B, C, L] and weight [C, 1, k], got \(x.shape) and \(w.shape)")
+        }
+        let (batch, channels, length) = (x.shape[0], x.shape[1], x.shape[2])
+        let k = w.shape[2]
+        if let b, b.count != channels { throw EngineError(.shapeMismatch, "bias has \(b.count) values, expected \(channels)") }
+        if let past, past.shape != [batch, channels, k - 1] {
+            throw EngineError(.shapeMismatch, "past_state has shape \(past.shape), expected \([batch, channels, k - 1])")
+        }
+        for t in [w] + [b, past].compactMap({ $0 }) where t.dataType != x.dataType {
+            throw EngineError(.typeMismatch, "CausalConvWithState inputs must all be \(x.dataType), got \(t.dataType)")
+        }
+        guard x.dataType.isFloatingPoint else {
+            throw EngineError(.typeMismatch, "CausalConvWithState does not support \(x.dataType) tensors")
+        }
+        let f = { (t: Tensor) in try ConvFamily.toFloat32(t, ctx) }
+        let xf = try f(x), wf = try f(w), bf = try b.map(f), pf = try past.map(f)
+        let out = try ctx.uninitialized(.float32, x.shape)
+        let state = try ctx.uninitialized(.float32, [batch, channels, k - 1])
+        let padLen = length + k - 1
+        var padded = [Float](repeating: 0, count: padLen)
+        let px = xf.buffer(Float.self), pw = wf.buffer(Float.self)
+        let po = out.mutableBuffer(Float.self), ps = state.mutableBuffer(Float.self)
+        let rounding = x.dataType
+        for n in 0..<batch {
+            for c in 0..<channels {
+                let row = n * channels + c
+                for j in 0..<(k - 1) { padded[j] = pf?.buffer(Float.self)[row * (k - 1) + j] ?? 0 }
+                for t in 0..<length { padded[k - 1 + t] = px[row * length + t] }
+                let bias = bf?.buffer(Float.self)[c] ?? 0
+                for t in 0..<length {
+                    var acc = bias
+                    for j in 0..<k { acc += pw[c * k + j] * padded[t + j] }
+                    if silu {
+                        // The reference rounds the convolution to the input type before the activation.
+                        acc = CausalConvWithStateOp.round(acc, rounding)
+                        acc = acc / (1 + Float.exp(-acc))
+                    }
+                    po[row * length + t] = acc
+                }
+                for j in 0..<(k - 1) { ps[row * (k - 1) + j] = padded[padLen - (k - 1) + j] }
+            }
+        }
+        if x.dataType == .float64 {
+            return [try Loops.map(out, Float.self, Double.self, ctx) { Double($0) }, try Loops.map(state, Float.self, Double.self, ctx) { Double($0) }]
+        }
+        // The state is a copy of input values: exact in every type.
+        return [try ConvFamily.fromFloat32(out, to: x.dataType, ctx), try ConvFamily.fromFloat32(state, to: x.dataType, ctx)]
+    }
+
+    static func round(_ v: Float, _ t: DataType) -> Float {
+        switch t {
+        case .float16: return Float(Float16(v))
+        case .bfloat16: return Float(bitPattern: UInt32(ConvFamily.bfloat16Bits(v)) << 16)
+        default: return v
+        }
+    }
+}
 
 extension StandardOperators {
     static func registerConvolution(_ r: inout OperatorRegistry) {
+        r.register("Conv") { c in ConvOp(attrs: try ConvAttributes(c), transposed: false) }
+        r.register("ConvTranspose") { c in ConvOp(attrs: try ConvAttributes(c), transposed: true) }
+        r.register("ConvInteger") { c in ConvIntegerOp(attrs: try ConvAttributes(c), quantized: false) }
+        r.register("QLinearConv") { c in ConvIntegerOp(attrs: try ConvAttributes(c), quantized: true) }
+        r.register("DeformConv") { c in DeformConvOp(attrs: try ConvAttributes(c), offsetGroup: try c.int("offset_group", default: 1)) }
+        r.register("CausalConvWithState") { c in
+            let activation = try c.string("activation", default: "none")
+            guard ["none", "silu", "swish"].contains(activation) else {
+                throw c.error(.invalidModel, "unsupported activation '\(activation)' (expected none, silu or swish)")
+            }
+            return CausalConvWithStateOp(silu: activation != "none")
+        }
     }
 }

@@ -20,6 +20,10 @@ struct UnaryOp: Operator {
         case .float32: return [try apply(x, Float.self, ctx)]
         case .float64: return [try apply(x, Double.self, ctx)]
         case .float16: return [try apply(x, Float16.self, ctx)]
+        case .bfloat16:
+            // Computed in float32 and rounded back.
+            let f = try apply(CastOp.cast(x, to: .float32, ctx), Float.self, ctx)
+            return [try CastOp.cast(f, to: .bfloat16, ctx)]
         case .int8: return [try applyInt(x, Int8.self, ctx)]
         case .int16: return [try applyInt(x, Int16.self, ctx)]
         case .int32: return [try applyInt(x, Int32.self, ctx)]
@@ -308,8 +312,16 @@ struct BitwiseOp: Operator {
         let b = try inputs.required(1)
         guard b.dataType == a.dataType else { throw EngineError(.typeMismatch, "inputs have different types") }
         switch kind {
-        case .shiftLeft: return try Loops.zip(a, b, T.self, T.self, ctx) { $1 >= T.bitWidth ? 0 : $0 << $1 }
-        case .shiftRight: return try Loops.zip(a, b, T.self, T.self, ctx) { $1 >= T.bitWidth ? 0 : $0 >> $1 }
+        // Shift amounts are read as unsigned: a negative amount is a huge one. Past the width, a left shift
+        // gives 0 and a right shift fills with the sign (arithmetic for signed types), as onnxruntime does.
+        case .shiftLeft: return try Loops.zip(a, b, T.self, T.self, ctx) { x, s in
+            let n = UInt64(truncatingIfNeeded: s) & (T.isSigned && s < 0 ? UInt64.max : UInt64.max >> (64 - T.bitWidth))
+            return n >= UInt64(T.bitWidth) ? 0 : x << T(truncatingIfNeeded: n)
+        }
+        case .shiftRight: return try Loops.zip(a, b, T.self, T.self, ctx) { x, s in
+            let n = UInt64(truncatingIfNeeded: s) & (T.isSigned && s < 0 ? UInt64.max : UInt64.max >> (64 - T.bitWidth))
+            return n >= UInt64(T.bitWidth) ? (x < 0 ? 0 &- 1 : 0) : x >> T(truncatingIfNeeded: n)
+        }
         case .and: return try Loops.zip(a, b, T.self, T.self, ctx) { $0 & $1 }
         case .or: return try Loops.zip(a, b, T.self, T.self, ctx) { $0 | $1 }
         case .xor: return try Loops.zip(a, b, T.self, T.self, ctx) { $0 ^ $1 }

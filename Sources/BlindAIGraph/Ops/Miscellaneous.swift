@@ -1,6 +1,487 @@
 import BlindAITensor
+import CBlindAIKernels
+import Foundation
+
+// Einsum, SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss, Det, Swish.
+
+// MARK: - Einsum
+
+/// A parsed einsum equation. Labels are integers: letters use their ASCII code, ellipsis dimensions use
+/// `ellipsisBase + position` (positions aligned to the right across operands, like broadcasting).
+struct EinsumEquation: Sendable {
+    static let ellipsisBase = 1000
+
+    /// Per input: its letters with `-1` standing for the ellipsis.
+    let inputs: [[Int]]
+    /// Output letters (-1 for the ellipsis); nil for the implicit form.
+    let output: [Int]?
+
+    init(_ equation: String) throws {
+        let eq = equation.filter { $0 != " " }
+        let parts = eq.components(separatedBy: "->")
+        guard parts.count <= 2 else { throw EngineError(.invalidArgument, "Einsum equation '\(equation)' has more than one '->'") }
+        func term(_ s: Substring) throws -> [Int] {
+            var out: [Int] = []
+            var i = s.startIndex
+            var sawEllipsis = false
+            while i < s.endIndex {
+                let ch = s[i]
+                if ch == "." {
+                    guard s[i...].hasPrefix("..."), !sawEllipsis else {
+                        throw EngineError(.invalidArgument, "Einsum equation '\(equation)' has a malformed or repeated ellipsis")
+                    }
+                    sawEllipsis = true
+                    out.append(-1)
+                    i = s.index(i, offsetBy: 3)
+                    continue
+                }
+                guard let a = ch.asciiValue, ch.isLetter else {
+                    throw EngineError(.invalidArgument, "Einsum equation '\(equation)' has an invalid character '\(ch)'")
+                }
+                out.append(Int(a))
+                i = s.index(after: i)
+            }
+            return out
+        }
+        inputs = try parts[0].split(separator: ",", omittingEmptySubsequences: false).map { try term($0) }
+        output = parts.count == 2 ? try term(Substring(parts[1])) : nil
+    }
+}
+
+struct EinsumOp: Operator {
+    let equation: EinsumEquation
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let xs = try (0..<equation.inputs.count).map { try inputs.required($0) }
+        guard xs.count == equation.inputs.count else {
+            throw EngineError(.invalidArgument, "Einsum equation has \(equation.inputs.count) operands, got \(xs.count) inputs")
+        }
+        guard let dt = xs.first?.dataType else { throw EngineError(.invalidArgument, "Einsum needs at least one input") }
+        for x in xs where x.dataType != dt {
+            throw EngineError(.typeMismatch, "Einsum inputs have different types: \(dt) and \(x.dataType)")
+        }
+        switch dt {
+        case .float32: return [try compute(xs, Float.self, ctx, { $0 + $1 }, { $0 * $1 })]
+        case .float64: return [try compute(xs, Double.self, ctx, { $0 + $1 }, { $0 * $1 })]
+        case .float16, .bfloat16:
+            let wide = try xs.map { try ReduceSupport.widen($0, ctx) }
+            return [try ReduceSupport.narrow(try compute(wide, Float.self, ctx, { $0 + $1 }, { $0 * $1 }), to: dt, ctx)]
+        case .int32: return [try compute(xs, Int32.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
+        case .int64: return [try compute(xs, Int64.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
+        case .uint32: return [try compute(xs, UInt32.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
+        case .uint64: return [try compute(xs, UInt64.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
+        default: throw EngineError(.typeMismatch, "Einsum does not support \(dt) tensors")
+        }
+    }
+
+    /// An operand during evaluation: a tensor whose dimensions carry labels.
+    private struct Operand {
+        var labels: [Int]
+        var tensor: Tensor
+    }
+
+    @inline(__always)
+    private func compute<T: EngineNumeric>(_ xs: [Tensor], _: T.Type, _ ctx: ExecutionContext,
+                                           _ add: (T, T) -> T, _ mul: (T, T) -> T) throws -> Tensor {
+        // Resolve ellipses into labels and collect label sizes.
+        var ellipsisRank = 0
+        for (i, t) in equation.inputs.enumerated() {
+            let letters = t.filter { $0 >= 0 }.count
+            if t.contains(-1) {
+                guard xs[i].rank >= letters else {
+                    throw EngineError(.shapeMismatch, "Einsum operand \(i) has rank \(xs[i].rank), fewer than its \(letters) labels")
+                }
+                ellipsisRank = Swift.max(ellipsisRank, xs[i].rank - letters)
+            } else if xs[i].rank != letters {
+                throw EngineError(.shapeMismatch, "Einsum operand \(i) has rank \(xs[i].rank) but the equation gives it \(letters) labels")
+            }
+        }
+        var operands: [Operand] = []
+        var sizes: [Int: Int] = [:]
+        for (i, t) in equation.inputs.enumerated() {
+            var labels: [Int] = []
+            let e = xs[i].rank - t.filter { $0 >= 0 }.count
+            for l in t {
+                if l == -1 {
+                    for k in 0..<e { labels.append(EinsumEquation.ellipsisBase + ellipsisRank - e + k) }
+                } else {
+                    labels.append(l)
+                }
+            }
+            for (d, l) in labels.enumerated() {
+                let s = xs[i].shape[d]
+                if let old = sizes[l], old != s {
+                    // Broadcasting: a dimension of 1 stretches (for ellipsis dimensions, as NumPy does, and tolerated elsewhere).
+                    if old == 1 { sizes[l] = s } else if s != 1 {
+                        throw EngineError(.shapeMismatch, "Einsum: label '\(Self.name(l))' has sizes \(old) and \(s)")
+                    }
+                } else if sizes[l] == nil {
+                    sizes[l] = s
+                }
+            }
+            operands.append(Operand(labels: labels, tensor: xs[i]))
+        }
+        let ellipsisLabels = (0..<ellipsisRank).map { EinsumEquation.ellipsisBase + $0 }
+        var output: [Int] = []
+        if let o = equation.output {
+            for l in o {
+                if l == -1 { output += ellipsisLabels } else {
+                    guard sizes[l] != nil else { throw EngineError(.invalidArgument, "Einsum output label '\(Self.name(l))' does not appear in the inputs") }
+                    guard !output.contains(l) else { throw EngineError(.invalidArgument, "Einsum output label '\(Self.name(l))' is repeated") }
+                    output.append(l)
+                }
+            }
+        } else {
+            var counts: [Int: Int] = [:]
+            for t in equation.inputs { for l in t where l >= 0 { counts[l, default: 0] += 1 } }
+            output = ellipsisLabels + counts.keys.filter { counts[$0] == 1 }.sorted()
+        }
+        // Sizes of the output, checked against the limits before any work.
+        _ = try ctx.limits.checkedCount(output.map { sizes[$0]! }, T.dataType)
+
+        func needed(after index: Int, _ ops: [Operand]) -> Set<Int> {
+            var s = Set(output)
+            for (j, o) in ops.enumerated() where j != index { s.formUnion(o.labels) }
+            return s
+        }
+        // Remove diagonals and sum out labels used by one operand only.
+        for i in 0..<operands.count {
+            let keep = needed(after: i, operands)
+            var labels: [Int] = []
+            for l in operands[i].labels where keep.contains(l) && !labels.contains(l) { labels.append(l) }
+            operands[i] = try gather(operands[i], labels, sizes, T.self, ctx, add)
+        }
+        // Contract left to right.
+        while operands.count > 1 {
+            let a = operands.removeFirst(), b = operands.removeFirst()
+            var keep = Set(output)
+            for o in operands { keep.formUnion(o.labels) }
+            var result = try contract(a, b, keep, sizes, T.self, ctx, add, mul)
+            // Labels needed by neither the output nor the remaining operands are summed away.
+            let labels = result.labels.filter { keep.contains($0) }
+            if labels != result.labels { result = try gather(result, labels, sizes, T.self, ctx, add) }
+            operands.insert(result, at: 0)
+        }
+        let final = try gather(operands[0], output, sizes, T.self, ctx, add)
+        return final.tensor
+    }
+
+    private static func name(_ l: Int) -> String {
+        l >= EinsumEquation.ellipsisBase ? "..." : String(UnicodeScalar(UInt8(l)))
+    }
+
+    /// Rearranges `op` to dimensions `labels` (sizes from `sizes`): repeated source labels take the diagonal,
+    /// source labels not in `labels` are summed, size-1 source dimensions broadcast. No copy when nothing changes.
+    private func gather<T: EngineNumeric>(_ op: Operand, _ labels: [Int], _ sizes: [Int: Int], _: T.Type, _ ctx: ExecutionContext,
+                                          _ add: (T, T) -> T) throws -> Operand {
+        let src = op.tensor
+        let outShape = labels.map { sizes[$0]! }
+        if op.labels == labels && src.shape == outShape { return op }
+        let srcStrides = Shape.strides(src.shape)
+        // Combined stride of each distinct source label (sum over repeats = diagonal).
+        var stride: [Int: Int] = [:]
+        var srcSize: [Int: Int] = [:]
+        for (d, l) in op.labels.enumerated() {
+            if let s = srcSize[l], s != src.shape[d] {
+                throw EngineError(.shapeMismatch, "Einsum: repeated label '\(Self.name(l))' has sizes \(s) and \(src.shape[d])")
+            }
+            srcSize[l] = src.shape[d]
+            stride[l, default: 0] += srcStrides[d]
+        }
+        let outStrides = labels.map { l -> Int in
+            guard let s = srcSize[l], s != 1 || sizes[l]! == 1 else { return 0 } // absent or broadcast
+            return stride[l]!
+        }
+        var summedSizes: [Int] = [], summedStrides: [Int] = []
+        for (l, s) in srcSize where !labels.contains(l) && s != 1 {
+            summedSizes.append(s)
+            summedStrides.append(stride[l]!)
+        }
+        let out = try ctx.uninitialized(T.dataType, outShape)
+        let total = out.count
+        if total == 0 { return Operand(labels: labels, tensor: out) }
+        let dst = out.mutableBuffer(T.self).baseAddress!
+        if summedSizes.contains(0) || src.count == 0 {
+            for i in 0..<total { dst[i] = T.zero }
+            return Operand(labels: labels, tensor: out)
+        }
+        let sp = src.buffer(T.self).baseAddress!
+        let summedCount = summedSizes.reduce(1, *)
+        let n = labels.count
+        var idx = [Int](repeating: 0, count: n)
+        var sidx = [Int](repeating: 0, count: summedSizes.count)
+        var off = 0
+        for o in 0..<total {
+            if summedCount == 1 {
+                dst[o] = sp[off]
+            } else {
+                var acc = T.zero
+                var soff = off
+                for _ in 0..<summedCount {
+                    acc = add(acc, sp[soff])
+                    var k = summedSizes.count - 1
+                    while k >= 0 {
+                        sidx[k] += 1
+                        soff += summedStrides[k]
+                        if sidx[k] < summedSizes[k] { break }
+                        soff -= summedStrides[k] * summedSizes[k]
+                        sidx[k] = 0
+                        k -= 1
+                    }
+                }
+                dst[o] = acc
+            }
+            var k = n - 1
+            while k >= 0 {
+                idx[k] += 1
+                off += outStrides[k]
+                if idx[k] < outShape[k] { break }
+                off -= outStrides[k] * outShape[k]
+                idx[k] = 0
+                k -= 1
+            }
+        }
+        return Operand(labels: labels, tensor: out)
+    }
+
+    /// Contracts two operands as a batched matrix product: [batch, m, k] x [batch, k, n] -> [batch, m, n].
+    private func contract<T: EngineNumeric>(_ a: Operand, _ b: Operand, _ keep: Set<Int>, _ sizes: [Int: Int], _: T.Type,
+                                            _ ctx: ExecutionContext, _ add: (T, T) -> T, _ mul: (T, T) -> T) throws -> Operand {
+        let inB = Set(b.labels), inA = Set(a.labels)
+        let batch = a.labels.filter { inB.contains($0) && keep.contains($0) }
+        let contracted = a.labels.filter { inB.contains($0) && !keep.contains($0) }
+        let aOnly = a.labels.filter { !inB.contains($0) }
+        let bOnly = b.labels.filter { !inA.contains($0) }
+        let size = { (ls: [Int]) in ls.reduce(1) { $0 * sizes[$1]! } }
+        let nb = size(batch), m = size(aOnly), k = size(contracted), n = size(bOnly)
+        func natural(_ op: Operand, _ order: [Int]) -> Bool {
+            op.labels == order && op.tensor.shape == order.map { sizes[$0]! }
+        }
+        // Use the operands in place when their layout already is the matrix or its transpose.
+        var transA = false, transB = false
+        var ta: Tensor, tb: Tensor
+        if natural(a, batch + aOnly + contracted) {
+            ta = a.tensor
+        } else if natural(a, batch + contracted + aOnly) {
+            ta = a.tensor
+            transA = true
+        } else {
+            ta = try gather(a, batch + aOnly + contracted, sizes, T.self, ctx, add).tensor
+        }
+        if natural(b, batch + contracted + bOnly) {
+            tb = b.tensor
+        } else if natural(b, batch + bOnly + contracted) {
+            tb = b.tensor
+            transB = true
+        } else {
+            tb = try gather(b, batch + contracted + bOnly, sizes, T.self, ctx, add).tensor
+        }
+        let outLabels = batch + aOnly + bOnly
+        let out = try ctx.uninitialized(T.dataType, outLabels.map { sizes[$0]! })
+        if out.count == 0 { return Operand(labels: outLabels, tensor: out) }
+        let dst = out.mutableBuffer(T.self).baseAddress!
+        if k == 0 || ta.count == 0 || tb.count == 0 {
+            for i in 0..<out.count { dst[i] = T.zero }
+            return Operand(labels: outLabels, tensor: out)
+        }
+        let pa = ta.buffer(T.self).baseAddress!, pb = tb.buffer(T.self).baseAddress!
+        if T.self == Float.self {
+            let fa = UnsafeRawPointer(pa).assumingMemoryBound(to: Float.self)
+            let fb = UnsafeRawPointer(pb).assumingMemoryBound(to: Float.self)
+            let fc = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self)
+            for i in 0..<nb {
+                blindai_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1, fa + i * m * k, transA ? m : k,
+                              fb + i * k * n, transB ? k : n, 0, fc + i * m * n, n)
+            }
+            return Operand(labels: outLabels, tensor: out)
+        }
+        // Generic product (i, p, j order keeps the inner loop contiguous in B and C when not transposed).
+        let row = UnsafeMutablePointer<T>.allocate(capacity: n)
+        defer { row.deallocate() }
+        for bi in 0..<nb {
+            let A = pa + bi * m * k, B = pb + bi * k * n, C = dst + bi * m * n
+            for i in 0..<m {
+                row.initialize(repeating: T.zero, count: n)
+                for p in 0..<k {
+                    let av = transA ? A[p * m + i] : A[i * k + p]
+                    if transB {
+                        for j in 0..<n { row[j] = add(row[j], mul(av, B[j * k + p])) }
+                    } else {
+                        let brow = B + p * n
+                        for j in 0..<n { row[j] = add(row[j], mul(av, brow[j])) }
+                    }
+                }
+                (C + i * n).update(from: row, count: n)
+            }
+        }
+        return Operand(labels: outLabels, tensor: out)
+    }
+}
+
+// MARK: - NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss
+
+enum LossReduction: String, Sendable { case none, sum, mean }
+
+struct LossOp: Operator {
+    /// true: SoftmaxCrossEntropyLoss (scores in, optional log_prob out); false: NegativeLogLikelihoodLoss.
+    let softmax: Bool
+    let reduction: LossReduction
+    let ignoreIndex: Int?
+    let wantLogProb: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x0 = try inputs.required(0)
+        let target = try inputs.required(1, softmax ? "labels" : "target")
+        let weight = inputs.optional(2)
+        let name = softmax ? "SoftmaxCrossEntropyLoss" : "NegativeLogLikelihoodLoss"
+        guard x0.rank >= 2 else { throw EngineError(.shapeMismatch, "\(name) needs an input of rank >= 2, got shape \(x0.shape)") }
+        guard target.shape == [x0.shape[0]] + Array(x0.shape[2...]) else {
+            throw EngineError(.shapeMismatch, "\(name): target shape \(target.shape) does not match input shape \(x0.shape) (expected [N, d1, ...])")
+        }
+        switch x0.dataType {
+        case .float32: return try compute(x0, target, weight, Float.self, ctx)
+        case .float64: return try compute(x0, target, weight, Double.self, ctx)
+        case .float16, .bfloat16:
+            let r = try compute(try ReduceSupport.widen(x0, ctx), target, weight, Float.self, ctx)
+            return try r.map { try ReduceSupport.narrow($0, to: x0.dataType, ctx) }
+        default: throw EngineError(.typeMismatch, "\(name) does not support \(x0.dataType) tensors")
+        }
+    }
+
+    private func compute<T: EngineFloat>(_ x: Tensor, _ target: Tensor, _ weight: Tensor?, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
+        let n = x.shape[0], c = x.shape[1]
+        let d = x.shape[2...].reduce(1, *)
+        let logp = softmax ? try SoftmaxOp.apply(.logSoftmax, x, n, c, d, T.self, ctx) : x
+        let labels = try target.intValues()
+        var w: [Double]? = nil
+        if let weight {
+            w = try weight.doubleValues()
+            guard w!.count == c else { throw EngineError(.shapeMismatch, "weight has \(w!.count) elements, expected \(c) classes") }
+        }
+        let lp = logp.buffer(T.self).baseAddress!
+        let count = n * d
+        var losses = [Double](repeating: 0, count: count)
+        var weightSum = 0.0
+        for i in 0..<n {
+            for j in 0..<d {
+                let t = labels[i * d + j]
+                if let ig = ignoreIndex, t == ig { continue }
+                guard t >= 0 && t < c else {
+                    throw EngineError(.invalidArgument, "target value \(t) is out of range for \(c) classes")
+                }
+                let wt = w?[t] ?? 1
+                losses[i * d + j] = -Double(lp[(i * c + t) * d + j]) * wt
+                weightSum += wt
+            }
+        }
+        let loss: Tensor
+        switch reduction {
+        case .none:
+            loss = try CastOp.fromDoubles(losses, shape: target.shape, to: T.dataType, ctx)
+        case .sum:
+            loss = Tensor(scalar: T(double: losses.reduce(0, +)))
+        case .mean:
+            loss = Tensor(scalar: T(double: losses.reduce(0, +) / weightSum))
+        }
+        return softmax && wantLogProb ? [loss, logp] : [loss]
+    }
+}
+
+// MARK: - Det
+
+struct DetOp: Operator {
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        guard x.rank >= 2, x.shape[x.rank - 1] == x.shape[x.rank - 2] else {
+            throw EngineError(.shapeMismatch, "Det needs [*, M, M] matrices, got shape \(x.shape)")
+        }
+        guard x.dataType.isFloatingPoint else { throw EngineError(.typeMismatch, "Det does not support \(x.dataType) tensors") }
+        let m = x.shape[x.rank - 1]
+        let batchShape = Array(x.shape[..<(x.rank - 2)])
+        let batches = batchShape.reduce(1, *)
+        let v = try x.doubleValues()
+        var dets = [Double](repeating: 1, count: batches)
+        var a = [Double](repeating: 0, count: m * m)
+        for bi in 0..<batches {
+            for i in 0..<(m * m) { a[i] = v[bi * m * m + i] }
+            var det = 1.0
+            for col in 0..<m {
+                var piv = col
+                var best = Swift.abs(a[col * m + col])
+                for r in (col + 1)..<Swift.max(m, col + 1) where Swift.abs(a[r * m + col]) > best {
+                    best = Swift.abs(a[r * m + col])
+                    piv = r
+                }
+                if best == 0 {
+                    det = 0
+                    break
+                }
+                if piv != col {
+                    for j in 0..<m { a.swapAt(piv * m + j, col * m + j) }
+                    det = -det
+                }
+                let p = a[col * m + col]
+                det *= p
+                for r in (col + 1)..<Swift.max(m, col + 1) {
+                    let f = a[r * m + col] / p
+                    if f == 0 { continue }
+                    for j in col..<m { a[r * m + j] -= f * a[col * m + j] }
+                }
+            }
+            dets[bi] = det
+        }
+        return [try CastOp.fromDoubles(dets, shape: batchShape, to: x.dataType, ctx)]
+    }
+}
+
+// MARK: - Swish
+
+struct SwishOp: Operator {
+    let alpha: Float
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        switch x.dataType {
+        case .float32: return [try swish(x, Float.self, ctx)]
+        case .float64: return [try swish(x, Double.self, ctx)]
+        case .float16: return [try swish(x, Float16.self, ctx)]
+        case .bfloat16: return [try ReduceSupport.narrow(try swish(try ReduceSupport.widen(x, ctx), Float.self, ctx), to: .bfloat16, ctx)]
+        default: throw EngineError(.typeMismatch, "Swish does not support \(x.dataType) tensors")
+        }
+    }
+
+    private func swish<T: EngineFloat>(_ x: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let a = T(alpha)
+        return try Loops.map(x, T.self, T.self, ctx) { v in
+            let z = a * v
+            let s = z >= 0 ? 1 / (1 + T.exp(-z)) : T.exp(z) / (1 + T.exp(z))
+            return v * s
+        }
+    }
+}
+
+// MARK: - Registration
 
 extension StandardOperators {
     static func registerMiscellaneous(_ r: inout OperatorRegistry) {
+        r.register("Einsum") { c in
+            guard let eq = try c.string("equation") else { throw c.error(.invalidModel, "Einsum needs an 'equation'") }
+            let parsed = try EinsumEquation(eq)
+            guard parsed.inputs.count == c.inputCount else {
+                throw c.error(.invalidModel, "Einsum equation '\(eq)' has \(parsed.inputs.count) operands but the node has \(c.inputCount) inputs")
+            }
+            return EinsumOp(equation: parsed)
+        }
+        for (name, softmax) in [("SoftmaxCrossEntropyLoss", true), ("NegativeLogLikelihoodLoss", false)] {
+            r.register(name) { c in
+                let red = try c.string("reduction", default: "mean")
+                guard let reduction = LossReduction(rawValue: red) else {
+                    throw c.error(.invalidModel, "reduction must be none, sum or mean, got '\(red)'")
+                }
+                return LossOp(softmax: softmax, reduction: reduction, ignoreIndex: try c.int("ignore_index"), wantLogProb: c.outputCount > 1)
+            }
+        }
+        r.register("Det") { _ in DetOp() }
+        r.register("Swish") { c in SwishOp(alpha: try c.float("alpha", default: 1)) }
     }
 }

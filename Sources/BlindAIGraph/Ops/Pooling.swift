@@ -1,6 +1,647 @@
 import BlindAITensor
+import Foundation
+
+// MARK: - Window geometry
+
+/// The attributes shared by MaxPool, AveragePool and LpPool, parsed once at build time.
+struct PoolWindowAttributes: Sendable {
+    var kernel: [Int]
+    var strides: [Int]
+    var pads: [Int]
+    var dilations: [Int]
+    var autoPad: String
+    var ceilMode: Bool
+
+    init(_ c: OpBuildContext) throws {
+        guard let k = try c.ints("kernel_shape"), !k.isEmpty else {
+            throw c.error(.invalidModel, "\(c.node.opType) needs a 'kernel_shape' attribute")
+        }
+        guard k.allSatisfy({ $0 > 0 }) else { throw c.error(.invalidModel, "kernel_shape \(k) must be positive") }
+        let n = k.count
+        kernel = k
+        strides = try c.ints("strides") ?? Array(repeating: 1, count: n)
+        pads = try c.ints("pads") ?? Array(repeating: 0, count: 2 * n)
+        dilations = try c.ints("dilations") ?? Array(repeating: 1, count: n)
+        autoPad = try c.string("auto_pad", default: "NOTSET")
+        ceilMode = try c.int("ceil_mode", default: 0) != 0
+        guard strides.count == n, dilations.count == n, pads.count == 2 * n else {
+            throw c.error(.invalidModel, "kernel_shape \(k), strides \(strides), dilations \(dilations) and pads \(pads) do not agree in rank")
+        }
+        guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
+            throw c.error(.invalidModel, "strides \(strides) and dilations \(dilations) must be positive, pads \(pads) non-negative")
+        }
+        guard ["NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(autoPad) else {
+            throw c.error(.invalidModel, "unknown auto_pad '\(autoPad)'")
+        }
+    }
+}
+
+/// For one output position along one axis: the first valid input position, how many kernel taps fall inside the
+/// input (stepping by the dilation), and how many fall inside the padded input (for count_include_pad).
+struct PoolTap: Sendable {
+    var first: Int
+    var count: Int
+    var padded: Int
+}
+
+/// Pooling over up to three spatial axes, always viewed as (D, H, W) with leading size-1 axes added.
+struct PoolGeometry: Sendable {
+    var batch: Int
+    var channels: Int
+    var inSize: [Int]   // 3
+    var outSize: [Int]  // 3
+    var dilation: [Int] // 3
+    var taps: [[PoolTap]] // 3 axes, one per output index
+    var outShape: [Int]
+    /// Column-major strides of the spatial input (for MaxPool storage_order = 1 indices).
+    var spatialRank: Int
+
+    static func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
+
+    init(input shape: [Int], _ a: PoolWindowAttributes) throws {
+        let n = a.kernel.count
+        guard shape.count == n + 2 else {
+            throw EngineError(.shapeMismatch, "pooling input of shape \(shape) does not match kernel_shape \(a.kernel) (expected rank \(n + 2))")
+        }
+        guard n <= 3 else { throw EngineError(.invalidArgument, "pooling over \(n) spatial axes is not supported (at most 3)") }
+        batch = shape[0]
+        channels = shape[1]
+        spatialRank = n
+        var inS = [1, 1, 1], outS = [1, 1, 1], dil = [1, 1, 1]
+        var allTaps: [[PoolTap]] = [[PoolTap(first: 0, count: 1, padded: 1)], [PoolTap(first: 0, count: 1, padded: 1)], [PoolTap(first: 0, count: 1, padded: 1)]]
+        var outSpatial: [Int] = []
+        for i in 0..<n {
+            let input = shape[i + 2], k = a.kernel[i], s = a.strides[i], d = a.dilations[i]
+            let window = (k - 1) * d + 1
+            var pb = a.pads[i], pe = a.pads[i + n]
+            var out: Int
+            switch a.autoPad {
+            case "VALID":
+                pb = 0; pe = 0
+                out = input >= window ? (input - window) / s + 1 : 0
+            case "SAME_UPPER", "SAME_LOWER":
+                out = Self.ceilDiv(input, s)
+                let total = Swift.max(0, (out - 1) * s + window - input)
+                pb = a.autoPad == "SAME_LOWER" ? (total + 1) / 2 : total / 2
+                pe = total - pb
+            default:
+                let span = input + pb + pe - window
+                if span < 0 {
+                    out = 0
+                } else if a.ceilMode {
+                    out = Self.ceilDiv(span, s) + 1
+                    if (out - 1) * s >= input + pb { out -= 1 }
+                } else {
+                    out = span / s + 1
+                }
+            }
+            out = Swift.max(out, 0)
+            var taps: [PoolTap] = []
+            taps.reserveCapacity(out)
+            for o in 0..<out {
+                let start = o * s - pb
+                let kmin = start >= 0 ? 0 : Self.ceilDiv(-start, d)
+                let kend = input - start > 0 ? Swift.min(k, Self.ceilDiv(input - start, d)) : 0
+                let padEnd = input + pe - start > 0 ? Swift.min(k, Self.ceilDiv(input + pe - start, d)) : 0
+                let count = Swift.max(0, kend - kmin)
+                taps.append(PoolTap(first: start + kmin * d, count: count, padded: padEnd))
+            }
+            let axis = 3 - n + i
+            inS[axis] = input
+            outS[axis] = out
+            dil[axis] = d
+            allTaps[axis] = taps
+            outSpatial.append(out)
+        }
+        inSize = inS
+        outSize = outS
+        dilation = dil
+        taps = allTaps
+        outShape = [batch, channels] + outSpatial
+    }
+}
+
+// MARK: - Kernels
+
+enum PoolKernels {
+    /// Max pooling of every (n, c) plane; writes flat argmax indices too when `indices` is given.
+    static func max<T: Comparable & TensorElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
+                                                   indices: UnsafeMutablePointer<Int64>?, columnMajor: Bool) {
+        let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
+        let OD = g.outSize[0], OH = g.outSize[1], OW = g.outSize[2]
+        let dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2]
+        let plane = D * H * W, outPlane = OD * OH * OW
+        let planes = g.batch * g.channels
+        g.taps[0].withUnsafeBufferPointer { tD in
+        g.taps[1].withUnsafeBufferPointer { tH in
+        g.taps[2].withUnsafeBufferPointer { tW in
+            for p in 0..<planes {
+                let src = x + p * plane
+                var dst = y + p * outPlane
+                var idx = indices.map { $0 + p * outPlane }
+                for od in 0..<OD {
+                    let td = tD[od]
+                    for oh in 0..<OH {
+                        let th = tH[oh]
+                        for ow in 0..<OW {
+                            let tw = tW[ow]
+                            var best: T? = nil
+                            var bestPos = -1
+                            for kd in 0..<td.count {
+                                let pd = td.first + kd * dd
+                                for kh in 0..<th.count {
+                                    let ph = th.first + kh * dh
+                                    let rowStart = (pd * H + ph) * W + tw.first
+                                    let row = src + rowStart
+                                    if idx == nil {
+                                        var kw = 0
+                                        if best == nil, tw.count > 0 { best = row[0]; kw = 1 }
+                                        guard var b = best else { continue }
+                                        if dw == 1 {
+                                            while kw < tw.count { let v = row[kw]; if v > b { b = v }; kw += 1 }
+                                        } else {
+                                            while kw < tw.count { let v = row[kw * dw]; if v > b { b = v }; kw += 1 }
+                                        }
+                                        best = b
+                                    } else {
+                                        for kw in 0..<tw.count {
+                                            let v = row[kw * dw]
+                                            if best == nil || v > best! {
+                                                best = v
+                                                bestPos = rowStart + kw * dw
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            dst.pointee = best ?? T.zero
+                            dst += 1
+                            if let i = idx {
+                                var flat = bestPos
+                                if bestPos >= 0 {
+                                    if columnMajor {
+                                        let w = bestPos % W, h = (bestPos / W) % H, d = bestPos / (W * H)
+                                        switch g.spatialRank {
+                                        case 1: flat = w
+                                        case 2: flat = h + w * H
+                                        default: flat = d + h * D + w * D * H
+                                        }
+                                    }
+                                    flat += p * plane
+                                }
+                                i.pointee = Int64(flat)
+                                idx = i + 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        }
+        }
+    }
+
+    /// Average (p == 0) or Lp pooling of every plane.
+    static func average<T: BinaryFloatingPoint & TensorElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
+                                                                countIncludePad: Bool, p: T, lp: Bool) {
+        let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
+        let OD = g.outSize[0], OH = g.outSize[1], OW = g.outSize[2]
+        let dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2]
+        let plane = D * H * W, outPlane = OD * OH * OW
+        let planes = g.batch * g.channels
+        let isP2 = p == 2, isP1 = p == 1
+        let invP = 1 / p
+        g.taps[0].withUnsafeBufferPointer { tD in
+        g.taps[1].withUnsafeBufferPointer { tH in
+        g.taps[2].withUnsafeBufferPointer { tW in
+            for pl in 0..<planes {
+                let src = x + pl * plane
+                var dst = y + pl * outPlane
+                for od in 0..<OD {
+                    let td = tD[od]
+                    for oh in 0..<OH {
+                        let th = tH[oh]
+                        for ow in 0..<OW {
+                            let tw = tW[ow]
+                            var acc: T = 0
+                            for kd in 0..<td.count {
+                                let pd = td.first + kd * dd
+                                for kh in 0..<th.count {
+                                    let row = src + ((pd * H + th.first + kh * dh) * W + tw.first)
+                                    if !lp {
+                                        if dw == 1 {
+                                            for kw in 0..<tw.count { acc += row[kw] }
+                                        } else {
+                                            for kw in 0..<tw.count { acc += row[kw * dw] }
+                                        }
+                                    } else if isP2 {
+                                        for kw in 0..<tw.count { let v = row[kw * dw]; acc += v * v }
+                                    } else if isP1 {
+                                        for kw in 0..<tw.count { acc += Swift.abs(row[kw * dw]) }
+                                    } else {
+                                        for kw in 0..<tw.count { acc += T(Foundation.pow(Double(Swift.abs(row[kw * dw])), Double(p))) }
+                                    }
+                                }
+                            }
+                            if lp {
+                                dst.pointee = isP2 ? acc.squareRoot() : (isP1 ? acc : T(Foundation.pow(Double(acc), Double(invP))))
+                            } else {
+                                let n = countIncludePad ? td.padded * th.padded * tw.padded : td.count * th.count * tw.count
+                                dst.pointee = n > 0 ? acc / T(n) : 0
+                            }
+                            dst += 1
+                        }
+                    }
+                }
+            }
+        }
+        }
+        }
+    }
+}
+
+/// Converts a float16 tensor to float32 (pooling and resampling compute float16 in float32).
+func poolWidenHalf(_ x: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
+    let out = try ctx.uninitialized(.float32, x.shape)
+    let s = x.buffer(Float16.self), d = out.mutableBuffer(Float.self)
+    for i in 0..<s.count { d[i] = Float(s[i]) }
+    return out
+}
+
+/// Converts a float32 tensor back to float16.
+func poolNarrowHalf(_ x: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
+    let out = try ctx.uninitialized(.float16, x.shape)
+    let s = x.buffer(Float.self), d = out.mutableBuffer(Float16.self)
+    for i in 0..<s.count { d[i] = Float16(s[i]) }
+    return out
+}
+
+// MARK: - Operators
+
+struct MaxPoolOp: Operator {
+    let attrs: PoolWindowAttributes
+    let columnMajor: Bool
+    let wantIndices: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let g = try PoolGeometry(input: x.shape, attrs)
+        switch x.dataType {
+        case .float32: return try pool(x, g, Float.self, ctx)
+        case .float64: return try pool(x, g, Double.self, ctx)
+        case .float16: return try pool(x, g, Float16.self, ctx)
+        case .int8: return try pool(x, g, Int8.self, ctx)
+        case .uint8: return try pool(x, g, UInt8.self, ctx)
+        case .int32: return try pool(x, g, Int32.self, ctx)
+        case .int64: return try pool(x, g, Int64.self, ctx)
+        default: throw EngineError(.typeMismatch, "MaxPool does not support \(x.dataType) tensors")
+        }
+    }
+
+    func pool<T: Comparable & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
+        let y = try ctx.uninitialized(x.dataType, g.outShape)
+        let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
+        if wantIndices {
+            let ind = try ctx.uninitialized(.int64, g.outShape)
+            PoolKernels.max(src, dst, g, indices: ind.mutableBuffer(Int64.self).baseAddress!, columnMajor: columnMajor)
+            return [y, ind]
+        }
+        PoolKernels.max(src, dst, g, indices: nil, columnMajor: false)
+        return [y]
+    }
+}
+
+struct AveragePoolOp: Operator {
+    let attrs: PoolWindowAttributes
+    let countIncludePad: Bool
+    /// nil for AveragePool; the norm's p for LpPool.
+    let p: Float?
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let g = try PoolGeometry(input: x.shape, attrs)
+        switch x.dataType {
+        case .float32: return [try pool(x, g, Float.self, ctx)]
+        case .float64: return [try pool(x, g, Double.self, ctx)]
+        case .float16: return [try poolNarrowHalf(try pool(try poolWidenHalf(x, ctx), g, Float.self, ctx), ctx)]
+        default: throw EngineError(.typeMismatch, "\(p == nil ? "AveragePool" : "LpPool") does not support \(x.dataType) tensors")
+        }
+    }
+
+    func pool<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let y = try ctx.uninitialized(x.dataType, g.outShape)
+        PoolKernels.average(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g,
+                            countIncludePad: countIncludePad, p: T(p ?? 1), lp: p != nil)
+        return y
+    }
+}
+
+/// GlobalAveragePool, GlobalMaxPool, GlobalLpPool: one value per (n, c) plane.
+struct GlobalPoolOp: Operator {
+    enum Kind: Sendable { case average, max, lp(Float) }
+    let kind: Kind
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        guard x.rank >= 2 else { throw EngineError(.shapeMismatch, "global pooling needs an input of rank >= 2, got \(x.shape)") }
+        switch x.dataType {
+        case .float32: return [try pool(x, Float.self, ctx)]
+        case .float64: return [try pool(x, Double.self, ctx)]
+        case .float16: return [try poolNarrowHalf(try pool(try poolWidenHalf(x, ctx), Float.self, ctx), ctx)]
+        default: throw EngineError(.typeMismatch, "global pooling does not support \(x.dataType) tensors")
+        }
+    }
+
+    func pool<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let planes = x.shape[0] * x.shape[1]
+        let size = x.shape.dropFirst(2).reduce(1, *)
+        let y = try ctx.uninitialized(x.dataType, Array(x.shape.prefix(2)) + Array(repeating: 1, count: x.rank - 2))
+        let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
+        for pl in 0..<planes {
+            let s = src + pl * size
+            switch kind {
+            case .average:
+                var acc: T = 0
+                for i in 0..<size { acc += s[i] }
+                dst[pl] = size > 0 ? acc / T(size) : 0
+            case .max:
+                guard size > 0 else { dst[pl] = 0; continue }
+                var m = s[0]
+                for i in 1..<size where s[i] > m { m = s[i] }
+                dst[pl] = m
+            case .lp(let p):
+                var acc: T = 0
+                if p == 2 {
+                    for i in 0..<size { acc += s[i] * s[i] }
+                    dst[pl] = acc.squareRoot()
+                } else {
+                    let pd = Double(p)
+                    for i in 0..<size { acc += T(Foundation.pow(Double(Swift.abs(s[i])), pd)) }
+                    dst[pl] = T(Foundation.pow(Double(acc), 1 / pd))
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// MaxUnpool(X, I, output_shape?): scatters X into zeros at the flat positions I.
+struct MaxUnpoolOp: Operator {
+    let kernel: [Int]
+    let strides: [Int]
+    let pads: [Int]
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), ind = try inputs.required(1, "I")
+        let n = kernel.count
+        guard x.rank == n + 2 else { throw EngineError(.shapeMismatch, "MaxUnpool input of shape \(x.shape) does not match kernel_shape \(kernel)") }
+        guard ind.shape == x.shape else { throw EngineError(.shapeMismatch, "MaxUnpool indices shape \(ind.shape) differs from input shape \(x.shape)") }
+        var shape = Array(x.shape.prefix(2))
+        for i in 0..<n {
+            shape.append((x.shape[i + 2] - 1) * strides[i] - (pads[i] + pads[i + n]) + kernel[i])
+        }
+        let inferred = shape
+        if let os = inputs.optional(2) {
+            let v = try os.intValues()
+            guard v.count == x.rank else { throw EngineError(.shapeMismatch, "MaxUnpool output_shape \(v) must have rank \(x.rank)") }
+            guard zip(v, inferred).allSatisfy({ $0 >= $1 }) else {
+                throw EngineError(.shapeMismatch, "MaxUnpool output_shape \(v) is smaller than the unpooled shape \(inferred)")
+            }
+            shape = v
+        }
+        // Indices address the unpooled (inferred) shape; a larger output_shape pads it at the end of each axis.
+        let scratch = try ctx.zeros(x.dataType, inferred)
+        let idx = try ind.intValues()
+        let size = x.dataType.byteSize
+        let src = x.storage.base, dst = scratch.storage.base
+        let total = scratch.count
+        for i in 0..<x.count {
+            let j = idx[i]
+            guard j >= 0 && j < total else {
+                throw EngineError(.invalidArgument, "MaxUnpool index \(j) is out of range for an unpooled tensor of \(total) elements")
+            }
+            (dst + j * size).copyMemory(from: src + i * size, byteCount: size)
+        }
+        if shape == inferred { return [scratch] }
+        let y = try ctx.zeros(x.dataType, shape)
+        let rank = shape.count
+        let rowBytes = inferred[rank - 1] * size
+        let outStrides = Shape.strides(shape)
+        let rows = inferred.dropLast().reduce(1, *)
+        var index = [Int](repeating: 0, count: rank - 1)
+        for r in 0..<rows {
+            var o = 0
+            for d in 0..<(rank - 1) { o += index[d] * outStrides[d] }
+            (y.storage.base + o * size).copyMemory(from: dst + r * rowBytes, byteCount: rowBytes)
+            var d = rank - 2
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < inferred[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return [y]
+    }
+}
+
+/// MaxRoiPool(X, rois): max over each region of interest divided into pooled_shape bins.
+struct MaxRoiPoolOp: Operator {
+    let pooled: [Int]
+    let spatialScale: Float
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), rois = try inputs.required(1, "rois")
+        guard x.rank == 4 else { throw EngineError(.shapeMismatch, "MaxRoiPool needs an NCHW input, got \(x.shape)") }
+        guard rois.rank == 2, rois.shape[1] == 5 else { throw EngineError(.shapeMismatch, "MaxRoiPool rois must be [num_rois, 5], got \(rois.shape)") }
+        switch x.dataType {
+        case .float32: return [try pool(x, rois, Float.self, ctx)]
+        case .float64: return [try pool(x, rois, Double.self, ctx)]
+        default: throw EngineError(.typeMismatch, "MaxRoiPool does not support \(x.dataType) tensors")
+        }
+    }
+
+    func pool<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ rois: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+        let PH = pooled[0], PW = pooled[1]
+        let R = rois.shape[0]
+        let r = try rois.doubleValues()
+        let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
+        let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
+        let scale = Double(spatialScale)
+        for n in 0..<R {
+            let b = Int(r[n * 5])
+            guard b >= 0 && b < N else { throw EngineError(.invalidArgument, "MaxRoiPool batch index \(b) out of range for batch \(N)") }
+            let sw = Int((r[n * 5 + 1] * scale).rounded()), sh = Int((r[n * 5 + 2] * scale).rounded())
+            let ew = Int((r[n * 5 + 3] * scale).rounded()), eh = Int((r[n * 5 + 4] * scale).rounded())
+            let rh = Swift.max(eh - sh + 1, 1), rw = Swift.max(ew - sw + 1, 1)
+            let binH = Double(rh) / Double(PH), binW = Double(rw) / Double(PW)
+            for c in 0..<C {
+                let plane = src + (b * C + c) * H * W
+                let out = dst + ((n * C + c) * PH) * PW
+                for ph in 0..<PH {
+                    let hs = Swift.min(Swift.max(Int((Double(ph) * binH).rounded(.down)) + sh, 0), H)
+                    let he = Swift.min(Swift.max(Int((Double(ph + 1) * binH).rounded(.up)) + sh, 0), H)
+                    for pw in 0..<PW {
+                        let ws = Swift.min(Swift.max(Int((Double(pw) * binW).rounded(.down)) + sw, 0), W)
+                        let we = Swift.min(Swift.max(Int((Double(pw + 1) * binW).rounded(.up)) + sw, 0), W)
+                        if he <= hs || we <= ws { out[ph * PW + pw] = 0; continue }
+                        var m = -T.greatestFiniteMagnitude
+                        for h in hs..<he { for w in ws..<we where plane[h * W + w] > m { m = plane[h * W + w] } }
+                        out[ph * PW + pw] = m
+                    }
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// One bilinear sample of RoiAlign: four input positions and their weights.
+struct RoiAlignSample {
+    var p1: Int, p2: Int, p3: Int, p4: Int
+    var w1: Double, w2: Double, w3: Double, w4: Double
+}
+
+/// RoiAlign(X, rois, batch_indices): bilinear sampling averaged (or maxed) over each output bin.
+struct RoiAlignOp: Operator {
+    let outputHeight: Int
+    let outputWidth: Int
+    let samplingRatio: Int
+    let spatialScale: Float
+    let isMax: Bool
+    let halfPixel: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0), rois = try inputs.required(1, "rois"), bi = try inputs.required(2, "batch_indices")
+        guard x.rank == 4 else { throw EngineError(.shapeMismatch, "RoiAlign needs an NCHW input, got \(x.shape)") }
+        guard rois.rank == 2, rois.shape[1] == 4 else { throw EngineError(.shapeMismatch, "RoiAlign rois must be [num_rois, 4], got \(rois.shape)") }
+        guard bi.count == rois.shape[0] else { throw EngineError(.shapeMismatch, "RoiAlign has \(rois.shape[0]) rois but \(bi.count) batch indices") }
+        switch x.dataType {
+        case .float32: return [try align(x, rois, bi, Float.self, ctx)]
+        case .float64: return [try align(x, rois, bi, Double.self, ctx)]
+        case .float16: return [try poolNarrowHalf(try align(try poolWidenHalf(x, ctx), rois, bi, Float.self, ctx), ctx)]
+        default: throw EngineError(.typeMismatch, "RoiAlign does not support \(x.dataType) tensors")
+        }
+    }
+
+    func align<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ rois: Tensor, _ bi: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+        let PH = outputHeight, PW = outputWidth
+        let R = rois.shape[0]
+        let r = try rois.doubleValues()
+        let batches = try bi.intValues()
+        let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
+        let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
+        let scale = Double(spatialScale)
+        let offset = halfPixel ? 0.5 : 0
+        for n in 0..<R {
+            let b = batches[n]
+            guard b >= 0 && b < N else { throw EngineError(.invalidArgument, "RoiAlign batch index \(b) out of range for batch \(N)") }
+            let sw = r[n * 4] * scale - offset, sh = r[n * 4 + 1] * scale - offset
+            let ew = r[n * 4 + 2] * scale - offset, eh = r[n * 4 + 3] * scale - offset
+            var rw = ew - sw, rh = eh - sh
+            if !halfPixel { rw = Swift.max(rw, 1); rh = Swift.max(rh, 1) }
+            let binH = rh / Double(PH), binW = rw / Double(PW)
+            let gh = samplingRatio > 0 ? samplingRatio : Int((rh / Double(PH)).rounded(.up))
+            let gw = samplingRatio > 0 ? samplingRatio : Int((rw / Double(PW)).rounded(.up))
+            guard gh >= 0, gw >= 0, gh * gw <= 1 << 20 else { throw EngineError(.invalidArgument, "RoiAlign sampling grid \(gh)x\(gw) is too large") }
+            let count = Double(Swift.max(gh * gw, 1))
+            // Sampling positions and weights, shared by every channel.
+            var samples: [RoiAlignSample] = []
+            samples.reserveCapacity(PH * PW * gh * gw)
+            for ph in 0..<PH {
+                for pw in 0..<PW {
+                    for iy in 0..<gh {
+                        let yy = sh + Double(ph) * binH + (Double(iy) + 0.5) * binH / Double(gh)
+                        for ix in 0..<gw {
+                            var xx = sw + Double(pw) * binW + (Double(ix) + 0.5) * binW / Double(gw)
+                            if yy < -1 || yy > Double(H) || xx < -1 || xx > Double(W) {
+                                samples.append(RoiAlignSample(p1: 0, p2: 0, p3: 0, p4: 0, w1: 0, w2: 0, w3: 0, w4: 0))
+                                continue
+                            }
+                            let y0 = Swift.max(yy, 0)
+                            xx = Swift.max(xx, 0)
+                            var yl = Int(y0), xl = Int(xx)
+                            var yv = y0
+                            let yh: Int, xh: Int
+                            if yl >= H - 1 { yl = H - 1; yh = H - 1; yv = Double(yl) } else { yh = yl + 1 }
+                            if xl >= W - 1 { xl = W - 1; xh = W - 1; xx = Double(xl) } else { xh = xl + 1 }
+                            let ly = yv - Double(yl), lx = xx - Double(xl)
+                            let hy = 1 - ly, hx = 1 - lx
+                            samples.append(RoiAlignSample(p1: yl * W + xl, p2: yl * W + xh, p3: yh * W + xl, p4: yh * W + xh,
+                                                  w1: hy * hx, w2: hy * lx, w3: ly * hx, w4: ly * lx))
+                        }
+                    }
+                }
+            }
+            for c in 0..<C {
+                let plane = src + (b * C + c) * H * W
+                let out = dst + (n * C + c) * PH * PW
+                var si = 0
+                for o in 0..<(PH * PW) {
+                    var acc = 0.0
+                    var first = true
+                    for _ in 0..<(gh * gw) {
+                        let s = samples[si]
+                        si += 1
+                        if isMax {
+                            let a: Double = s.w1 * Double(plane[s.p1]), b: Double = s.w2 * Double(plane[s.p2])
+                            let c: Double = s.w3 * Double(plane[s.p3]), d: Double = s.w4 * Double(plane[s.p4])
+                            let v = Swift.max(Swift.max(a, b), Swift.max(c, d))
+                            if first || v > acc { acc = v }
+                            first = false
+                        } else {
+                            let a: Double = s.w1 * Double(plane[s.p1]), b: Double = s.w2 * Double(plane[s.p2])
+                            let c: Double = s.w3 * Double(plane[s.p3]), d: Double = s.w4 * Double(plane[s.p4])
+                            acc += (a + b) + (c + d)
+                        }
+                    }
+                    out[o] = T(isMax ? acc : acc / count)
+                }
+            }
+        }
+        return y
+    }
+}
 
 extension StandardOperators {
     static func registerPooling(_ r: inout OperatorRegistry) {
+        r.register("MaxPool") { c in
+            let a = try PoolWindowAttributes(c)
+            let order = try c.int("storage_order", default: 0)
+            return MaxPoolOp(attrs: a, columnMajor: order == 1, wantIndices: c.outputCount > 1 && !c.node.outputs[1].isEmpty)
+        }
+        r.register("AveragePool") { c in
+            AveragePoolOp(attrs: try PoolWindowAttributes(c), countIncludePad: try c.int("count_include_pad", default: 0) != 0, p: nil)
+        }
+        r.register("LpPool") { c in
+            AveragePoolOp(attrs: try PoolWindowAttributes(c), countIncludePad: false, p: try c.float("p", default: 2))
+        }
+        r.register("GlobalAveragePool") { _ in GlobalPoolOp(kind: .average) }
+        r.register("GlobalMaxPool") { _ in GlobalPoolOp(kind: .max) }
+        r.register("GlobalLpPool") { c in GlobalPoolOp(kind: .lp(try c.float("p", default: 2))) }
+        r.register("MaxUnpool") { c in
+            guard let k = try c.ints("kernel_shape"), !k.isEmpty else { throw c.error(.invalidModel, "MaxUnpool needs 'kernel_shape'") }
+            let strides = try c.ints("strides") ?? Array(repeating: 1, count: k.count)
+            let pads = try c.ints("pads") ?? Array(repeating: 0, count: 2 * k.count)
+            guard strides.count == k.count, pads.count == 2 * k.count else { throw c.error(.invalidModel, "MaxUnpool attributes do not agree in rank") }
+            return MaxUnpoolOp(kernel: k, strides: strides, pads: pads)
+        }
+        r.register("MaxRoiPool") { c in
+            guard let ps = try c.ints("pooled_shape"), ps.count == 2, ps.allSatisfy({ $0 > 0 }) else {
+                throw c.error(.invalidModel, "MaxRoiPool needs a positive 2-element 'pooled_shape'")
+            }
+            return MaxRoiPoolOp(pooled: ps, spatialScale: try c.float("spatial_scale", default: 1))
+        }
+        r.register("RoiAlign") { c in
+            let mode = try c.string("mode", default: "avg")
+            guard mode == "avg" || mode == "max" else { throw c.error(.invalidModel, "RoiAlign mode must be avg or max, got '\(mode)'") }
+            let ctm = c.opset >= 16 ? try c.string("coordinate_transformation_mode", default: "half_pixel") : "output_half_pixel"
+            let oh = try c.int("output_height", default: 1), ow = try c.int("output_width", default: 1)
+            guard oh > 0, ow > 0 else { throw c.error(.invalidModel, "RoiAlign output size must be positive") }
+            return RoiAlignOp(outputHeight: oh, outputWidth: ow, samplingRatio: try c.int("sampling_ratio", default: 0),
+                              spatialScale: try c.float("spatial_scale", default: 1), isMax: mode == "max", halfPixel: ctm == "half_pixel")
+        }
     }
 }

@@ -1,6 +1,999 @@
 import BlindAITensor
+import Foundation
+
+// Reductions: Reduce*, ArgMax/ArgMin, CumSum/CumProd, TopK, Softmax/LogSoftmax/Hardmax.
+//
+// Every kernel works on a tensor viewed as [A, R, B]: A outer rows, R the reduced (or scanned) extent and
+// B contiguous inner lanes. B == 1 is the common "innermost axis" case (contiguous rows); B > 1 iterates the
+// lanes in the inner loop so that it stays contiguous too.
+
+/// Helpers shared by the reduction, normalization and miscellaneous families (family-prefixed names).
+enum ReduceSupport {
+    /// (outer, axis extent, inner) of `shape` split at `axis`.
+    static func split(_ shape: [Int], _ axis: Int) -> (Int, Int, Int) {
+        let a = shape[..<axis].reduce(1, *)
+        let r = axis < shape.count ? shape[axis] : 1
+        let b = axis + 1 <= shape.count ? shape[(axis + 1)...].reduce(1, *) : 1
+        return (a, r, b)
+    }
+
+    static func isHalf(_ dt: DataType) -> Bool { dt == .float16 || dt == .bfloat16 }
+
+    /// A float16/bfloat16 tensor converted to float32 (used to compute half-precision types in float).
+    static func widen(_ x: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
+        try CastOp.cast(x, to: .float32, ctx)
+    }
+
+    /// A float32 tensor converted back to `dt`.
+    static func narrow(_ x: Tensor, to dt: DataType, _ ctx: ExecutionContext) throws -> Tensor {
+        try CastOp.cast(x, to: dt, ctx)
+    }
+
+    /// Transposes `x` so that output dimension i is input dimension perm[i] (any fixed-size element type).
+    static func permute(_ x: Tensor, _ perm: [Int], _ ctx: ExecutionContext) throws -> Tensor {
+        let outShape = perm.map { x.shape[$0] }
+        if perm == Array(0..<perm.count) { return x }
+        guard x.dataType != .string else { throw EngineError(.typeMismatch, "string tensors are not supported here") }
+        let out = try ctx.uninitialized(x.dataType, outShape)
+        if x.count == 0 { return out }
+        let src = UnsafeRawPointer(x.storage.base), dst = out.storage.base
+        switch x.dataType.byteSize {
+        case 1: permuteT(UInt8.self, src, dst, x.shape, perm)
+        case 2: permuteT(UInt16.self, src, dst, x.shape, perm)
+        case 4: permuteT(UInt32.self, src, dst, x.shape, perm)
+        default: permuteT(UInt64.self, src, dst, x.shape, perm)
+        }
+        return out
+    }
+
+    private static func permuteT<E>(_: E.Type, _ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ shape: [Int], _ perm: [Int]) {
+        let s = src.assumingMemoryBound(to: E.self), d = dst.assumingMemoryBound(to: E.self)
+        let inStrides = Shape.strides(shape)
+        // Drop size-1 output dimensions: they do not move the offsets.
+        var dims: [Int] = [], st: [Int] = []
+        for p in perm where shape[p] != 1 {
+            dims.append(shape[p])
+            st.append(inStrides[p])
+        }
+        let total = shape.reduce(1, *)
+        if dims.isEmpty {
+            d[0] = s[0]
+            return
+        }
+        let n = dims.count
+        let inner = dims[n - 1], innerStride = st[n - 1]
+        var idx = [Int](repeating: 0, count: n)
+        var off = 0, o = 0
+        while o < total {
+            if innerStride == 1 {
+                (d + o).update(from: s + off, count: inner)
+            } else {
+                var q = off
+                for i in 0..<inner {
+                    d[o + i] = s[q]
+                    q += innerStride
+                }
+            }
+            o += inner
+            var k = n - 2
+            while k >= 0 {
+                idx[k] += 1
+                off += st[k]
+                if idx[k] < dims[k] { break }
+                off -= st[k] * dims[k]
+                idx[k] = 0
+                k -= 1
+            }
+            if k < 0 { break }
+        }
+    }
+
+    /// Reads a scalar integer input (axis of CumSum, k of TopK).
+    static func scalarInt(_ t: Tensor, _ what: String) throws -> Int {
+        let v = try t.intValues()
+        guard v.count == 1 else { throw EngineError(.invalidArgument, "\(what) must hold exactly one value, got shape \(t.shape)") }
+        return v[0]
+    }
+}
+
+// MARK: - Vectorised float helpers
+
+/// SIMD helpers for float32 hot loops (softmax, normalizations).
+enum ReduceSIMD {
+    typealias V = SIMD8<Float>
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V {
+        UnsafeRawPointer(p).loadUnaligned(as: V.self)
+    }
+
+    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
+
+    /// exp(x) for 8 lanes (Cephes-style range reduction and polynomial, about 2 ulp). Inputs below -87.3
+    /// give 0; above 88.7, +inf; NaN stays NaN.
+    @inline(__always) static func exp(_ x: V) -> V {
+        let hi = V(repeating: 88.72283), lo = V(repeating: -87.33654)
+        var v = x.replacing(with: hi, where: x .> hi)
+        let under = v .< lo
+        v = v.replacing(with: lo, where: under)
+        let fx = (v * V(repeating: 1.44269504088896341)).rounded(.toNearestOrEven)
+        var r = v - fx * V(repeating: 0.693359375)
+        r = r - fx * V(repeating: -2.12194440e-4)
+        let r2 = r * r
+        var p = V(repeating: 1.9875691500e-4)
+        p = p * r + V(repeating: 1.3981999507e-3)
+        p = p * r + V(repeating: 8.3334519073e-3)
+        p = p * r + V(repeating: 4.1665795894e-2)
+        p = p * r + V(repeating: 1.6666665459e-1)
+        p = p * r + V(repeating: 5.0000001201e-1)
+        p = p * r2 + r + V(repeating: 1)
+        let n = SIMD8<Int32>(fx, rounding: .toNearestOrEven)
+        let scale = unsafeBitCast((n &+ 127) &<< 23, to: V.self)
+        var res = p * scale
+        res = res.replacing(with: V(repeating: 0), where: under)
+        res = res.replacing(with: V(repeating: .infinity), where: x .> hi)
+        res = res.replacing(with: x, where: x .!= x)
+        return res
+    }
+
+    /// Largest element of n floats (n >= 1).
+    @inline(__always) static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var i = 0
+        var m = -Float.infinity
+        if n >= 8 {
+            var mv = load(p)
+            i = 8
+            while i + 8 <= n {
+                mv = pointwiseMax(mv, load(p + i))
+                i += 8
+            }
+            m = mv.max()
+        }
+        while i < n {
+            if p[i] > m { m = p[i] }
+            i += 1
+        }
+        return m
+    }
+
+    /// Sum of n floats, 8 lanes at a time.
+    @inline(__always) static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = V(repeating: 0), acc2 = V(repeating: 0)
+        var i = 0
+        while i + 16 <= n {
+            acc += load(p + i)
+            acc2 += load(p + i + 8)
+            i += 16
+        }
+        if i + 8 <= n {
+            acc += load(p + i)
+            i += 8
+        }
+        var s = (acc + acc2).sum()
+        while i < n {
+            s += p[i]
+            i += 1
+        }
+        return s
+    }
+
+    /// Sum of squares of n floats.
+    @inline(__always) static func sumSquares(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = V(repeating: 0), acc2 = V(repeating: 0)
+        var i = 0
+        while i + 16 <= n {
+            let a = load(p + i), b = load(p + i + 8)
+            acc += a * a
+            acc2 += b * b
+            i += 16
+        }
+        if i + 8 <= n {
+            let a = load(p + i)
+            acc += a * a
+            i += 8
+        }
+        var s = (acc + acc2).sum()
+        while i < n {
+            s += p[i] * p[i]
+            i += 1
+        }
+        return s
+    }
+
+    /// Sum of (p[i] - mean)^2.
+    @inline(__always) static func sumSquaredDiff(_ p: UnsafePointer<Float>, _ n: Int, _ mean: Float) -> Float {
+        var acc = V(repeating: 0)
+        let m = V(repeating: mean)
+        var i = 0
+        while i + 8 <= n {
+            let d = load(p + i) - m
+            acc += d * d
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n {
+            let d = p[i] - mean
+            s += d * d
+            i += 1
+        }
+        return s
+    }
+
+    /// dst[i] = exp(src[i] - shift); returns the sum of the results.
+    @inline(__always) static func expShiftSum(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
+        var acc = V(repeating: 0)
+        let sv = V(repeating: shift)
+        var i = 0
+        while i + 8 <= n {
+            let e = exp(load(src + i) - sv)
+            store(e, dst + i)
+            acc += e
+            i += 8
+        }
+        var s = acc.sum()
+        if i < n {
+            // Tail through a padded vector so that every element uses the same exp approximation.
+            var tmp = V(repeating: -Float.infinity)
+            for k in 0..<(n - i) { tmp[k] = src[i + k] - shift }
+            let e = exp(tmp)
+            for k in 0..<(n - i) {
+                dst[i + k] = e[k]
+                s += e[k]
+            }
+        }
+        return s
+    }
+
+    /// Sum of exp(src[i] - shift) without storing.
+    @inline(__always) static func expShiftSumOnly(_ src: UnsafePointer<Float>, _ n: Int, _ shift: Float) -> Float {
+        var acc = V(repeating: 0)
+        let sv = V(repeating: shift)
+        var i = 0
+        while i + 8 <= n {
+            acc += exp(load(src + i) - sv)
+            i += 8
+        }
+        var s = acc.sum()
+        if i < n {
+            var tmp = V(repeating: -Float.infinity)
+            for k in 0..<(n - i) { tmp[k] = src[i + k] - shift }
+            s += exp(tmp).sum()
+        }
+        return s
+    }
+
+    /// dst[i] = src[i] * s.
+    @inline(__always) static func scale(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
+        let sv = V(repeating: s)
+        var i = 0
+        while i + 8 <= n {
+            store(load(src + i) * sv, dst + i)
+            i += 8
+        }
+        while i < n {
+            dst[i] = src[i] * s
+            i += 1
+        }
+    }
+
+    /// dst[i] = src[i] - s.
+    @inline(__always) static func subtract(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
+        let sv = V(repeating: s)
+        var i = 0
+        while i + 8 <= n {
+            store(load(src + i) - sv, dst + i)
+            i += 8
+        }
+        while i < n {
+            dst[i] = src[i] - s
+            i += 1
+        }
+    }
+}
+
+// MARK: - Reduce*
+
+enum ReduceKind: Sendable {
+    case sum, mean, max, min, prod, l1, l2, logSum, logSumExp, sumSquare
+}
+
+/// The [A, R, B] view of a reduction, after merging dimensions (and transposing when the reduced axes are
+/// not one contiguous block).
+private struct ReducePlan {
+    var source: Tensor
+    var a: Int
+    var r: Int
+    var b: Int
+    var outShape: [Int]
+}
+
+struct ReduceOp: Operator {
+    let kind: ReduceKind
+    /// Axes known at build time (attribute, or constant input); nil when read from the input at run time.
+    let fixedAxes: [Int]?
+    let keepDims: Bool
+    let noopWithEmptyAxes: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let axes = try fixedAxes ?? (inputs.optional(1)?.intValues() ?? [])
+        let plan = try makePlan(x, axes, ctx)
+        let src = plan.source
+        switch src.dataType {
+        case .float32: return [try reduceFloat(plan, Float.self, ctx)]
+        case .float64: return [try reduceFloat(plan, Double.self, ctx)]
+        case .float16, .bfloat16:
+            var p = plan
+            p.source = try ReduceSupport.widen(src, ctx)
+            return [try ReduceSupport.narrow(try reduceFloat(p, Float.self, ctx), to: src.dataType, ctx)]
+        case .int32: return [try reduceInt(plan, Int32.self, ctx)]
+        case .int64: return [try reduceInt(plan, Int64.self, ctx)]
+        case .uint32: return [try reduceInt(plan, UInt32.self, ctx)]
+        case .uint64: return [try reduceInt(plan, UInt64.self, ctx)]
+        case .int8: return [try reduceInt(plan, Int8.self, ctx)]
+        case .uint8: return [try reduceInt(plan, UInt8.self, ctx)]
+        case .int16: return [try reduceInt(plan, Int16.self, ctx)]
+        case .uint16: return [try reduceInt(plan, UInt16.self, ctx)]
+        case .bool where kind == .max || kind == .min: return [try reduceBool(plan, ctx)]
+        default: throw EngineError(.typeMismatch, "\(kind) reduction does not support \(src.dataType) tensors")
+        }
+    }
+
+    private func makePlan(_ x: Tensor, _ axesIn: [Int], _ ctx: ExecutionContext) throws -> ReducePlan {
+        let rank = x.rank
+        var reduced = [Bool](repeating: false, count: rank)
+        if axesIn.isEmpty {
+            if !noopWithEmptyAxes { for i in 0..<rank { reduced[i] = true } }
+        } else {
+            for a in axesIn {
+                let n = a < 0 ? a + rank : a
+                guard n >= 0 && n < rank else {
+                    throw EngineError(.invalidArgument, "axis \(a) is out of range for a tensor of rank \(rank)")
+                }
+                reduced[n] = true
+            }
+        }
+        var outShape: [Int] = []
+        for i in 0..<rank {
+            if reduced[i] {
+                if keepDims { outShape.append(1) }
+            } else {
+                outShape.append(x.shape[i])
+            }
+        }
+        // Merge adjacent dimensions with the same role, dropping size-1 ones.
+        var segs: [(Int, Bool)] = []
+        for i in 0..<rank where x.shape[i] != 1 {
+            if let last = segs.last, last.1 == reduced[i] {
+                segs[segs.count - 1].0 = last.0 * x.shape[i]
+            } else {
+                segs.append((x.shape[i], reduced[i]))
+            }
+        }
+        switch segs.count {
+        case 0: return ReducePlan(source: x, a: 1, r: 1, b: 1, outShape: outShape)
+        case 1: return segs[0].1 ? ReducePlan(source: x, a: 1, r: segs[0].0, b: 1, outShape: outShape)
+                                 : ReducePlan(source: x, a: segs[0].0, r: 1, b: 1, outShape: outShape)
+        case 2:
+            if segs[0].1 { return ReducePlan(source: x, a: 1, r: segs[0].0, b: segs[1].0, outShape: outShape) }
+            return ReducePlan(source: x, a: segs[0].0, r: segs[1].0, b: 1, outShape: outShape)
+        case 3 where !segs[0].1:
+            return ReducePlan(source: x, a: segs[0].0, r: segs[1].0, b: segs[2].0, outShape: outShape)
+        default:
+            // Several separated reduced blocks: move the kept axes first, then reduce contiguous rows.
+            let kept = (0..<rank).filter { !reduced[$0] }
+            let red = (0..<rank).filter { reduced[$0] }
+            let t = try ReduceSupport.permute(x, kept + red, ctx)
+            return ReducePlan(source: t, a: kept.reduce(1) { $0 * x.shape[$1] }, r: red.reduce(1) { $0 * x.shape[$1] }, b: 1, outShape: outShape)
+        }
+    }
+
+    private func reduceFloat<T: EngineFloat>(_ p: ReducePlan, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(T.dataType, p.outShape)
+        if out.count == 0 { return out }
+        let src = p.source.buffer(T.self).baseAddress!
+        let dst = out.mutableBuffer(T.self).baseAddress!
+        let a = p.a, r = p.r, b = p.b
+        if T.self == Float.self && b == 1 && r >= 16 {
+            let s = UnsafeRawPointer(src).assumingMemoryBound(to: Float.self)
+            let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self)
+            if reduceFloat32Rows(s, d, a, r) { return out }
+        }
+        let n = T(r)
+        switch kind {
+        case .sum: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { $0 })
+        case .mean: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { $0 / n })
+        case .sumSquare: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0 })
+        case .l1: reduceKernel(src, dst, a, r, b, T(0), { $0 + Swift.abs($1) }, { $0 + $1 }, { $0 })
+        case .l2: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 * $1 }, { $0 + $1 }, { $0.squareRoot() })
+        case .logSum: reduceKernel(src, dst, a, r, b, T(0), { $0 + $1 }, { $0 + $1 }, { T.log($0) })
+        case .prod: reduceKernel(src, dst, a, r, b, T(1), { $0 * $1 }, { $0 * $1 }, { $0 })
+        case .max: reduceKernel(src, dst, a, r, b, -T.infinity, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $1 > $0 || $1.isNaN ? $1 : $0 }, { $0 })
+        case .min: reduceKernel(src, dst, a, r, b, T.infinity, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $1 < $0 || $1.isNaN ? $1 : $0 }, { $0 })
+        case .logSumExp: logSumExp(src, dst, a, r, b)
+        }
+        return out
+    }
+
+    /// float32 contiguous rows with SIMD accumulation; false when the kind has no fast path.
+    private func reduceFloat32Rows(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ a: Int, _ r: Int) -> Bool {
+        switch kind {
+        case .sum, .mean, .logSum:
+            for i in 0..<a {
+                let s = ReduceSIMD.sum(src + i * r, r)
+                dst[i] = kind == .sum ? s : (kind == .mean ? s / Float(r) : Foundation.log(s))
+            }
+        case .sumSquare, .l2:
+            for i in 0..<a {
+                let s = ReduceSIMD.sumSquares(src + i * r, r)
+                dst[i] = kind == .l2 ? s.squareRoot() : s
+            }
+        case .logSumExp:
+            for i in 0..<a {
+                let row = src + i * r
+                let m = ReduceSIMD.max(row, r)
+                let shift: Float = m.isInfinite ? 0 : m
+                dst[i] = Foundation.log(ReduceSIMD.expShiftSumOnly(row, r, shift)) + shift
+            }
+        default:
+            return false
+        }
+        return true
+    }
+
+    private func logSumExp<T: EngineFloat>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ a: Int, _ r: Int, _ b: Int) {
+        let m = UnsafeMutablePointer<T>.allocate(capacity: b)
+        let s = UnsafeMutablePointer<T>.allocate(capacity: b)
+        defer { m.deallocate(); s.deallocate() }
+        for i in 0..<a {
+            m.initialize(repeating: -T.infinity, count: b)
+            s.initialize(repeating: 0, count: b)
+            let base = src + i * r * b
+            for j in 0..<r {
+                let row = base + j * b
+                for k in 0..<b where row[k] > m[k] && row[k].isFinite { m[k] = row[k] }
+            }
+            for k in 0..<b where !m[k].isFinite { m[k] = 0 }
+            for j in 0..<r {
+                let row = base + j * b
+                for k in 0..<b { s[k] += T.exp(row[k] - m[k]) }
+            }
+            let q = dst + i * b
+            for k in 0..<b { q[k] = T.log(s[k]) + m[k] }
+        }
+    }
+
+    private func reduceInt<T: EngineInteger>(_ p: ReducePlan, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(T.dataType, p.outShape)
+        if out.count == 0 { return out }
+        let src = p.source.buffer(T.self).baseAddress!
+        let dst = out.mutableBuffer(T.self).baseAddress!
+        let a = p.a, r = p.r, b = p.b
+        let n = T(clamping: Swift.max(r, 1))
+        switch kind {
+        case .sum: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 })
+        case .mean: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { $0 / n })
+        case .sumSquare: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { $0 })
+        case .l1: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ ($1 < 0 ? 0 &- $1 : $1) }, { $0 &+ $1 }, { $0 })
+        case .l2: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 &* $1 }, { $0 &+ $1 }, { T(clampingDouble: Double($0).squareRoot()) })
+        case .logSum: reduceKernel(src, dst, a, r, b, T(0), { $0 &+ $1 }, { $0 &+ $1 }, { T(clampingDouble: Foundation.log(Double($0))) })
+        case .prod: reduceKernel(src, dst, a, r, b, T(1), { $0 &* $1 }, { $0 &* $1 }, { $0 })
+        case .max: reduceKernel(src, dst, a, r, b, T.min, { Swift.max($0, $1) }, { Swift.max($0, $1) }, { $0 })
+        case .min: reduceKernel(src, dst, a, r, b, T.max, { Swift.min($0, $1) }, { Swift.min($0, $1) }, { $0 })
+        case .logSumExp:
+            // Computed in double: integers are rare here (removed from the schema in opset 28).
+            var acc = [Double](repeating: 0, count: a * b)
+            var mx = [Double](repeating: -.infinity, count: a * b)
+            for i in 0..<a { for j in 0..<r { for k in 0..<b { mx[i * b + k] = Swift.max(mx[i * b + k], Double(src[(i * r + j) * b + k])) } } }
+            for i in 0..<a { for j in 0..<r { for k in 0..<b { acc[i * b + k] += Foundation.exp(Double(src[(i * r + j) * b + k]) - mx[i * b + k]) } } }
+            for i in 0..<(a * b) { dst[i] = T(clampingDouble: Foundation.log(acc[i]) + (mx[i].isFinite ? mx[i] : 0)) }
+        }
+        return out
+    }
+
+    private func reduceBool(_ p: ReducePlan, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(.bool, p.outShape)
+        if out.count == 0 { return out }
+        let src = UnsafePointer(p.source.storage.base.assumingMemoryBound(to: UInt8.self))
+        let dst = out.storage.base.assumingMemoryBound(to: UInt8.self)
+        if kind == .max {
+            reduceKernel(src, dst, p.a, p.r, p.b, UInt8(0), { $0 | ($1 != 0 ? 1 : 0) }, { $0 | $1 }, { $0 })
+        } else {
+            reduceKernel(src, dst, p.a, p.r, p.b, UInt8(1), { $0 & ($1 != 0 ? 1 : 0) }, { $0 & $1 }, { $0 })
+        }
+        return out
+    }
+}
+
+/// out[a, b] = finish(fold of step over r) for a tensor viewed as [A, R, B].
+@inline(__always)
+private func reduceKernel<T, Acc>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ a: Int, _ r: Int, _ b: Int,
+                                  _ initial: Acc, _ step: (Acc, T) -> Acc, _ merge: (Acc, Acc) -> Acc, _ finish: (Acc) -> T) {
+    if b == 1 {
+        for i in 0..<a {
+            let p = src + i * r
+            var s0 = initial, s1 = initial, s2 = initial, s3 = initial
+            var j = 0
+            while j + 4 <= r {
+                s0 = step(s0, p[j])
+                s1 = step(s1, p[j + 1])
+                s2 = step(s2, p[j + 2])
+                s3 = step(s3, p[j + 3])
+                j += 4
+            }
+            while j < r {
+                s0 = step(s0, p[j])
+                j += 1
+            }
+            dst[i] = finish(merge(merge(s0, s1), merge(s2, s3)))
+        }
+        return
+    }
+    let acc = UnsafeMutablePointer<Acc>.allocate(capacity: b)
+    defer { acc.deallocate() }
+    for i in 0..<a {
+        acc.initialize(repeating: initial, count: b)
+        let base = src + i * r * b
+        for j in 0..<r {
+            let row = base + j * b
+            for k in 0..<b { acc[k] = step(acc[k], row[k]) }
+        }
+        let q = dst + i * b
+        for k in 0..<b { q[k] = finish(acc[k]) }
+    }
+}
+
+// MARK: - ArgMax / ArgMin
+
+struct ArgExtremumOp: Operator {
+    let isMax: Bool
+    let axis: Int
+    let keepDims: Bool
+    let selectLast: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        var x = try inputs.required(0)
+        if ReduceSupport.isHalf(x.dataType) { x = try ReduceSupport.widen(x, ctx) }
+        switch x.dataType {
+        case .float32: return [try arg(x, Float.self, ctx)]
+        case .float64: return [try arg(x, Double.self, ctx)]
+        case .int32: return [try arg(x, Int32.self, ctx)]
+        case .int64: return [try arg(x, Int64.self, ctx)]
+        case .uint32: return [try arg(x, UInt32.self, ctx)]
+        case .uint64: return [try arg(x, UInt64.self, ctx)]
+        case .int8: return [try arg(x, Int8.self, ctx)]
+        case .uint8: return [try arg(x, UInt8.self, ctx)]
+        case .int16: return [try arg(x, Int16.self, ctx)]
+        case .uint16: return [try arg(x, UInt16.self, ctx)]
+        default: throw EngineError(.typeMismatch, "\(isMax ? "ArgMax" : "ArgMin") does not support \(x.dataType) tensors")
+        }
+    }
+
+    private func arg<T: EngineNumeric>(_ x: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let ax = try Shape.axis(axis, rank: x.rank)
+        let (a, r, b) = x.rank == 0 ? (1, 1, 1) : ReduceSupport.split(x.shape, ax)
+        var outShape = x.shape
+        if x.rank > 0 {
+            if keepDims { outShape[ax] = 1 } else { outShape.remove(at: ax) }
+        }
+        let out = try ctx.uninitialized(.int64, outShape)
+        if out.count == 0 { return out }
+        guard r > 0 else { throw EngineError(.invalidArgument, "cannot take the arg\(isMax ? "max" : "min") of an empty axis (shape \(x.shape))") }
+        let src = x.buffer(T.self).baseAddress!
+        let dst = out.mutableBuffer(Int64.self).baseAddress!
+        if isMax {
+            if selectLast { argKernel(src, dst, a, r, b) { $0 >= $1 } } else { argKernel(src, dst, a, r, b) { $0 > $1 } }
+        } else {
+            if selectLast { argKernel(src, dst, a, r, b) { $0 <= $1 } } else { argKernel(src, dst, a, r, b) { $0 < $1 } }
+        }
+        return out
+    }
+}
+
+/// Index along R of the element that wins `better(candidate, best)`, scanning forward.
+@inline(__always)
+private func argKernel<T>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<Int64>, _ a: Int, _ r: Int, _ b: Int,
+                          _ better: (T, T) -> Bool) {
+    if b == 1 {
+        for i in 0..<a {
+            let p = src + i * r
+            var best = p[0], bi = 0
+            for j in 1..<Swift.max(r, 1) where better(p[j], best) {
+                best = p[j]
+                bi = j
+            }
+            dst[i] = Int64(bi)
+        }
+        return
+    }
+    let bestV = UnsafeMutablePointer<T>.allocate(capacity: b)
+    defer { bestV.deallocate() }
+    for i in 0..<a {
+        let base = src + i * r * b
+        let q = dst + i * b
+        bestV.initialize(from: base, count: b)
+        for k in 0..<b { q[k] = 0 }
+        for j in 1..<Swift.max(r, 1) {
+            let row = base + j * b
+            for k in 0..<b where better(row[k], bestV[k]) {
+                bestV[k] = row[k]
+                q[k] = Int64(j)
+            }
+        }
+    }
+}
+
+// MARK: - CumSum / CumProd
+
+struct CumulativeOp: Operator {
+    let isProduct: Bool
+    let exclusive: Bool
+    let reverse: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let axisT = try inputs.required(1, "axis")
+        let axis = try Shape.axis(try ReduceSupport.scalarInt(axisT, "axis"), rank: x.rank)
+        switch x.dataType {
+        case .float32: return [try scan(x, axis, Float.self, ctx)]
+        case .float64: return [try scan(x, axis, Double.self, ctx)]
+        case .float16, .bfloat16:
+            return [try ReduceSupport.narrow(try scan(try ReduceSupport.widen(x, ctx), axis, Float.self, ctx), to: x.dataType, ctx)]
+        case .int32: return [try scanInt(x, axis, Int32.self, ctx)]
+        case .int64: return [try scanInt(x, axis, Int64.self, ctx)]
+        case .uint32: return [try scanInt(x, axis, UInt32.self, ctx)]
+        case .uint64: return [try scanInt(x, axis, UInt64.self, ctx)]
+        case .int8: return [try scanInt(x, axis, Int8.self, ctx)]
+        case .uint8: return [try scanInt(x, axis, UInt8.self, ctx)]
+        case .int16: return [try scanInt(x, axis, Int16.self, ctx)]
+        case .uint16: return [try scanInt(x, axis, UInt16.self, ctx)]
+        default: throw EngineError(.typeMismatch, "\(isProduct ? "CumProd" : "CumSum") does not support \(x.dataType) tensors")
+        }
+    }
+
+    private func scan<T: EngineFloat>(_ x: Tensor, _ axis: Int, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        if isProduct { return try scanKernel(x, axis, T(1), ctx) { $0 * $1 } }
+        return try scanKernel(x, axis, T(0), ctx) { $0 + $1 }
+    }
+
+    private func scanInt<T: EngineInteger>(_ x: Tensor, _ axis: Int, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        if isProduct { return try scanKernel(x, axis, T(1), ctx) { $0 &* $1 } }
+        return try scanKernel(x, axis, T(0), ctx) { $0 &+ $1 }
+    }
+
+    @inline(__always)
+    private func scanKernel<T: TensorElement>(_ x: Tensor, _ axis: Int, _ identity: T, _ ctx: ExecutionContext, _ op: (T, T) -> T) throws -> Tensor {
+        let out = try ctx.uninitialized(T.dataType, x.shape)
+        if x.count == 0 { return out }
+        let (a, r, b) = x.rank == 0 ? (1, 1, 1) : ReduceSupport.split(x.shape, axis)
+        let src = x.buffer(T.self).baseAddress!
+        let dst = out.mutableBuffer(T.self).baseAddress!
+        for i in 0..<a {
+            let base = i * r * b
+            for step in 0..<r {
+                let j = reverse ? r - 1 - step : step
+                let p = src + base + j * b, q = dst + base + j * b
+                if step == 0 {
+                    if exclusive { for k in 0..<b { q[k] = identity } } else { for k in 0..<b { q[k] = p[k] } }
+                } else {
+                    let jp = reverse ? j + 1 : j - 1
+                    let prevQ = dst + base + jp * b
+                    let addend = exclusive ? src + base + jp * b : p
+                    for k in 0..<b { q[k] = op(prevQ[k], addend[k]) }
+                }
+            }
+        }
+        return out
+    }
+}
+
+// MARK: - TopK
+
+struct TopKOp: Operator {
+    let kAttr: Int?
+    let axis: Int
+    let largest: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let k: Int
+        if let kAttr { k = kAttr } else { k = try ReduceSupport.scalarInt(try inputs.required(1, "K"), "K") }
+        switch x.dataType {
+        case .float32: return try topK(x, k, Float.self, ctx)
+        case .float64: return try topK(x, k, Double.self, ctx)
+        case .float16:
+            let r = try topK(try ReduceSupport.widen(x, ctx), k, Float.self, ctx)
+            return [try ReduceSupport.narrow(r[0], to: x.dataType, ctx), r[1]]
+        case .int32: return try topK(x, k, Int32.self, ctx)
+        case .int64: return try topK(x, k, Int64.self, ctx)
+        case .uint32: return try topK(x, k, UInt32.self, ctx)
+        case .uint64: return try topK(x, k, UInt64.self, ctx)
+        case .int8: return try topK(x, k, Int8.self, ctx)
+        case .uint8: return try topK(x, k, UInt8.self, ctx)
+        case .int16: return try topK(x, k, Int16.self, ctx)
+        case .uint16: return try topK(x, k, UInt16.self, ctx)
+        default: throw EngineError(.typeMismatch, "TopK does not support \(x.dataType) tensors")
+        }
+    }
+
+    private func topK<T: EngineNumeric>(_ x: Tensor, _ k: Int, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
+        guard x.rank > 0 else { throw EngineError(.invalidArgument, "TopK needs a tensor of rank >= 1") }
+        let ax = try Shape.axis(axis, rank: x.rank)
+        let (a, r, b) = ReduceSupport.split(x.shape, ax)
+        guard k >= 0 && k <= r else {
+            throw EngineError(.invalidArgument, "TopK: k = \(k) is out of range for axis \(ax) of size \(r)")
+        }
+        var outShape = x.shape
+        outShape[ax] = k
+        let values = try ctx.uninitialized(T.dataType, outShape)
+        let indices = try ctx.uninitialized(.int64, outShape)
+        if values.count == 0 { return [values, indices] }
+        let src = x.buffer(T.self).baseAddress!
+        let vdst = values.mutableBuffer(T.self).baseAddress!
+        let idst = indices.mutableBuffer(Int64.self).baseAddress!
+        let row = UnsafeMutablePointer<T>.allocate(capacity: r)
+        let heap = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(k, 1))
+        defer { row.deallocate(); heap.deallocate() }
+        if largest {
+            select(src, vdst, idst, a, r, b, k, row, heap) { $0 > $1 }
+        } else {
+            select(src, vdst, idst, a, r, b, k, row, heap) { $0 < $1 }
+        }
+        return [values, indices]
+    }
+
+    /// Keeps the k best of each lane in a heap whose root is the worst kept element, then sorts them.
+    /// Ties rank the lower index first.
+    @inline(__always)
+    private func select<T>(_ src: UnsafePointer<T>, _ vdst: UnsafeMutablePointer<T>, _ idst: UnsafeMutablePointer<Int64>,
+                           _ a: Int, _ r: Int, _ b: Int, _ k: Int, _ row: UnsafeMutablePointer<T>, _ heap: UnsafeMutableBufferPointer<Int>,
+                           _ beats: (T, T) -> Bool) {
+        for i in 0..<a {
+            for lane in 0..<b {
+                let base = src + i * r * b + lane
+                if b == 1 { row.update(from: base, count: r) } else { for j in 0..<r { row[j] = base[j * b] } }
+                // better(i, j): element i ranks before element j.
+                @inline(__always) func better(_ p: Int, _ q: Int) -> Bool {
+                    beats(row[p], row[q]) || (!beats(row[q], row[p]) && p < q)
+                }
+                var count = 0
+                if k == 1 {
+                    var best = 0
+                    for j in 1..<Swift.max(r, 1) where better(j, best) { best = j }
+                    heap[0] = best
+                    count = 1
+                } else {
+                    for j in 0..<r {
+                        if count < k {
+                            heap[count] = j
+                            var c = count
+                            count += 1
+                            while c > 0 {
+                                let parent = (c - 1) / 2
+                                if better(heap[parent], heap[c]) {
+                                    heap.swapAt(parent, c)
+                                    c = parent
+                                } else { break }
+                            }
+                        } else if better(j, heap[0]) {
+                            heap[0] = j
+                            var c = 0
+                            while true {
+                                let l = 2 * c + 1, rr = l + 1
+                                var worst = c
+                                if l < count && better(heap[worst], heap[l]) { worst = l }
+                                if rr < count && better(heap[worst], heap[rr]) { worst = rr }
+                                if worst == c { break }
+                                heap.swapAt(worst, c)
+                                c = worst
+                            }
+                        }
+                    }
+                    var kept = UnsafeMutableBufferPointer(rebasing: heap[0..<count])
+                    kept.sort { better($0, $1) }
+                }
+                let obase = i * k * b + lane
+                for j in 0..<count {
+                    vdst[obase + j * b] = row[heap[j]]
+                    idst[obase + j * b] = Int64(heap[j])
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Softmax, LogSoftmax, Hardmax
+
+enum SoftmaxKind: Sendable { case softmax, logSoftmax, hardmax }
+
+struct SoftmaxOp: Operator {
+    let kind: SoftmaxKind
+    let axis: Int
+    /// Opset < 13: the input is coerced to 2-D at `axis` and the operation applies to whole rows.
+    let flatten: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let (a, r, b): (Int, Int, Int)
+        if x.rank == 0 {
+            (a, r, b) = (1, 1, 1)
+        } else if flatten {
+            let ax = axis < 0 ? axis + x.rank : axis
+            guard ax >= 0 && ax <= x.rank else { throw EngineError(.invalidArgument, "axis \(axis) is out of range for rank \(x.rank)") }
+            (a, r, b) = (x.shape[..<ax].reduce(1, *), x.shape[ax...].reduce(1, *), 1)
+        } else {
+            (a, r, b) = ReduceSupport.split(x.shape, try Shape.axis(axis, rank: x.rank))
+        }
+        switch x.dataType {
+        case .float32: return [try SoftmaxOp.apply(kind, x, a, r, b, Float.self, ctx)]
+        case .float64: return [try SoftmaxOp.apply(kind, x, a, r, b, Double.self, ctx)]
+        case .float16, .bfloat16:
+            let y = try SoftmaxOp.apply(kind, try ReduceSupport.widen(x, ctx), a, r, b, Float.self, ctx)
+            return [try ReduceSupport.narrow(y, to: x.dataType, ctx)]
+        default: throw EngineError(.typeMismatch, "\(kind) does not support \(x.dataType) tensors")
+        }
+    }
+
+    /// Applies the operation to `x` viewed as [A, R, B] along R.
+    static func apply<T: EngineFloat>(_ kind: SoftmaxKind, _ x: Tensor, _ a: Int, _ r: Int, _ b: Int, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let out = try ctx.uninitialized(T.dataType, x.shape)
+        if x.count == 0 { return out }
+        let src = x.buffer(T.self).baseAddress!
+        let dst = out.mutableBuffer(T.self).baseAddress!
+        if kind == .hardmax {
+            out.storage.base.initializeMemory(as: UInt8.self, repeating: 0, count: out.byteCount)
+            argKernelForHardmax(src, dst, a, r, b)
+            return out
+        }
+        if b == 1 {
+            if T.self == Float.self {
+                let s = UnsafeRawPointer(src).assumingMemoryBound(to: Float.self)
+                let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self)
+                for i in 0..<a { softmaxRowFloat(kind, s + i * r, d + i * r, r) }
+                return out
+            }
+            for i in 0..<a {
+                let p = src + i * r, q = dst + i * r
+                var m = -T.infinity
+                for j in 0..<r where p[j] > m { m = p[j] }
+                var sum = T(0)
+                if kind == .softmax {
+                    for j in 0..<r {
+                        let e = T.exp(p[j] - m)
+                        q[j] = e
+                        sum += e
+                    }
+                    let inv = 1 / sum
+                    for j in 0..<r { q[j] *= inv }
+                } else {
+                    for j in 0..<r { sum += T.exp(p[j] - m) }
+                    let l = T.log(sum) + m
+                    for j in 0..<r { q[j] = p[j] - l }
+                }
+            }
+            return out
+        }
+        // Lanes: reduce along R with B contiguous accumulators.
+        let m = UnsafeMutablePointer<T>.allocate(capacity: b)
+        let s = UnsafeMutablePointer<T>.allocate(capacity: b)
+        defer { m.deallocate(); s.deallocate() }
+        for i in 0..<a {
+            let base = src + i * r * b, obase = dst + i * r * b
+            m.initialize(repeating: -T.infinity, count: b)
+            s.initialize(repeating: 0, count: b)
+            for j in 0..<r {
+                let row = base + j * b
+                for k in 0..<b where row[k] > m[k] { m[k] = row[k] }
+            }
+            if kind == .softmax {
+                for j in 0..<r {
+                    let row = base + j * b, orow = obase + j * b
+                    for k in 0..<b {
+                        let e = T.exp(row[k] - m[k])
+                        orow[k] = e
+                        s[k] += e
+                    }
+                }
+                for k in 0..<b { s[k] = 1 / s[k] }
+                for j in 0..<r {
+                    let orow = obase + j * b
+                    for k in 0..<b { orow[k] *= s[k] }
+                }
+            } else {
+                for j in 0..<r {
+                    let row = base + j * b
+                    for k in 0..<b { s[k] += T.exp(row[k] - m[k]) }
+                }
+                for k in 0..<b { s[k] = T.log(s[k]) + m[k] }
+                for j in 0..<r {
+                    let row = base + j * b, orow = obase + j * b
+                    for k in 0..<b { orow[k] = row[k] - s[k] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// One contiguous float32 row: numerically stable (max subtracted), vectorised exp.
+    @inline(__always)
+    static func softmaxRowFloat(_ kind: SoftmaxKind, _ p: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Float>, _ r: Int) {
+        let m = ReduceSIMD.max(p, r)
+        if kind == .softmax {
+            let sum = ReduceSIMD.expShiftSum(p, q, r, m)
+            ReduceSIMD.scale(UnsafePointer(q), q, r, 1 / sum)
+        } else {
+            let sum = ReduceSIMD.expShiftSumOnly(p, r, m)
+            ReduceSIMD.subtract(p, q, r, Foundation.log(sum) + m)
+        }
+    }
+
+    /// Writes 1 at the first maximum of each lane (dst is zero-filled).
+    private static func argKernelForHardmax<T: EngineFloat>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>, _ a: Int, _ r: Int, _ b: Int) {
+        for i in 0..<a {
+            for k in 0..<b {
+                let base = src + i * r * b + k
+                var best = base[0], bi = 0
+                for j in 1..<Swift.max(r, 1) where base[j * b] > best {
+                    best = base[j * b]
+                    bi = j
+                }
+                dst[i * r * b + bi * b + k] = 1
+            }
+        }
+    }
+}
+
+// MARK: - Registration
 
 extension StandardOperators {
     static func registerReductions(_ r: inout OperatorRegistry) {
+        let reductions: [(String, ReduceKind)] = [
+            ("ReduceSum", .sum), ("ReduceMean", .mean), ("ReduceMax", .max), ("ReduceMin", .min), ("ReduceProd", .prod),
+            ("ReduceL1", .l1), ("ReduceL2", .l2), ("ReduceLogSum", .logSum), ("ReduceLogSumExp", .logSumExp),
+            ("ReduceSumSquare", .sumSquare),
+        ]
+        for (name, kind) in reductions {
+            let inputSince = name == "ReduceSum" ? 13 : 18
+            r.register(name) { c in
+                let keep = try c.int("keepdims", default: 1) != 0
+                let noop = try c.int("noop_with_empty_axes", default: 0) != 0
+                var fixed: [Int]?
+                if c.opset < inputSince {
+                    fixed = try c.ints("axes") ?? []
+                } else if !c.hasInput(1) {
+                    fixed = []
+                } else if c.constantInputs.count > 1, let t = c.constantInputs[1] {
+                    fixed = try t.intValues()
+                }
+                return ReduceOp(kind: kind, fixedAxes: fixed, keepDims: keep, noopWithEmptyAxes: c.opset < inputSince ? false : noop)
+            }
+        }
+        for (name, isMax) in [("ArgMax", true), ("ArgMin", false)] {
+            r.register(name) { c in
+                ArgExtremumOp(isMax: isMax, axis: try c.int("axis", default: 0), keepDims: try c.int("keepdims", default: 1) != 0,
+                              selectLast: try c.int("select_last_index", default: 0) != 0)
+            }
+        }
+        for (name, isProduct) in [("CumSum", false), ("CumProd", true)] {
+            r.register(name) { c in
+                CumulativeOp(isProduct: isProduct, exclusive: try c.int("exclusive", default: 0) != 0,
+                             reverse: try c.int("reverse", default: 0) != 0)
+            }
+        }
+        r.register("TopK") { c in
+            if c.opset < 10 {
+                guard let k = try c.int("k") else { throw c.error(.invalidModel, "TopK (opset \(c.opset)) needs the 'k' attribute") }
+                return TopKOp(kAttr: k, axis: try c.int("axis", default: -1), largest: true)
+            }
+            return TopKOp(kAttr: nil, axis: try c.int("axis", default: -1), largest: try c.int("largest", default: 1) != 0)
+        }
+        let softmaxes: [(String, SoftmaxKind)] = [("Softmax", .softmax), ("LogSoftmax", .logSoftmax), ("Hardmax", .hardmax)]
+        for (name, kind) in softmaxes {
+            r.register(name) { c in
+                if c.opset < 13 { return SoftmaxOp(kind: kind, axis: try c.int("axis", default: 1), flatten: true) }
+                return SoftmaxOp(kind: kind, axis: try c.int("axis", default: -1), flatten: false)
+            }
+        }
     }
 }

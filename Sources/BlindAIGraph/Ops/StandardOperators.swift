@@ -23,6 +23,8 @@ public enum StandardOperators {
         registerMiscellaneous(&r)
         registerMicrosoft(&r)
         registerML(&r)
+        registerSignal(&r)
+        registerText(&r)
         return r
     }()
 }

@@ -1,0 +1,107 @@
+import Foundation
+
+/// The TEE technology that produced the evidence.
+public enum TEEKind: String, Sendable, Codable, CaseIterable {
+    case sevSNP = "sev-snp"
+    case tdx = "tdx"
+}
+
+/// What the server's attestation endpoint returns (and what `--evidence FILE` reads). JSON; byte
+/// fields are base64 (standard alphabet, padded).
+public struct EvidenceBundle: Sendable, Codable, Equatable {
+    public static let currentFormat = "blindai-evidence/1"
+
+    public var format: String
+    public var tee: TEEKind
+    /// SEV-SNP: the 1184-byte report. TDX: the quote.
+    public var report: Data
+    /// SEV-SNP: the VCEK or VLEK first, then any ASK/ASVK and ARK (DER). TDX: unused (the PCK chain is in the quote).
+    public var certificates: [Data]
+    /// TDX: PCS collateral files by name (`tcbInfo_fmspc_<fmspc>.json`, `qeIdentity.json`, `pck_crl_platform.der`,
+    /// `root_ca_crl.der`, `*_issuer_chain.pem`).
+    public var collateral: [String: Data]
+    /// The claims document JSON bytes whose SHA-256 is bound into the report data.
+    public var claims: Data?
+    /// The client's nonce, echoed.
+    public var nonce: Data?
+    /// The TLS certificate (DER) the server bound the evidence to, for diagnostics only: the client always
+    /// uses the certificate of its own connection.
+    public var tlsCertificate: Data?
+
+    public init(
+        tee: TEEKind, report: [UInt8], certificates: [[UInt8]] = [], collateral: [String: [UInt8]] = [:], claims: [UInt8]? = nil,
+        nonce: [UInt8]? = nil, tlsCertificate: [UInt8]? = nil
+    ) {
+        self.format = EvidenceBundle.currentFormat
+        self.tee = tee
+        self.report = Data(report)
+        self.certificates = certificates.map { Data($0) }
+        self.collateral = collateral.mapValues { Data($0) }
+        self.claims = claims.map { Data($0) }
+        self.nonce = nonce.map { Data($0) }
+        self.tlsCertificate = tlsCertificate.map { Data($0) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case format, tee, report, certificates, collateral, claims, nonce, tlsCertificate
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        format = try c.decode(String.self, forKey: .format)
+        tee = try c.decode(TEEKind.self, forKey: .tee)
+        report = try c.decode(Data.self, forKey: .report)
+        certificates = try c.decodeIfPresent([Data].self, forKey: .certificates) ?? []
+        collateral = try c.decodeIfPresent([String: Data].self, forKey: .collateral) ?? [:]
+        claims = try c.decodeIfPresent(Data.self, forKey: .claims)
+        nonce = try c.decodeIfPresent(Data.self, forKey: .nonce)
+        tlsCertificate = try c.decodeIfPresent(Data.self, forKey: .tlsCertificate)
+    }
+
+    public func jsonData() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    public static func decode(json: Data) throws(AttestationError) -> EvidenceBundle {
+        let bundle: EvidenceBundle
+        do { bundle = try JSONDecoder().decode(EvidenceBundle.self, from: json) } catch {
+            throw AttestationError(.malformedEvidence, "evidence bundle JSON is invalid: \(error)")
+        }
+        guard bundle.format == currentFormat else {
+            throw AttestationError(.unsupportedVersion, "evidence bundle format \"\(bundle.format)\" is not \"\(currentFormat)\"")
+        }
+        return bundle
+    }
+}
+
+/// The server's statement bound into the evidence through its SHA-256. The verifier reads `issuedAt`
+/// (for the maximum evidence age rule) and `tee`; other members are for the application.
+public struct ClaimsDocument: Sendable, Codable, Equatable {
+    public var version: Int
+    public var tee: TEEKind
+    /// ISO 8601 UTC.
+    public var issuedAt: String
+    public var attributes: [String: String]
+
+    public init(tee: TEEKind, issuedAt: Date, attributes: [String: String] = [:]) {
+        self.version = 1
+        self.tee = tee
+        self.issuedAt = ISO8601.string(issuedAt)
+        self.attributes = attributes
+    }
+
+    /// Canonical bytes (sorted keys, no whitespace) for hashing and transport.
+    public func encoded() throws -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return [UInt8](try e.encode(self))
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(AttestationError) -> ClaimsDocument {
+        do { return try JSONDecoder().decode(ClaimsDocument.self, from: Data(bytes)) } catch {
+            throw AttestationError(.claimsDocumentMismatch, "claims document is not valid JSON of version 1: \(error)")
+        }
+    }
+}

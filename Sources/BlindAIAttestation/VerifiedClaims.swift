@@ -1,0 +1,101 @@
+import Foundation
+
+/// What a verified piece of evidence says, independent of the TEE. Only the verifier creates it
+/// (from a `ValidatedSNPReport` or `ValidatedTDXQuote`); policy rules read it. It is `Encodable` only, so it
+/// cannot be made by decoding JSON.
+public struct VerifiedClaims: Sendable, Encodable, Equatable {
+    public struct SNP: Sendable, Codable, Equatable {
+        public let reportVersion: UInt32
+        public let product: SNPProduct
+        public let signer: SNPSigner
+        public let vmpl: UInt32
+        public let guestSVN: UInt32
+        public let policy: String
+        public let reportedTCB: SNPTCB
+        /// nil when the signer masks it (MASK_CHIP_ID) or for VLEK-signed reports.
+        public let chipID: String?
+        public let hostData: String
+        public let familyID: String
+        public let imageID: String
+        public let idKeyDigest: String
+    }
+
+    public struct TDX: Sendable, Codable, Equatable {
+        public let quoteVersion: UInt16
+        public let bodyType: UInt16
+        public let fmspc: String
+        public let teeTCBSVN: String
+        public let mrSeam: String
+        public let tdAttributes: String
+        public let xfam: String
+        public let rtmrs: [String]
+        public let mrConfigID: String
+        public let mrOwner: String
+        public let mrOwnerConfig: String
+        public let mrServiceTD: String?
+        /// nil when no TCB info collateral was checked.
+        public let tcb: TDXTCBEvaluation?
+        public let checkedPCKCRL: Bool
+        public let checkedRootCACRL: Bool
+        public let checkedQEIdentity: Bool
+    }
+
+    public let tee: TEEKind
+    /// The chain ends at a simulated root (never true unless simulated evidence was allowed).
+    public let simulated: Bool
+    public let debug: Bool
+    /// SEV-SNP MEASUREMENT or TDX MRTD, lowercase hex.
+    public let measurement: String
+    public let reportData: String
+    public let verifiedAt: String
+    /// Set by the channel-binding step.
+    public internal(set) var channelBound: Bool
+    /// The claims document's `issuedAt`, when a claims document was bound.
+    public internal(set) var claimsIssuedAt: String?
+    public let snp: SNP?
+    public let tdx: TDX?
+
+    init(_ v: ValidatedSNPReport) {
+        let r = v.report
+        tee = .sevSNP
+        simulated = v.rootKind == .simulated
+        debug = r.isDebugAllowed
+        measurement = Hex.encode(r.measurement)
+        reportData = Hex.encode(r.reportData)
+        verifiedAt = ISO8601.string(v.verificationTime)
+        channelBound = false
+        claimsIssuedAt = nil
+        snp = SNP(
+            reportVersion: r.version, product: v.product, signer: v.signer, vmpl: r.vmpl, guestSVN: r.guestSVN,
+            policy: "0x" + String(r.policy, radix: 16), reportedTCB: v.reportedTCB,
+            chipID: (r.isChipIDMasked || v.signer == .vlek) ? nil : Hex.encode(r.chipID),
+            hostData: Hex.encode(r.hostData), familyID: Hex.encode(r.familyID), imageID: Hex.encode(r.imageID),
+            idKeyDigest: Hex.encode(r.idKeyDigest))
+        tdx = nil
+    }
+
+    init(_ v: ValidatedTDXQuote) {
+        let b = v.quote.body
+        tee = .tdx
+        simulated = false
+        debug = b.isDebug
+        measurement = Hex.encode(b.mrTD)
+        reportData = Hex.encode(b.reportData)
+        verifiedAt = ISO8601.string(v.verificationTime)
+        channelBound = false
+        claimsIssuedAt = nil
+        snp = nil
+        tdx = TDX(
+            quoteVersion: v.quote.version, bodyType: v.quote.bodyType, fmspc: Hex.encode(v.pck.fmspc), teeTCBSVN: Hex.encode(b.teeTCBSVN),
+            mrSeam: Hex.encode(b.mrSeam), tdAttributes: Hex.encode(b.tdAttributes), xfam: Hex.encode(b.xfam), rtmrs: b.rtmrs.map { Hex.encode($0) },
+            mrConfigID: Hex.encode(b.mrConfigID), mrOwner: Hex.encode(b.mrOwner), mrOwnerConfig: Hex.encode(b.mrOwnerConfig),
+            mrServiceTD: b.mrServiceTD.map { Hex.encode($0) }, tcb: v.tcb, checkedPCKCRL: v.checkedPCKCRL, checkedRootCACRL: v.checkedRootCACRL,
+            checkedQEIdentity: v.checkedQEIdentity)
+    }
+
+    public func jsonString() -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return (try? e.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}

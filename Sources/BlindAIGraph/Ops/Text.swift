@@ -1,0 +1,6 @@
+import BlindAITensor
+
+extension StandardOperators {
+    static func registerText(_ r: inout OperatorRegistry) {
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's test command (README's second set-up command; CI runs it through .ci/run):
+#   1. the Swift test suites (no Python needed: small fixtures are committed),
+#   2. the ONNX node conformance manifest (conformance/node.txt) on the optimised and the plain plan,
+#   3. whole-model parity with onnxruntime on the committed fixtures.
+# Step 2 generates the node tests from the onnx 1.23.2 wheel the first time (installs it with pip if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift build --build-tests
+swift test --skip-build
+
+if [ ! -d conformance-data/node ]; then
+  if ! python3 -c 'import onnx, sys; sys.exit(onnx.__version__ != "1.23.2")' 2>/dev/null; then
+    python3 -m pip install --quiet onnx==1.23.2
+  fi
+  python3 scripts/generate-node-tests.py conformance-data
+fi
+
+swift build --product blindai
+echo "== ONNX node conformance, optimised plan"
+.build/debug/blindai conformance conformance-data/node --manifest conformance/node.txt
+echo "== ONNX node conformance, plain plan"
+.build/debug/blindai conformance conformance-data/node --manifest conformance/node.txt --no-optimize
+
+if [ -d Tests/BlindAIEngineTests/Fixtures/parity ]; then
+  echo "== Whole-model parity with onnxruntime (committed fixtures)"
+  .build/debug/blindai conformance Tests/BlindAIEngineTests/Fixtures/parity
+fi
