@@ -473,6 +473,30 @@ def op_types(model) -> tuple[int, dict[str, int], set[str]]:
     return total, dict(sorted(counts.items())), domains
 
 
+def strip_stack_traces(model) -> None:
+    """The dynamo exporter records each node's Python stack trace (absolute paths of this machine, line numbers of
+    this script) in node metadata_props: drop that key, so fixtures are reproducible. Other metadata stays (real
+    exported models carry it, and the engine must ignore it)."""
+    import onnx
+
+    def walk(g):
+        for n in g.node:
+            keep = [p for p in n.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+            if len(keep) != len(n.metadata_props):
+                del n.metadata_props[:]
+                n.metadata_props.extend(keep)
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    for sg in a.graphs:
+                        walk(sg)
+
+    walk(model.graph)
+    for f in model.functions:
+        walk(f)
+
+
 def write_case(outdir: str, name: str, model_path: str, feeds_list: list[dict[str, np.ndarray]]) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
     """Copies the model to OUTDIR/name/model.onnx and writes one test_data_set per feeds dict.
     Returns (expected outputs per set (ORT unoptimised), ORT optimised outputs per set)."""
@@ -485,6 +509,7 @@ def write_case(outdir: str, name: str, model_path: str, feeds_list: list[dict[st
     os.makedirs(case)
     dst = os.path.join(case, "model.onnx")
     model = onnx.load(model_path)  # also pulls in external data, if any
+    strip_stack_traces(model)
     onnx.save_model(model, dst, save_as_external_data=False)
     onnx.checker.check_model(dst)
     graph_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
@@ -497,10 +522,10 @@ def write_case(outdir: str, name: str, model_path: str, feeds_list: list[dict[st
         os.makedirs(d)
         for i, n in enumerate(graph_inputs):
             with open(os.path.join(d, f"input_{i}.pb"), "wb") as f:
-                f.write(numpy_helper.from_array(np.ascontiguousarray(feeds[n]), n).SerializeToString())
+                f.write(numpy_helper.from_array(np.asarray(feeds[n], order="C"), n).SerializeToString())
         for i, (n, v) in enumerate(zip(graph_outputs, expected)):
             with open(os.path.join(d, f"output_{i}.pb"), "wb") as f:
-                f.write(numpy_helper.from_array(np.ascontiguousarray(v), n).SerializeToString())
+                f.write(numpy_helper.from_array(np.asarray(v, order="C"), n).SerializeToString())
         expected_all.append(expected)
         optimized_all.append(optimized)
     return expected_all, optimized_all
@@ -672,6 +697,12 @@ def report(results: list[Result], outdir: str, argv: list[str]) -> str:
             f"| {r.name} | {r.exporter} | {r.status} | {r.opset or '-'} | {human(r.size_bytes)} | {r.nodes or '-'} | "
             f"{fmt(r.diff_torch)} | {fmt(r.diff_ort_optimized)} | {' '.join(r.inputs)} | {' '.join(r.outputs)} |"
         )
+    lines += [
+        "",
+        "`digits_mlp/` (when present) is not made by this script: `scripts/train-digits.py --parity-fixture DIR/digits_mlp`",
+        "writes it (the demo model, Flatten/Gemm/Relu, a batch of 8 held-out digits).",
+        "`passing.txt` (when present) lists the models that must pass in `swift test` (ParityTests.swift).",
+    ]
     lines += ["", "## Op types per model", ""]
     for r in results:
         if r.status == "ok":
@@ -702,7 +733,8 @@ def report(results: list[Result], outdir: str, argv: list[str]) -> str:
     with open(os.path.join(outdir, "README.md"), "w") as f:
         f.write(text)
     with open(os.path.join(outdir, "fixtures.json"), "w") as f:
-        json.dump([r.__dict__ for r in results], f, indent=1, sort_keys=True)
+        # without the timings, so that regenerating unchanged fixtures leaves the file unchanged
+        json.dump([{k: v for k, v in r.__dict__.items() if k != "seconds"} for r in results], f, indent=1, sort_keys=True)
         f.write("\n")
     return text
 

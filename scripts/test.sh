@@ -27,3 +27,17 @@ if [ -d Tests/BlindAIEngineTests/Fixtures/parity ]; then
   echo "== Whole-model parity with onnxruntime (committed fixtures)"
   .build/debug/blindai conformance Tests/BlindAIEngineTests/Fixtures/parity
 fi
+
+# Large models (not committed): torchvision ResNet18 and MobileNetV3-small, from both exporters, with
+# onnxruntime's outputs as the reference. Needs torch (scripts/install-fixture-deps.sh; .ci/run installs it).
+LARGE="resnet18_ts,resnet18_dynamo,mobilenet_v3_small_ts,mobilenet_v3_small_dynamo"
+if python3 -c 'import torch, torchvision, onnxruntime' 2>/dev/null; then
+  if [ ! -f fixtures-large/resnet18_ts/model.onnx ] || [ ! -f fixtures-large/mobilenet_v3_small_dynamo/model.onnx ]; then
+    python3 scripts/make-parity-fixtures.py fixtures-large --only "$LARGE"
+  fi
+  echo "== Whole-model parity with onnxruntime (large models)"
+  .build/debug/blindai conformance fixtures-large/resnet18_ts fixtures-large/resnet18_dynamo \
+    fixtures-large/mobilenet_v3_small_ts fixtures-large/mobilenet_v3_small_dynamo
+else
+  echo "== Skipping the large-model parity check: torch/torchvision/onnxruntime are not installed (scripts/install-fixture-deps.sh)"
+fi

@@ -5,7 +5,7 @@ public struct BlindAICommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "blindai",
         abstract: "BlindAI: confidential ONNX inference.",
-        subcommands: [RunCommand.self, ConformanceCommand.self, BenchCommand.self, AttestationCommand.self]
+        subcommands: [RunCommand.self, ConformanceCommand.self, BenchCommand.self, ServeCommand.self, AttestationCommand.self]
     )
     public init() {}
 }

@@ -89,6 +89,16 @@ enum ControlFlowTensors {
         return try ctx.zeros(info.dataType ?? .float32, shape)
     }
 
+    /// Adds `t` to the running total of a scan output and checks it against the limits, so that a long loop
+    /// fails with `.memoryLimit` before the accumulated slices exhaust memory.
+    static func account(_ t: Tensor, _ total: inout Int, _ ctx: ExecutionContext) throws {
+        total += t.count
+        let bytes = total.multipliedReportingOverflow(by: Swift.max(t.dataType.byteSize, 1))
+        if total > ctx.limits.maxTensorElements || bytes.overflow || bytes.partialValue > ctx.limits.maxTensorBytes {
+            throw EngineError(.memoryLimit, "scan output grows to \(total) elements (\(t.dataType)), over the memory limit")
+        }
+    }
+
     /// The boolean value of a one-element condition tensor.
     static func truth(_ t: Tensor, _ what: String) throws -> Bool {
         guard t.count == 1 else {
@@ -145,12 +155,14 @@ struct LoopOp: Operator {
         carried.reserveCapacity(carriedCount)
         for i in 0..<carriedCount { carried.append(try inputs.required(2 + i, "loop-carried value")) }
         var scans = [[Tensor]](repeating: [], count: scanCount)
+        var scanTotals = [Int](repeating: 0, count: scanCount)
         var formal = [Tensor?](repeating: nil, count: bodyInputs)
         var iteration: Int64 = 0
+        let condTrue = Tensor(scalar: true)
         while cond, tripCount.map({ iteration < $0 }) ?? true {
             if ctx.isCancelled() { throw EngineError(.cancelled, "the run was cancelled") }
             formal[0] = Tensor(scalar: iteration)
-            formal[1] = Tensor(scalar: cond)
+            formal[1] = condTrue   // the loop only runs while the condition holds
             for i in 0..<carriedCount { formal[2 + i] = carried[i] }
             let out = try body.run(formal, capturedFrom: inputs, at: formalCount, context: ctx)
             guard out.count == bodyOutputs else {
@@ -158,7 +170,11 @@ struct LoopOp: Operator {
             }
             cond = try ControlFlowTensors.truth(out[0], "Loop body condition output")
             for i in 0..<carriedCount { carried[i] = out[1 + i] }
-            for k in 0..<scanCount { scans[k].append(out[1 + carriedCount + k]) }
+            for k in 0..<scanCount {
+                let v = out[1 + carriedCount + k]
+                try ControlFlowTensors.account(v, &scanTotals[k], ctx)
+                scans[k].append(v)
+            }
             iteration += 1
         }
         var results = carried
@@ -240,6 +256,7 @@ struct ScanOp: Operator {
         }
         var states = initial
         var slices = [[Tensor]](repeating: [], count: scanOutputCount)
+        var totals = [Int](repeating: 0, count: scanOutputCount)
         var formal = [Tensor?](repeating: nil, count: bodyInputs)
         for t in 0..<length {
             if ctx.isCancelled() { throw EngineError(.cancelled, "the run was cancelled") }
@@ -253,7 +270,10 @@ struct ScanOp: Operator {
                 throw EngineError(.invalidModel, "Scan body produced \(out.count) outputs, expected \(bodyOutputs)")
             }
             for i in 0..<stateCount { states[i] = out[i] }
-            for k in 0..<scanOutputCount { slices[k].append(out[stateCount + k]) }
+            for k in 0..<scanOutputCount {
+                try ControlFlowTensors.account(out[stateCount + k], &totals[k], ctx)
+                slices[k].append(out[stateCount + k])
+            }
         }
         return (states, slices)
     }

@@ -153,35 +153,20 @@ struct UniqueOp: Operator {
             a = nil
             n = x.count; outer = 1; inner = 1
         }
-        func flat(_ slice: Int, _ e: Int) -> Int { (e / inner * n + slice) * inner + e % inner }
-        let sliceSize = outer * inner
-        let keys: [[K]] = (0..<n).map { s in (0..<sliceSize).map { key(flat(s, $0)) } }
-        // First occurrences in order.
-        var firstIndex: [[K]: Int] = [:]
-        var uniques: [Int] = []   // slice index of each unique, in order of first occurrence
-        var inverse = [Int](repeating: 0, count: n)
-        var counts: [Int] = []
-        for s in 0..<n {
-            if let u = firstIndex[keys[s]] {
-                inverse[s] = u
-                counts[u] += 1
-            } else {
-                firstIndex[keys[s]] = uniques.count
-                inverse[s] = uniques.count
-                uniques.append(s)
-                counts.append(1)
-            }
+        let grouping: UniqueGrouping
+        if a == nil {
+            // One element per slice: group the keys themselves (no per-element arrays).
+            grouping = UniqueGrouping((0..<n).map { key($0) }, sorted: sorted, less: <)
+        } else {
+            let sliceSize = outer * inner
+            func flat(_ slice: Int, _ e: Int) -> Int { (e / inner * n + slice) * inner + e % inner }
+            let keys: [[K]] = (0..<n).map { s in (0..<sliceSize).map { key(flat(s, $0)) } }
+            grouping = UniqueGrouping(keys, sorted: sorted) { $0.lexicographicallyPrecedes($1) }
         }
-        var order = Array(0..<uniques.count)   // position -> unique id
-        if sorted {
-            order.sort { keys[uniques[$0]].lexicographicallyPrecedes(keys[uniques[$1]]) }
-            var rank = [Int](repeating: 0, count: order.count)
-            for (pos, u) in order.enumerated() { rank[u] = pos }
-            inverse = inverse.map { rank[$0] }
-        }
+        let uniques = grouping.uniques, inverse = grouping.inverse, counts = grouping.counts, order = grouping.order
         let m = order.count
         var flatIndices: [Int] = []
-        flatIndices.reserveCapacity(m * sliceSize)
+        flatIndices.reserveCapacity(m * outer * inner)
         var shape: [Int]
         if let a {
             shape = x.shape
@@ -201,6 +186,42 @@ struct UniqueOp: Operator {
         let inv = Tensor(shape: [n], scalars: inverse.map { Int64($0) })
         let cnt = Tensor(shape: [m], scalars: order.map { Int64(counts[$0]) })
         return [y, indices, inv, cnt]
+    }
+}
+
+/// Groups equal keys: each distinct key's first position, the inverse mapping and counts, optionally sorted.
+struct UniqueGrouping {
+    /// Position of the first occurrence of each distinct key, in order of first occurrence.
+    var uniques: [Int] = []
+    /// For each key, the output position of its group.
+    var inverse: [Int]
+    /// Occurrences of each distinct key (indexed like `uniques`).
+    var counts: [Int] = []
+    /// Output position -> index into `uniques`.
+    var order: [Int]
+
+    init<G: Hashable>(_ keys: [G], sorted: Bool, less: (G, G) -> Bool) {
+        inverse = [Int](repeating: 0, count: keys.count)
+        var firstIndex: [G: Int] = [:]
+        for (s, k) in keys.enumerated() {
+            if let u = firstIndex[k] {
+                inverse[s] = u
+                counts[u] += 1
+            } else {
+                firstIndex[k] = uniques.count
+                inverse[s] = uniques.count
+                uniques.append(s)
+                counts.append(1)
+            }
+        }
+        order = Array(0..<uniques.count)
+        if sorted {
+            let u = uniques
+            order.sort { less(keys[u[$0]], keys[u[$1]]) }
+            var rank = [Int](repeating: 0, count: order.count)
+            for (pos, g) in order.enumerated() { rank[g] = pos }
+            inverse = inverse.map { rank[$0] }
+        }
     }
 }
 

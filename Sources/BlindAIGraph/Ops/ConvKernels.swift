@@ -1,5 +1,7 @@
 import BlindAITensor
 import CBlindAIKernels
+import Dispatch
+import Foundation
 
 // Helpers shared by the linear-algebra, convolution and quantization families (MatMul, Gemm, Conv,
 // ConvTranspose, ConvInteger, QLinearConv, QLinearMatMul, ...). Names carry a `ConvFamily`/`CF` prefix so that
@@ -20,7 +22,7 @@ extension Float: CFScalar {
     static func cfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                   accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        blindai_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
+        CFParallel.sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
     }
     @inline(__always) static func cfAdd(_ x: Float, _ y: Float) -> Float { x + y }
     @inline(__always) static func cfMul(_ x: Float, _ y: Float) -> Float { x * y }
@@ -38,11 +40,59 @@ extension Double: CFScalar {
 }
 
 extension Int32: CFScalar {
+    /// Exact integer GEMM. Quantized operands are small (8- or 16-bit after zero-point shifts), so the
+    /// product is computed with the float32 SIMD GEMM over slices of K short enough that every partial sum
+    /// is an integer below 2^24 (exact in float32); the slices are summed in int32.
     static func cfGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
-                                  a: UnsafePointer<Int32>, lda: Int, b: UnsafePointer<Int32>, ldb: Int,
-                                  accumulate: Bool, c: UnsafeMutablePointer<Int32>, ldc: Int) {
-        cfPortableGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                       accumulate: accumulate, c: c, ldc: ldc)
+                       a: UnsafePointer<Int32>, lda: Int, b: UnsafePointer<Int32>, ldb: Int,
+                       accumulate: Bool, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
+        if m <= 0 || n <= 0 || k <= 0 || (!macs.overflow && macs.partialValue < 1 << 15) {
+            cfPortableGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                           accumulate: accumulate, c: c, ldc: ldc)
+            return
+        }
+        // Float copies of op(A) [m, k] and op(B) [k, n], with their largest magnitudes.
+        let fa = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
+        let fb = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
+        let fc = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+        defer { fa.deallocate(); fb.deallocate(); fc.deallocate() }
+        var maxA: Int64 = 0, maxB: Int64 = 0
+        for i in 0..<m {
+            for p in 0..<k {
+                let v = transA ? a[p * lda + i] : a[i * lda + p]
+                maxA = Swift.max(maxA, Int64(v.magnitude))
+                fa[i * k + p] = Float(v)
+            }
+        }
+        for p in 0..<k {
+            for j in 0..<n {
+                let v = transB ? b[j * ldb + p] : b[p * ldb + j]
+                maxB = Swift.max(maxB, Int64(v.magnitude))
+                fb[p * n + j] = Float(v)
+            }
+        }
+        let limit: Int64 = 1 << 24
+        if maxA > limit || maxB > limit || (maxA > 0 && maxB > limit / maxA) {
+            cfPortableGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                           accumulate: accumulate, c: c, ldc: ldc)
+            return
+        }
+        if !accumulate {
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        }
+        if maxA == 0 || maxB == 0 { return }
+        let slice = Swift.max(1, Int(limit / (maxA * maxB)))
+        var p0 = 0
+        while p0 < k {
+            let kc = Swift.min(slice, k - p0)
+            CFParallel.sgemm(false, false, m, n, kc, 1, fa + p0, k, fb + p0 * n, n, 0, fc, n)
+            for i in 0..<m {
+                let crow = c + i * ldc, frow = fc + i * n
+                for j in 0..<n { crow[j] = crow[j] &+ Int32(frow[j]) }
+            }
+            p0 += kc
+        }
     }
     @inline(__always) static func cfAdd(_ x: Int32, _ y: Int32) -> Int32 { x &+ y }
     @inline(__always) static func cfMul(_ x: Int32, _ y: Int32) -> Int32 { x &* y }
@@ -188,5 +238,68 @@ enum ConvFamily {
         if r <= Double(Q.min) { return Q.min }
         if r >= Double(Q.max) { return Q.max }
         return Q(r)
+    }
+}
+
+/// A value (typically a raw pointer into a tensor being written) handed to worker threads, each of which
+/// touches a disjoint part of the memory.
+struct CFShared<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Intra-operator parallelism for the heavy kernels: the work is split into disjoint chunks run on the
+/// machine's cores. Small problems run on the calling thread.
+enum CFParallel {
+    static let workers: Int = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, 16))
+
+    /// Multiply-accumulates below which a GEMM stays on one thread.
+    static let gemmThreshold = 1 << 19
+
+    /// Runs body(i) for i in 0..<count, concurrently when count > 1.
+    static func forEach(_ count: Int, _ body: @Sendable (Int) -> Void) {
+        if count <= 0 { return }
+        if count == 1 { body(0); return }
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    }
+
+    /// Number of chunks for `work` units of `cost` each (1 when the total is small).
+    static func chunks(_ work: Int, cost: Int, minimum: Int = 1 << 16) -> Int {
+        if workers == 1 || work <= 1 { return 1 }
+        let total = work.multipliedReportingOverflow(by: Swift.max(cost, 1))
+        if !total.overflow && total.partialValue < minimum { return 1 }
+        return Swift.min(workers, work)
+    }
+
+    /// blindai_sgemm split by columns (or rows when N is small) across the cores.
+    static func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        let ta: Int32 = transA ? 1 : 0, tb: Int32 = transB ? 1 : 0
+        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: Swift.max(k, 1))
+        if workers == 1 || (!macs.overflow && macs.partialValue < gemmThreshold) || (n < 32 && m < 24) {
+            blindai_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        let pa = CFShared(a), pb = CFShared(b), pc = CFShared(c)
+        if n >= 64 || n >= m {
+            // Column chunks, multiples of the 16-wide micro-tile.
+            let per = ((n + workers - 1) / workers + 15) / 16 * 16
+            let count = (n + per - 1) / per
+            forEach(count) { t in
+                let j0 = t * per, nn = Swift.min(per, n - j0)
+                let bj = transB ? pb.value + j0 * ldb : pb.value + j0
+                blindai_sgemm(ta, tb, m, nn, k, alpha, pa.value, lda, bj, ldb, beta, pc.value + j0, ldc)
+            }
+        } else {
+            // Row chunks, multiples of the 6-high micro-tile.
+            let per = ((m + workers - 1) / workers + 5) / 6 * 6
+            let count = (m + per - 1) / per
+            forEach(count) { t in
+                let i0 = t * per, mm = Swift.min(per, m - i0)
+                let ai = transA ? pa.value + i0 : pa.value + i0 * lda
+                blindai_sgemm(ta, tb, mm, n, k, alpha, ai, lda, pb.value, ldb, beta, pc.value + i0 * ldc, ldc)
+            }
+        }
     }
 }

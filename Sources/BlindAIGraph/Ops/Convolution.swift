@@ -33,6 +33,13 @@ struct ConvAttributes: Sendable {
             if let v, v.contains(where: { $0 < 1 }) { throw c.error(.invalidModel, "\(name) must be positive, got \(v)") }
         }
         if let p = pads, p.contains(where: { $0 < 0 }) { throw c.error(.invalidModel, "pads must be non-negative, got \(p)") }
+        if let p = outputPadding, p.contains(where: { $0 < 0 }) { throw c.error(.invalidModel, "output_padding must be non-negative, got \(p)") }
+        // Bound every size-like attribute so that the geometry arithmetic cannot overflow.
+        let limit = 1 << 24
+        for (name, v) in [("dilations", dilations), ("strides", strides), ("pads", pads), ("kernel_shape", kernelShape),
+                          ("output_padding", outputPadding), ("output_shape", outputShape)] {
+            if let v, v.contains(where: { $0 > limit }) { throw c.error(.invalidModel, "\(name) \(v) has a value over \(limit)") }
+        }
     }
 
     /// Per-dimension values of an optional attribute, checked to have `rank` entries.
@@ -212,7 +219,17 @@ enum ConvKernels {
         if g.batch == 0 || g.cOut == 0 || outSpatial == 0 { return }
         // Depthwise (one input channel per group): a direct kernel, im2col would be wasteful.
         if cig == 1 && g.group > 1 {
-            depthwise(x, w, bias, out, g)
+            let planes = g.batch * g.cOut
+            let chunks = CFParallel.chunks(planes, cost: outSpatial * kSize, minimum: 1 << 17)
+            if chunks > 1 {
+                let sx = CFShared(x), sw = CFShared(w), sb = CFShared(bias), so = CFShared(out)
+                let per = (planes + chunks - 1) / chunks
+                CFParallel.forEach(chunks) { t in
+                    depthwise(sx.value, sw.value, sb.value, so.value, g, planes: (t * per)..<Swift.min(planes, (t + 1) * per))
+                }
+            } else {
+                depthwise(x, w, bias, out, g, planes: 0..<planes)
+            }
             return
         }
         let pointwise = g.kernel == [1, 1, 1] && g.stride == [1, 1, 1] && g.padBegin == [0, 0, 0] && g.inSize == g.outSize
@@ -240,7 +257,17 @@ enum ConvKernels {
                 }
                 let b: UnsafePointer<T>
                 if let col {
-                    im2col(xg, col, cig, g)
+                    let chunks = CFParallel.chunks(cig, cost: kSize * outSpatial, minimum: 1 << 17)
+                    if chunks > 1 {
+                        let sx = CFShared(xg), sc = CFShared(col)
+                        let per = (cig + chunks - 1) / chunks
+                        CFParallel.forEach(chunks) { t in
+                            let c0 = t * per, c1 = Swift.min(cig, c0 + per)
+                            if c1 > c0 { im2col(sx.value + c0 * inSpatial, sc.value + c0 * kSize * outSpatial, c1 - c0, g) }
+                        }
+                    } else {
+                        im2col(xg, col, cig, g)
+                    }
                     b = UnsafePointer(col)
                 } else {
                     b = xg
@@ -301,7 +328,7 @@ enum ConvKernels {
 
     /// Direct convolution for one input channel per group (depthwise when group == channels).
     static func depthwise<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
-                                       _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry) {
+                                       _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, planes: Range<Int>) {
         let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
         let oD = g.outSize[0], oH = g.outSize[1], oW = g.outSize[2]
         let sd = g.stride[0], sh = g.stride[1], sw = g.stride[2]
@@ -310,36 +337,153 @@ enum ConvKernels {
         let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, kSize = g.kernelSize
         let cog = g.cOutPerGroup
-        for n in 0..<g.batch {
-            for m in 0..<g.cOut {
-                let c = m / cog
-                let plane = x + (n * g.cIn + c) * inSpatial
-                let o = out + (n * g.cOut + m) * outSpatial
-                o.update(repeating: bias?[m] ?? T.zero, count: outSpatial)
-                let wk = w + m * kSize
-                for kd in 0..<kD {
-                    for kh in 0..<kH {
-                        for kw in 0..<kW {
-                            let wv = wk[(kd * kH + kh) * kW + kw]
-                            let offW = kw * dw - pw
-                            let (lo, hi) = convValidRange(oW, stride: sw, offset: offW, limit: W)
-                            if hi <= lo { continue }
-                            for od in 0..<oD {
-                                let id = od * sd - pd + kd * dd
-                                if id < 0 || id >= D { continue }
-                                for oh in 0..<oH {
-                                    let ih = oh * sh - ph + kh * dh
-                                    if ih < 0 || ih >= H { continue }
-                                    let src = plane + (id * H + ih) * W + offW
-                                    let d = o + (od * oH + oh) * oW
-                                    if sw == 1 {
-                                        for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow])) }
-                                    } else {
-                                        for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
+        if kD == 1 && kH == 3 && kW == 3 && dh == 1 && dw == 1 && sh == sw && (sw == 1 || sw == 2) {
+            depthwise3x3(x, w, bias, out, g, planes: planes)
+            return
+        }
+        // Valid output columns of each horizontal tap, and the range where all taps are valid.
+        var ranges: [(Int, Int)] = []
+        var allLo = 0, allHi = oW
+        for kw in 0..<kW {
+            let r = convValidRange(oW, stride: sw, offset: kw * dw - pw, limit: W)
+            ranges.append(r)
+            allLo = Swift.max(allLo, r.0)
+            allHi = Swift.min(allHi, r.1)
+        }
+        let fused3 = kW == 3 && allHi > allLo
+        for plane in planes {
+            let n = plane / g.cOut, m = plane % g.cOut
+            let c = m / cog
+            let input = x + (n * g.cIn + c) * inSpatial
+            let o = out + (n * g.cOut + m) * outSpatial
+            let wk = w + m * kSize
+            let b = bias?[m] ?? T.zero
+            // Output row by output row, so that the row stays in L1 while every tap is added to it.
+            for od in 0..<oD {
+                for oh in 0..<oH {
+                    let d = o + (od * oH + oh) * oW
+                    d.update(repeating: b, count: oW)
+                    for kd in 0..<kD {
+                        let id = od * sd - pd + kd * dd
+                        if id < 0 || id >= D { continue }
+                        for kh in 0..<kH {
+                            let ih = oh * sh - ph + kh * dh
+                            if ih < 0 || ih >= H { continue }
+                            let row = input + (id * H + ih) * W
+                            let wr = wk + (kd * kH + kh) * kW
+                            if fused3 {
+                                // Interior: the three taps at once; edges: tap by tap.
+                                let w0 = wr[0], w1 = wr[1], w2 = wr[2]
+                                let s0 = row - pw, s1 = row + dw - pw, s2 = row + 2 * dw - pw
+                                if sw == 1 {
+                                    for ow in allLo..<allHi {
+                                        d[ow] = T.cfAdd(d[ow], T.cfAdd(T.cfMul(w0, s0[ow]), T.cfAdd(T.cfMul(w1, s1[ow]), T.cfMul(w2, s2[ow]))))
                                     }
+                                } else {
+                                    for ow in allLo..<allHi {
+                                        let i = ow * sw
+                                        d[ow] = T.cfAdd(d[ow], T.cfAdd(T.cfMul(w0, s0[i]), T.cfAdd(T.cfMul(w1, s1[i]), T.cfMul(w2, s2[i]))))
+                                    }
+                                }
+                                for kw in 0..<3 {
+                                    let (lo, hi) = ranges[kw]
+                                    let wv = wr[kw], src = row + kw * dw - pw
+                                    for ow in lo..<Swift.min(hi, allLo) { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
+                                    for ow in Swift.max(lo, allHi)..<Swift.max(hi, allHi) { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
+                                }
+                                continue
+                            }
+                            for kw in 0..<kW {
+                                let (lo, hi) = ranges[kw]
+                                if hi <= lo { continue }
+                                let wv = wr[kw], src = row + kw * dw - pw
+                                if sw == 1 {
+                                    for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow])) }
+                                } else {
+                                    for ow in lo..<hi { d[ow] = T.cfAdd(d[ow], T.cfMul(wv, src[ow * sw])) }
                                 }
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depthwise 3x3, stride 1 or 2, no dilation (MobileNet, EfficientNet): each input plane is copied once
+    /// into a zero-padded buffer (for stride 2, de-interleaved into even and odd columns), so that every output
+    /// row is one branch-free loop over contiguous memory with the nine taps fused.
+    static func depthwise3x3<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
+                                          _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, planes: Range<Int>) {
+        let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
+        let s = g.stride[2], ph = g.padBegin[1], pw = g.padBegin[2]
+        let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
+        let Hp = (oH - 1) * s + 3
+        // Stride 1: rows of oW + 2 columns. Stride 2: even columns (oW + 1) then odd columns (oW).
+        let rowStride = s == 1 ? oW + 2 : 2 * oW + 1
+        let padded = UnsafeMutablePointer<T>.allocate(capacity: Hp * rowStride)
+        defer { padded.deallocate() }
+        for plane in planes {
+            let n = plane / g.cOut, m = plane % g.cOut
+            let input = x + (n * g.cIn + m / cog) * inSpatial
+            let o = out + (n * g.cOut + m) * outSpatial
+            let wk = w + m * 9
+            // Fill the padded plane.
+            for r in 0..<Hp {
+                let dst = padded + r * rowStride
+                let ih = r - ph
+                if ih < 0 || ih >= H {
+                    dst.update(repeating: T.zero, count: rowStride)
+                    continue
+                }
+                let src = input + ih * W
+                if s == 1 {
+                    // column c holds input column c - pw
+                    let lo = Swift.min(Swift.max(pw, 0), rowStride), hi = Swift.max(lo, Swift.min(rowStride, W + pw))
+                    if lo > 0 { dst.update(repeating: T.zero, count: lo) }
+                    if hi > lo { (dst + lo).update(from: src + (lo - pw), count: hi - lo) }
+                    if hi < rowStride { (dst + hi).update(repeating: T.zero, count: rowStride - hi) }
+                } else {
+                    let even = dst, odd = dst + (oW + 1)
+                    for j in 0...oW {
+                        let c = 2 &* j &- pw
+                        even[j] = c >= 0 && c < W ? src[c] : T.zero
+                    }
+                    for j in 0..<oW {
+                        let c = 2 &* j &+ 1 &- pw
+                        odd[j] = c >= 0 && c < W ? src[c] : T.zero
+                    }
+                }
+            }
+            let b = bias?[m] ?? T.zero
+            let w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5], w20 = wk[6], w21 = wk[7], w22 = wk[8]
+            for oh in 0..<oH {
+                let r0 = padded + oh &* s &* rowStride, r1 = r0 + rowStride, r2 = r1 + rowStride
+                let d = o + oh &* oW
+                if s == 1 {
+                    for ow in 0..<oW {
+                        var acc = T.cfAdd(b, T.cfMul(w00, r0[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w01, r0[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w02, r0[ow &+ 2]))
+                        acc = T.cfAdd(acc, T.cfMul(w10, r1[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w11, r1[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w12, r1[ow &+ 2]))
+                        acc = T.cfAdd(acc, T.cfMul(w20, r2[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w21, r2[ow &+ 1]))
+                        d[ow] = T.cfAdd(acc, T.cfMul(w22, r2[ow &+ 2]))
+                    }
+                } else {
+                    let o0 = r0 + (oW + 1), o1 = r1 + (oW + 1), o2 = r2 + (oW + 1)
+                    for ow in 0..<oW {
+                        var acc = T.cfAdd(b, T.cfMul(w00, r0[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w01, o0[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w02, r0[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w10, r1[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w11, o1[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w12, r1[ow &+ 1]))
+                        acc = T.cfAdd(acc, T.cfMul(w20, r2[ow]))
+                        acc = T.cfAdd(acc, T.cfMul(w21, o2[ow]))
+                        d[ow] = T.cfAdd(acc, T.cfMul(w22, r2[ow &+ 1]))
                     }
                 }
             }
@@ -373,9 +517,13 @@ enum ConvKernels {
                 let wg = w + grp * cig * rows
                 T.cfGemm(transA: true, transB: false, m: rows, n: inSpatial, k: cig, a: wg, lda: rows, b: xg, ldb: inSpatial,
                          accumulate: false, c: col, ldc: inSpatial)
-                var src = UnsafePointer(col)
-                for mm in 0..<cog {
-                    let o = out + (n * g.cOut + grp * cog + mm) * outSpatial
+                let chunks = CFParallel.chunks(cog, cost: kSize * inSpatial, minimum: 1 << 17)
+                let per = (cog + chunks - 1) / chunks
+                let sCol = CFShared(UnsafePointer(col)), sOut = CFShared(out)
+                CFParallel.forEach(chunks) { t in
+                for mm in (t * per)..<Swift.min(cog, (t + 1) * per) {
+                    var src = sCol.value + mm * kSize * inSpatial
+                    let o = sOut.value + (n * g.cOut + grp * cog + mm) * outSpatial
                     for kd in 0..<kD {
                         for kh in 0..<kH {
                             for kw in 0..<kW {
@@ -402,6 +550,7 @@ enum ConvKernels {
                             }
                         }
                     }
+                }
                 }
             }
         }

@@ -150,6 +150,10 @@ struct BinaryOp: Operator {
         case .float32: return try float(a, b, Float.self, ctx)
         case .float64: return try float(a, b, Double.self, ctx)
         case .float16: return try float(a, b, Float16.self, ctx)
+        case .bfloat16:
+            // Computed in float32 and rounded back.
+            let r = try float(CastOp.cast(a, to: .float32, ctx), CastOp.cast(b, to: .float32, ctx), Float.self, ctx)
+            return try CastOp.cast(r, to: .bfloat16, ctx)
         case .int8: return try integer(a, b, Int8.self, ctx)
         case .int16: return try integer(a, b, Int16.self, ctx)
         case .int32: return try integer(a, b, Int32.self, ctx)
@@ -454,7 +458,6 @@ extension StandardOperators {
             return UnaryOp(kind: approx == "tanh" ? .geluTanh : .geluErf)
         }
         r.register("Gelu", domain: "com.microsoft") { _ in UnaryOp(kind: .geluErf) }
-        r.register("FastGelu", domain: "com.microsoft") { _ in UnaryOp(kind: .geluTanh) }
         r.register("IsNaN") { _ in FloatPredicateOp(kind: .isNaN) }
         r.register("IsInf") { c in
             FloatPredicateOp(kind: .isInf(positive: try c.int("detect_positive", default: 1) != 0, negative: try c.int("detect_negative", default: 1) != 0))

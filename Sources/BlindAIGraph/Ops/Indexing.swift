@@ -7,13 +7,17 @@ import BlindAITensor
 enum IndexingIndices {
     static func normalized(_ t: Tensor, dim: Int, _ what: String) throws -> [Int] {
         var v = try ShapeIndexReader.values(t, "\(what) indices")
-        for i in 0..<v.count {
-            let x = v[i]
-            let n = x < 0 ? x + dim : x
-            guard n >= 0 && n < dim else {
-                throw EngineError(.invalidArgument, "\(what): index \(x) is out of range for an axis of size \(dim)")
+        var bad: Int?
+        v.withUnsafeMutableBufferPointer { b in
+            for i in 0..<b.count {
+                let x = b[i]
+                let n = x < 0 ? x + dim : x
+                if n < 0 || n >= dim { bad = x; return }
+                b[i] = n
             }
-            v[i] = n
+        }
+        if let bad {
+            throw EngineError(.invalidArgument, "\(what): index \(bad) is out of range for an axis of size \(dim)")
         }
         return v
     }
@@ -24,7 +28,7 @@ enum IndexingIndices {
 private func indexingCopy<E: FixedWidthInteger>(_ src: UnsafePointer<E>, _ si: Int, _ dst: UnsafeMutablePointer<E>, _ di: Int, _ count: Int) {
     if count == 1 {
         dst[di] = src[si]
-    } else if count < 16 {
+    } else if count <= 64 {
         for c in 0..<count { dst[di + c] = src[si + c] }
     } else {
         (dst + di).update(from: src + si, count: count)
@@ -97,8 +101,7 @@ struct GatherElementsOp: Operator {
         for k in 0..<rank where k != a && indicesT.shape[k] > data.shape[k] {
             throw EngineError(.shapeMismatch, "GatherElements: indices \(indicesT.shape) exceed data \(data.shape) on axis \(k)")
         }
-        let idx = try IndexingIndices.normalized(indicesT, dim: data.shape[a], "GatherElements")
-        let offsets = IndexingElements.offsets(indexShape: indicesT.shape, dataShape: data.shape, axis: a, idx)
+        let offsets = try IndexingElements.offsets(indicesT, dataShape: data.shape, axis: a, "GatherElements")
         if data.dataType == .string {
             let src = data.strings
             return [Tensor(shape: indicesT.shape, strings: offsets.map { src[$0] })]
@@ -115,26 +118,57 @@ struct GatherElementsOp: Operator {
 }
 
 enum IndexingElements {
-    /// For each position of the indices tensor, the flat data offset it addresses along `axis`.
-    static func offsets(indexShape: [Int], dataShape: [Int], axis a: Int, _ idx: [Int]) -> [Int] {
+    /// For each element of `indices` (same rank as the data, each dimension no larger except on `axis`), the flat
+    /// data offset it addresses along `axis`, with negative indices counted from the end; throws on any out of range.
+    static func offsets(_ indices: Tensor, dataShape: [Int], axis a: Int, _ what: String) throws -> [Int] {
+        switch indices.dataType {
+        case .int64: return try offsets(indices.buffer(Int64.self), indices.shape, dataShape, a, what)
+        case .int32: return try offsets(indices.buffer(Int32.self), indices.shape, dataShape, a, what)
+        default:
+            let v = try ShapeIndexReader.values(indices, "\(what) indices").map { Int64($0) }
+            return try v.withUnsafeBufferPointer { try offsets($0, indices.shape, dataShape, a, what) }
+        }
+    }
+
+    static func offsets<I: FixedWidthInteger>(_ ib: UnsafeBufferPointer<I>, _ indexShape: [Int], _ dataShape: [Int], _ a: Int,
+                                              _ what: String) throws -> [Int] {
         let rank = indexShape.count
+        let count = ib.count
+        var out = [Int](repeating: 0, count: count)
+        if count == 0 { return out }
         let ds = Shape.strides(dataShape)
-        var out = [Int](repeating: 0, count: idx.count)
-        if idx.isEmpty { return out }
-        var index = [Int](repeating: 0, count: rank)
-        var pos = 0  // data offset of the current position, without the axis coordinate
         let sa = ds[a]
-        for i in 0..<idx.count {
-            out[i] = pos + idx[i] * sa
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                if d != a { pos += ds[d] }
-                if index[d] < indexShape[d] { break }
-                if d != a { pos -= ds[d] * indexShape[d] }
-                index[d] = 0
-                d -= 1
+        let dim = dataShape[a]
+        let last = indexShape[rank - 1]
+        let innerStride = a == rank - 1 ? 0 : ds[rank - 1]
+        let rows = count / last
+        var bad: Int?
+        out.withUnsafeMutableBufferPointer { ob in
+            var index = [Int](repeating: 0, count: rank)
+            var pos = 0  // data offset of the current row, without the axis coordinate
+            var k = 0
+            for _ in 0..<rows {
+                for c in 0..<last {
+                    var v = Int(ib[k])
+                    if v < 0 { v += dim }
+                    if v < 0 || v >= dim { bad = Int(ib[k]); v = 0 }
+                    ob[k] = pos + c * innerStride + v * sa
+                    k += 1
+                }
+                if bad != nil { return }
+                var d = rank - 2
+                while d >= 0 {
+                    index[d] += 1
+                    if d != a { pos += ds[d] }
+                    if index[d] < indexShape[d] { break }
+                    if d != a { pos -= ds[d] * indexShape[d] }
+                    index[d] = 0
+                    d -= 1
+                }
             }
+        }
+        if let bad {
+            throw EngineError(.invalidArgument, "\(what): index \(bad) is out of range for an axis of size \(dim)")
         }
         return out
     }
@@ -168,6 +202,8 @@ struct GatherNDOp: Operator {
             throw EngineError(.invalidArgument, "GatherND: index tuples of length \(k) are too long for data \(data.shape) with batch_dims \(b)")
         }
         let shape = Array(indicesT.shape[..<(indicesT.rank - 1)]) + Array(data.shape[(b + k)...])
+        _ = try ctx.limits.checkedCount(shape, data.dataType == .string ? .int64 : data.dataType)
+        _ = try ctx.limits.checkedCount(Array(indicesT.shape.dropLast()), .int64)
         let batches = data.shape[..<b].reduce(1, *)
         let tuplesPerBatch = indicesT.shape[b..<(indicesT.rank - 1)].reduce(1, *)
         let slice = data.shape[(b + k)...].reduce(1, *)
@@ -310,6 +346,7 @@ struct ScatterNDOp: Operator {
         guard updates.shape == expected else {
             throw EngineError(.shapeMismatch, "ScatterND: updates have shape \(updates.shape), expected \(expected)")
         }
+        _ = try ctx.limits.checkedCount(Array(indicesT.shape.dropLast()), .int64)
         let raw = try ShapeIndexReader.values(indicesT, "ScatterND indices")
         let tuples = indicesT.shape.dropLast().reduce(1, *)
         let slice = data.shape[k...].reduce(1, *)
@@ -360,8 +397,7 @@ struct ScatterElementsOp: Operator {
         for k in 0..<rank where k != a && indicesT.shape[k] > data.shape[k] {
             throw EngineError(.shapeMismatch, "ScatterElements: indices \(indicesT.shape) exceed data \(data.shape) on axis \(k)")
         }
-        let idx = try IndexingIndices.normalized(indicesT, dim: data.shape[a], "ScatterElements")
-        let dst = IndexingElements.offsets(indexShape: indicesT.shape, dataShape: data.shape, axis: a, idx)
+        let dst = try IndexingElements.offsets(indicesT, dataShape: data.shape, axis: a, "ScatterElements")
         if data.dataType == .string {
             guard reduction == .none else { throw EngineError(.typeMismatch, "ScatterElements: reductions do not support string tensors") }
             var out = data.strings
@@ -408,6 +444,7 @@ struct TensorScatterOp: Operator {
         for w in writes where w < 0 || (!circular && w + seq > maxSeq) {
             throw EngineError(.invalidArgument, "TensorScatter: write index \(w) with \(seq) updates is out of range for a cache of length \(maxSeq)")
         }
+        _ = try ctx.limits.checkedCount(Array(past.shape[..<a]) + [seq], .int64)
         let prefixPerBatch = past.shape[1..<a].reduce(1, *)
         let inner = past.shape[(a + 1)...].reduce(1, *)
         // Destination offsets of each update row.

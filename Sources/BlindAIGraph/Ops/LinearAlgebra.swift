@@ -113,13 +113,35 @@ struct MatMulOp: Operator {
         let pa = a.buffer(Float.self).baseAddress!, pb = b.buffer(Float.self).baseAddress!
         let pc = out.mutableBuffer(Float.self).baseAddress!
         let ta: Int32 = transA && a.rank > 1 ? 1 : 0, tb: Int32 = transB && b.rank > 1 ? 1 : 0
+        if g.m == 1 && g.k > 0 {
+            // Matrix-vector products (decoding, batch-1 classifiers): no packing, memory-bound loops.
+            for i in 0..<g.batchCount {
+                LinAlgGemv.run(transB: tb != 0, n: g.n, k: g.k, alpha: alpha, x: pa + g.aOffsets[i], b: pb + g.bOffsets[i], ldb: g.ldb,
+                               accumulate: false, y: pc + i * g.n)
+            }
+            return out
+        }
         if g.foldBatchIntoM {
-            blindai_sgemm(ta, tb, g.m * g.batchCount, g.n, g.k, alpha, pa, g.lda, pb, g.ldb, 0, pc, g.n)
+            CFParallel.sgemm(ta != 0, tb != 0, g.m * g.batchCount, g.n, g.k, alpha, pa, g.lda, pb, g.ldb, 0, pc, g.n)
             return out
         }
         let mn = g.m * g.n
+        let perBatch = g.m * g.n * Swift.max(g.k, 1)
+        let chunks = CFParallel.chunks(g.batchCount, cost: perBatch, minimum: CFParallel.gemmThreshold)
+        if chunks > 1 && perBatch < CFParallel.gemmThreshold {
+            // Many small products (attention heads): split the batches across the cores.
+            let sa = CFShared(pa), sb = CFShared(pb), sc = CFShared(pc)
+            let per = (g.batchCount + chunks - 1) / chunks
+            CFParallel.forEach(chunks) { t in
+                for i in (t * per)..<Swift.min(g.batchCount, (t + 1) * per) {
+                    blindai_sgemm(ta, tb, g.m, g.n, g.k, alpha, sa.value + g.aOffsets[i], g.lda, sb.value + g.bOffsets[i], g.ldb, 0,
+                                  sc.value + i * mn, g.n)
+                }
+            }
+            return out
+        }
         for i in 0..<g.batchCount {
-            blindai_sgemm(ta, tb, g.m, g.n, g.k, alpha, pa + g.aOffsets[i], g.lda, pb + g.bOffsets[i], g.ldb, 0, pc + i * mn, g.n)
+            CFParallel.sgemm(ta != 0, tb != 0, g.m, g.n, g.k, alpha, pa + g.aOffsets[i], g.lda, pb + g.bOffsets[i], g.ldb, 0, pc + i * mn, g.n)
         }
         return out
     }
@@ -154,6 +176,80 @@ struct MatMulOp: Operator {
             for i in 0..<out.count { pc[i] = fma(T.zero, pc[i], s) }
         }
         return out
+    }
+}
+
+/// y[n] (+)= alpha * x[k] * op(B)[k, n] for float32, split across the cores when large.
+enum LinAlgGemv {
+    static func run(transB: Bool, n: Int, k: Int, alpha: Float, x: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int,
+                    accumulate: Bool, y: UnsafeMutablePointer<Float>) {
+        if n <= 0 { return }
+        let chunks = CFParallel.chunks(n, cost: k, minimum: 1 << 17)
+        if chunks == 1 {
+            block(transB, 0..<n, k, alpha, x, b, ldb, accumulate, y)
+            return
+        }
+        let per = ((n + chunks - 1) / chunks + 15) / 16 * 16
+        let count = (n + per - 1) / per
+        let sx = CFShared(x), sb = CFShared(b), sy = CFShared(y)
+        CFParallel.forEach(count) { t in
+            block(transB, (t * per)..<Swift.min(n, (t + 1) * per), k, alpha, sx.value, sb.value, ldb, accumulate, sy.value)
+        }
+    }
+
+    static func block(_ transB: Bool, _ cols: Range<Int>, _ k: Int, _ alpha: Float, _ x: UnsafePointer<Float>,
+                      _ b: UnsafePointer<Float>, _ ldb: Int, _ accumulate: Bool, _ y: UnsafeMutablePointer<Float>) {
+        let j0 = cols.lowerBound, nn = cols.count
+        if nn <= 0 { return }
+        if transB {
+            // y[j] = dot(x, B[j, :]): eight independent partial sums per column.
+            for j in cols {
+                let row = b + j * ldb
+                var acc = SIMD8<Float>(repeating: 0)
+                var p = 0
+                while p + 8 <= k {
+                    let xv = UnsafeRawPointer(x + p).loadUnaligned(as: SIMD8<Float>.self)
+                    let bv = UnsafeRawPointer(row + p).loadUnaligned(as: SIMD8<Float>.self)
+                    acc += xv * bv
+                    p += 8
+                }
+                var sum = acc.sum()
+                while p < k { sum += x[p] * row[p]; p += 1 }
+                y[j] = accumulate ? y[j] + alpha * sum : alpha * sum
+            }
+            return
+        }
+        // y += x[p] * B[p, :], four rows of B at a time.
+        let t = UnsafeMutablePointer<Float>.allocate(capacity: nn)
+        defer { t.deallocate() }
+        t.update(repeating: 0, count: nn)
+        var p = 0
+        while p + 8 <= k {
+            let a0 = x[p], a1 = x[p + 1], a2 = x[p + 2], a3 = x[p + 3], a4 = x[p + 4], a5 = x[p + 5], a6 = x[p + 6], a7 = x[p + 7]
+            let r0 = b + p * ldb + j0, r1 = r0 + ldb, r2 = r1 + ldb, r3 = r2 + ldb
+            let r4 = r3 + ldb, r5 = r4 + ldb, r6 = r5 + ldb, r7 = r6 + ldb
+            for j in 0..<nn {
+                t[j] += (a0 * r0[j] + a1 * r1[j]) + (a2 * r2[j] + a3 * r3[j]) + ((a4 * r4[j] + a5 * r5[j]) + (a6 * r6[j] + a7 * r7[j]))
+            }
+            p += 8
+        }
+        while p + 4 <= k {
+            let a0 = x[p], a1 = x[p + 1], a2 = x[p + 2], a3 = x[p + 3]
+            let r0 = b + p * ldb + j0, r1 = r0 + ldb, r2 = r1 + ldb, r3 = r2 + ldb
+            for j in 0..<nn { t[j] += a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j] }
+            p += 4
+        }
+        while p < k {
+            let a0 = x[p], r0 = b + p * ldb + j0
+            for j in 0..<nn { t[j] += a0 * r0[j] }
+            p += 1
+        }
+        let yo = y + j0
+        if accumulate {
+            for j in 0..<nn { yo[j] += alpha * t[j] }
+        } else {
+            for j in 0..<nn { yo[j] = alpha * t[j] }
+        }
     }
 }
 
@@ -224,8 +320,13 @@ struct GemmOp: Operator {
         if out.count == 0 { return out }
         let pc = out.mutableBuffer(Float.self).baseAddress!
         let hasBias = fillBias(c, pc, m, n, beta, { $0 * $1 })
-        blindai_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a.buffer(Float.self).baseAddress!, a.shape[1],
-                      b.buffer(Float.self).baseAddress!, b.shape[1], hasBias ? 1 : 0, pc, n)
+        if m == 1 && !transA && k > 0 {
+            LinAlgGemv.run(transB: transB, n: n, k: k, alpha: alpha, x: a.buffer(Float.self).baseAddress!,
+                           b: b.buffer(Float.self).baseAddress!, ldb: b.shape[1], accumulate: hasBias, y: pc)
+            return out
+        }
+        CFParallel.sgemm(transA, transB, m, n, k, alpha, a.buffer(Float.self).baseAddress!, a.shape[1],
+                         b.buffer(Float.self).baseAddress!, b.shape[1], hasBias ? 1 : 0, pc, n)
         return out
     }
 

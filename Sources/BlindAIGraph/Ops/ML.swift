@@ -57,6 +57,23 @@ struct LabelEncoderOp: Operator {
     }
 }
 
+/// LabelEncoder (opset 1): strings to their index in `classes_strings`, or int64 indices to the strings.
+struct LabelEncoderV1Op: Operator {
+    let classes: [String]
+    let index: [String: Int]
+    let defaultInt: Int64
+    let defaultString: String
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        if x.dataType == .string {
+            return [Tensor(shape: x.shape, scalars: x.strings.map { index[$0].map { Int64($0) } ?? defaultInt })]
+        }
+        guard x.dataType == .int64 else { throw EngineError(.typeMismatch, "LabelEncoder needs string or int64 input, got \(x.dataType)") }
+        return [Tensor(shape: x.shape, strings: x.buffer(Int64.self).map { $0 >= 0 && $0 < Int64(classes.count) ? classes[Int($0)] : defaultString })]
+    }
+}
+
 /// Binarizer: 1 where x > threshold, else 0 (same element type).
 struct BinarizerOp: Operator {
     let threshold: Double
@@ -188,28 +205,35 @@ enum MLPostTransform: Int, Sendable {
             for i in row.indices { row[i] = Foundation.exp(row[i] - m); s += row[i] }
             if s > 0 { for i in row.indices { row[i] /= s } }
         case .softmaxZero:
-            let m = row.filter { $0 != 0 }.max() ?? 0
+            // Values within 1e-7 of zero stay (scaled) zeros, as in onnxruntime.
+            let m = row.max() ?? 0
+            let scale = Foundation.exp(-m)
             var s = 0.0
-            for i in row.indices where row[i] != 0 { row[i] = Foundation.exp(row[i] - m); s += row[i] }
+            for i in row.indices {
+                if row[i] > 1e-7 || row[i] < -1e-7 {
+                    row[i] = Foundation.exp(row[i] - m)
+                    s += row[i]
+                } else {
+                    row[i] *= scale
+                }
+            }
             if s > 0 { for i in row.indices { row[i] /= s } }
         case .probit:
             for i in row.indices { row[i] = MLPostTransform.probit(row[i]) }
         }
     }
 
-    /// The inverse of the standard normal CDF: sqrt(2) * erfinv(2p - 1).
+    /// The inverse of the standard normal CDF, sqrt(2) * erfinv(2p - 1), with the single-precision Winitzki
+    /// approximation of erfinv that onnxruntime uses (so that results match it, not the exact function).
     static func probit(_ p: Double) -> Double {
-        let x = 2 * p - 1
-        // Winitzki's approximation refined with two Newton steps on erf.
-        let a = 0.147
-        let ln = Foundation.log(1 - x * x)
-        let t = 2 / (Double.pi * a) + ln / 2
-        var y = (x < 0 ? -1.0 : 1.0) * (((t * t - ln / a).squareRoot() - t).squareRoot())
-        for _ in 0..<2 {
-            let e = Foundation.erf(y) - x
-            y -= e / (2 / Double.pi.squareRoot() * Foundation.exp(-y * y))
-        }
-        return 2.0.squareRoot() * y
+        var x = Float(2 * p - 1)
+        let sign: Float = x < 0 ? -1 : 1
+        x = (1 - x) * (1 + x)
+        let ln = Foundation.log(x)
+        let v = 2 / (3.14159 * Float(0.147)) + 0.5 * ln
+        let v2 = 1 / Float(0.147) * ln
+        let v3 = -v + (v * v - v2).squareRoot()
+        return Double(1.41421356 * sign * v3.squareRoot())
     }
 }
 
@@ -238,6 +262,72 @@ struct LinearRegressorOp: Operator {
             out.replaceSubrange((r * targets)..<((r + 1) * targets), with: row)
         }
         return [try MLFeatures.float32(out, shape: [rows, targets], ctx)]
+    }
+}
+
+/// LinearClassifier: scores = x * coefficients^T + intercepts; labels by the best class (or by the sign of
+/// the single score in the binary case); scores post-transformed following onnxruntime's conventions.
+struct LinearClassifierOp: Operator {
+    let coefficients: [Float]
+    let intercepts: [Float]
+    let labels: Tensor?   // int64 or string labels (nil: none given)
+    let post: MLPostTransform
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        guard x.rank >= 1 else { throw EngineError(.shapeMismatch, "LinearClassifier needs an input of rank >= 1") }
+        let (v, rows, c) = try MLFeatures.rows(x)
+        let classes = intercepts.count
+        guard classes > 0, coefficients.count == classes * c else {
+            throw EngineError(.shapeMismatch, "LinearClassifier has \(coefficients.count) coefficients and \(classes) intercepts for \(c) features")
+        }
+        let labelCount = labels?.count ?? 0
+        if classes > 1 && labelCount != classes {
+            throw EngineError(.invalidModel, "LinearClassifier has \(classes) classes but \(labelCount) class labels")
+        }
+        let addSecond = classes == 1 && labelCount == 2
+        let width = addSecond ? 2 : classes
+        var scores = [Double](repeating: 0, count: rows * width)
+        var best = [Int](repeating: 0, count: rows)
+        var raw = [Float](repeating: 0, count: classes)
+        for r in 0..<rows {
+            for k in 0..<classes {
+                var sum: Float = 0
+                for f in 0..<c { sum += Float(v[r * c + f]) * coefficients[k * c + f] }
+                raw[k] = sum + intercepts[k]
+            }
+            if classes == 1 {
+                best[r] = raw[0] > 0 ? 1 : 0
+                let sc = Double(raw[0])
+                if post == .probit {
+                    scores[r * width] = MLPostTransform.probit(sc)
+                } else if addSecond {
+                    // onnxruntime applies only the logistic transform to a single score, then adds its complement.
+                    let p = post == .logistic ? 1 / (1 + Foundation.exp(-sc)) : sc
+                    scores[r * 2] = 1 - p
+                    scores[r * 2 + 1] = p
+                } else {
+                    scores[r * width] = post == .logistic ? 1 / (1 + Foundation.exp(-sc)) : sc
+                }
+            } else {
+                var bi = 0
+                for k in 1..<classes where raw[k] > raw[bi] { bi = k }
+                best[r] = bi
+                var row = ArraySlice(raw.map { Double($0) })
+                post.apply(&row)
+                for k in 0..<classes { scores[r * classes + k] = row[row.startIndex + k] }
+            }
+        }
+        let labelOut: Tensor
+        if let labels, labels.dataType == .string {
+            let names = labels.strings
+            let fallback = ["0", "1"]
+            labelOut = Tensor(shape: [rows], strings: best.map { classes == 1 && labelCount != 2 ? fallback[$0] : names[$0] })
+        } else {
+            let ids = labels.map { $0.buffer(Int64.self).map { $0 } } ?? []
+            labelOut = Tensor(shape: [rows], scalars: best.map { classes == 1 && labelCount != 2 ? Int64($0) : ids[$0] })
+        }
+        return [labelOut, try MLFeatures.float32(scores, shape: [rows, width], ctx)]
     }
 }
 
@@ -298,34 +388,108 @@ struct MLForest: Sendable {
         }
     }
 
+    /// Nodes packed into one contiguous array for traversal (built by `pack()` after validation).
+    var packed: [MLTreeNode] = []
+
+    mutating func pack() throws {
+        guard feature.count < Int(Int32.max), leafStart.count < Int(Int32.max), feature.allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw EngineError(.invalidModel, "tree ensemble has too many nodes")
+        }
+        packed = (0..<feature.count).map { i in
+            MLTreeNode(split: split[i], feature: Int32(feature[i]), trueChild: Int32(trueChild[i]), falseChild: Int32(falseChild[i]),
+                       mode: mode[i], missingTrue: missingTracksTrue[i])
+        }
+        // Sentinels (never reached) so that the traversal's buffers are never empty.
+        packed.append(MLTreeNode(split: 0, feature: 0, trueChild: -1, falseChild: -1, mode: .leq, missingTrue: false))
+        memberStart.append(members.count)
+        memberCount.append(0)
+        members.append(.nan)
+    }
+
     /// The leaf reached from `root` for the feature row starting at `x`.
     @inline(__always)
-    func leaf(_ root: Int, _ x: UnsafePointer<Double>) -> Int {
+    static func leaf(_ nodes: UnsafePointer<MLTreeNode>, _ root: Int, _ x: UnsafePointer<Double>,
+                     _ members: UnsafePointer<Double>, _ memberStart: UnsafePointer<Int>, _ memberCount: UnsafePointer<Int>) -> Int {
         var c = root
         while c >= 0 {
-            let v = x[feature[c]]
-            let s = split[c]
-            let goTrue: Bool
-            if v.isNaN && missingTracksTrue[c] {
-                goTrue = true
-            } else {
-                switch mode[c] {
-                case .leq: goTrue = v <= s
-                case .lt: goTrue = v < s
-                case .gte: goTrue = v >= s
-                case .gt: goTrue = v > s
-                case .eq: goTrue = v == s
-                case .neq: goTrue = v != s
-                case .member:
-                    var found = false
-                    let start = memberStart[c]
-                    for k in start..<(start + memberCount[c]) where members[k] == v { found = true; break }
-                    goTrue = found
-                }
+            let n = nodes[c]
+            let v = x[Int(n.feature)]
+            let s = n.split
+            var goTrue: Bool
+            switch n.mode {
+            case .leq: goTrue = v <= s
+            case .lt: goTrue = v < s
+            case .gte: goTrue = v >= s
+            case .gt: goTrue = v > s
+            case .eq: goTrue = v == s
+            case .neq: goTrue = v != s
+            case .member:
+                goTrue = false
+                let start = memberStart[c]
+                for k in start..<(start + memberCount[c]) where members[k] == v { goTrue = true; break }
             }
-            c = goTrue ? trueChild[c] : falseChild[c]
+            if n.missingTrue && v.isNaN { goTrue = true }
+            c = Int(goTrue ? n.trueChild : n.falseChild)
         }
         return -c - 1
+    }
+}
+
+/// A tree node for traversal: children are node indices (>= 0) or encoded leaves (< 0).
+struct MLTreeNode: Sendable {
+    var split: Double
+    var feature: Int32
+    var trueChild: Int32
+    var falseChild: Int32
+    var mode: MLForest.Mode
+    var missingTrue: Bool
+}
+
+/// Finds the position of a (tree id, node id) pair of the legacy tree attributes: per tree a dense table when
+/// its node ids are compact (the usual case), else a dictionary.
+struct MLNodeIndex {
+    private var slotOf: [Int: Int] = [:]
+    private var dense: [[Int]] = []
+    private var sparse: [[Int: Int]] = []
+
+    init(trees: [Int], nodes: [Int]) {
+        var members: [[Int]] = []
+        var lastTree = Int.min, lastSlot = -1
+        for (i, t) in trees.enumerated() {
+            if t != lastTree {
+                lastTree = t
+                if let s = slotOf[t] { lastSlot = s } else {
+                    lastSlot = members.count
+                    slotOf[t] = lastSlot
+                    members.append([])
+                }
+            }
+            members[lastSlot].append(i)
+        }
+        for list in members {
+            let maxNode = list.map { nodes[$0] }.max() ?? -1
+            let minNode = list.map { nodes[$0] }.min() ?? 0
+            if minNode >= 0 && maxNode < 4 * list.count + 16 {
+                var table = [Int](repeating: -1, count: maxNode + 1)
+                for i in list { table[nodes[i]] = i }
+                dense.append(table)
+                sparse.append([:])
+            } else {
+                var d: [Int: Int] = [:]
+                for i in list { d[nodes[i]] = i }
+                dense.append([])
+                sparse.append(d)
+            }
+        }
+    }
+
+    func find(tree: Int, node: Int) -> Int? {
+        guard let s = slotOf[tree] else { return nil }
+        let table = dense[s]
+        if !table.isEmpty {
+            return node >= 0 && node < table.count && table[node] >= 0 ? table[node] : nil
+        }
+        return sparse[s][node]
     }
 }
 
@@ -351,29 +515,44 @@ struct MLForestScorer: Sendable {
         var out = [Double](repeating: 0, count: rows * targets)
         var hit = [Bool](repeating: false, count: rows * targets)
         let trees = Double(forest.roots.count)
+        let f = forest
+        let targets = self.targets, aggregate = self.aggregate, float32 = self.float32
+        // Tree by tree (each tree stays in cache), every row; per row the trees are still added in order.
         v.withUnsafeBufferPointer { vp in
-            guard let base = vp.baseAddress else { return }
-            for r in 0..<rows {
-                let xr = base + r * c
-                let o = r * targets
-                for root in forest.roots {
-                    let l = forest.leaf(root, xr)
-                    let start = forest.leafStart[l]
-                    for k in start..<(start + forest.leafCount[l]) {
-                        let t = o + forest.leafTarget[k], w = forest.leafWeight[k]
+        f.packed.withUnsafeBufferPointer { np in
+        f.members.withUnsafeBufferPointer { mp in
+        f.memberStart.withUnsafeBufferPointer { msp in
+        f.memberCount.withUnsafeBufferPointer { mcp in
+        f.leafStart.withUnsafeBufferPointer { lsp in
+        f.leafCount.withUnsafeBufferPointer { lcp in
+        f.leafTarget.withUnsafeBufferPointer { ltp in
+        f.leafWeight.withUnsafeBufferPointer { lwp in
+        out.withUnsafeMutableBufferPointer { op in
+        hit.withUnsafeMutableBufferPointer { hp in
+            // `pack()` leaves a sentinel at the end of the node and membership arrays, so they are never empty.
+            guard let base = vp.baseAddress, let nodes = np.baseAddress, let ms = msp.baseAddress, let mc = mcp.baseAddress,
+                  let o = op.baseAddress, let h = hp.baseAddress else { return }
+            for root in f.roots {
+                for r in 0..<rows {
+                    let l = MLForest.leaf(nodes, root, base + r * c, mp.baseAddress!, ms, mc)
+                    let start = lsp[l]
+                    for k in start..<(start + lcp[l]) {
+                        let t = r * targets + ltp[k], w = lwp[k]
                         switch aggregate {
-                        case .sum, .average: out[t] = round(out[t] + w)
-                        case .min: out[t] = hit[t] ? Swift.min(out[t], w) : w
-                        case .max: out[t] = hit[t] ? Swift.max(out[t], w) : w
+                        case .sum, .average:
+                            let sum = o[t] + w
+                            o[t] = float32 ? Double(Float(sum)) : sum
+                        case .min: o[t] = h[t] ? Swift.min(o[t], w) : w
+                        case .max: o[t] = h[t] ? Swift.max(o[t], w) : w
                         }
-                        hit[t] = true
+                        h[t] = true
                     }
                 }
-                if aggregate == .average && trees > 0 {
-                    for t in o..<(o + targets) { out[t] = round(out[t] / trees) }
-                }
             }
-        }
+            if aggregate == .average && trees > 0 {
+                for t in 0..<(rows * targets) { o[t] = float32 ? Double(Float(o[t] / trees)) : o[t] / trees }
+            }
+        }}}}}}}}}}}
         return (out, hit, rows)
     }
 
@@ -545,6 +724,21 @@ extension StandardOperators {
             return LinearRegressorOp(coefficients: coefficients, intercepts: try c.floats("intercepts") ?? [],
                                      targets: targets, post: try MLPostTransform(name: try c.string("post_transform", default: "NONE")))
         }
+        r.register("LinearClassifier", domain: mlDomain) { c in
+            guard let coefficients = try c.floats("coefficients"), !coefficients.isEmpty else {
+                throw c.error(.invalidModel, "LinearClassifier needs coefficients")
+            }
+            let labels: Tensor?
+            if let ints = try c.ints("classlabels_ints"), !ints.isEmpty {
+                labels = Tensor(shape: [ints.count], scalars: ints.map { Int64($0) })
+            } else if let strings = try c.strings("classlabels_strings"), !strings.isEmpty {
+                labels = Tensor(shape: [strings.count], strings: strings)
+            } else {
+                labels = nil
+            }
+            return LinearClassifierOp(coefficients: coefficients, intercepts: try c.floats("intercepts") ?? [], labels: labels,
+                                      post: try MLPostTransform(name: try c.string("post_transform", default: "NONE")))
+        }
         r.register("TreeEnsemble", domain: mlDomain) { c in try buildTreeEnsemble(&c) }
         r.register("TreeEnsembleRegressor", domain: mlDomain) { c in
             let (scorer, post) = try buildLegacyForest(&c, prefix: "target", targets: try c.int("n_targets", default: 1))
@@ -570,6 +764,13 @@ extension StandardOperators {
     }
 
     private static func buildLabelEncoder(_ c: inout OpBuildContext) throws -> any Operator {
+        if c.opset < 2 {
+            let classes = try c.strings("classes_strings") ?? []
+            var index: [String: Int] = [:]
+            for (i, s) in classes.enumerated() where index[s] == nil { index[s] = i }
+            return LabelEncoderV1Op(classes: classes, index: index, defaultInt: Int64(try c.int("default_int64", default: -1)),
+                                    defaultString: try c.string("default_string", default: "_Unused"))
+        }
         var keys: [MLLabelKey]
         if let k = try c.tensor("keys_tensor") {
             keys = try MLLabelKey.keys(k)
@@ -643,6 +844,9 @@ extension StandardOperators {
               trueLeafs.count == n, falseLeafs.count == n else {
             throw c.error(.invalidModel, "TreeEnsemble node attributes have different lengths")
         }
+        guard (trueIds + falseIds + featureIds + leafTargets).allSatisfy({ $0 >= 0 }) else {
+            throw c.error(.invalidModel, "TreeEnsemble node, leaf, feature and target ids must be non-negative")
+        }
         guard leafTargets.count == leafWeights.count else {
             throw c.error(.invalidModel, "leaf_targetids and leaf_weights have different lengths")
         }
@@ -691,6 +895,7 @@ extension StandardOperators {
         }
         let targets = try c.int("n_targets", default: (leafTargets.max() ?? -1) + 1)
         try forest.validate(targets: targets)
+        try forest.pack()
         let agg = try c.int("aggregate_function", default: 1)
         guard let aggregate = MLAggregate(rawValue: agg) else { throw c.error(.invalidModel, "unknown aggregate_function \(agg)") }
         let postValue = try c.int("post_transform", default: 0)
@@ -724,13 +929,11 @@ extension StandardOperators {
             throw c.error(.invalidModel, "tree ensemble leaf weight attributes have different lengths")
         }
         // Position of each (tree, node) pair.
-        struct Key: Hashable { let tree: Int; let node: Int }
-        var position: [Key: Int] = [:]
-        for i in 0..<n { position[Key(tree: treeIds[i], node: nodeIds[i])] = i }
+        let position = MLNodeIndex(trees: treeIds, nodes: nodeIds)
         // Leaf weights grouped by node position.
         var weightsOf = [[Int]](repeating: [], count: n)
         for k in 0..<wTree.count {
-            guard let p = position[Key(tree: wTree[k], node: wNode[k])] else {
+            guard let p = position.find(tree: wTree[k], node: wNode[k]) else {
                 throw c.error(.invalidModel, "leaf weight refers to unknown node (tree \(wTree[k]), node \(wNode[k]))")
             }
             weightsOf[p].append(k)
@@ -748,7 +951,7 @@ extension StandardOperators {
             }
         }
         func ref(_ tree: Int, _ node: Int) throws -> Int {
-            guard let p = position[Key(tree: tree, node: node)] else {
+            guard let p = position.find(tree: tree, node: node) else {
                 throw c.error(.invalidModel, "tree \(tree) refers to unknown node \(node)")
             }
             return leafIndex[p] >= 0 ? -leafIndex[p] - 1 : p
@@ -783,10 +986,11 @@ extension StandardOperators {
         // Roots: the first node of each tree (in order of appearance), or the node id 0 of each tree.
         var seen = Set<Int>()
         for i in 0..<n where seen.insert(treeIds[i]).inserted {
-            let root = position[Key(tree: treeIds[i], node: 0)] ?? i
+            let root = position.find(tree: treeIds[i], node: 0) ?? i
             forest.roots.append(leafIndex[root] >= 0 ? -leafIndex[root] - 1 : root)
         }
         try forest.validate(targets: targets)
+        try forest.pack()
         let base: [Double]
         if let t = try c.tensor("base_values_as_tensor") { base = try t.doubleValues() } else { base = (try c.floats("base_values") ?? []).map { Double($0) } }
         let aggregate = try Self.aggregate(try c.string("aggregate_function", default: "SUM"))

@@ -30,6 +30,10 @@ struct PoolWindowAttributes: Sendable {
         guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), pads.allSatisfy({ $0 >= 0 }) else {
             throw c.error(.invalidModel, "strides \(strides) and dilations \(dilations) must be positive, pads \(pads) non-negative")
         }
+        let limit = Int(Int32.max)
+        guard (kernel + strides + pads + dilations).allSatisfy({ $0 <= limit }) else {
+            throw c.error(.invalidModel, "pooling attributes are out of range")
+        }
         guard ["NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(autoPad) else {
             throw c.error(.invalidModel, "unknown auto_pad '\(autoPad)'")
         }
@@ -52,13 +56,17 @@ struct PoolGeometry: Sendable {
     var outSize: [Int]  // 3
     var dilation: [Int] // 3
     var taps: [[PoolTap]] // 3 axes, one per output index
+    /// Kernel size, stride and leading pad of the innermost (width) axis.
+    var kernelW = 1
+    var strideW = 1
+    var padW = 0
     var outShape: [Int]
     /// Column-major strides of the spatial input (for MaxPool storage_order = 1 indices).
     var spatialRank: Int
 
     static func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
 
-    init(input shape: [Int], _ a: PoolWindowAttributes) throws {
+    init(input shape: [Int], _ a: PoolWindowAttributes, limits: TensorLimits) throws {
         let n = a.kernel.count
         guard shape.count == n + 2 else {
             throw EngineError(.shapeMismatch, "pooling input of shape \(shape) does not match kernel_shape \(a.kernel) (expected rank \(n + 2))")
@@ -96,6 +104,8 @@ struct PoolGeometry: Sendable {
                 }
             }
             out = Swift.max(out, 0)
+            // Bound the output (and so the tap table) before building anything of its size.
+            _ = try limits.checkedCount([shape[0], shape[1], out], .float32)
             var taps: [PoolTap] = []
             taps.reserveCapacity(out)
             for o in 0..<out {
@@ -111,6 +121,7 @@ struct PoolGeometry: Sendable {
             outS[axis] = out
             dil[axis] = d
             allTaps[axis] = taps
+            if axis == 2 { kernelW = k; strideW = s; padW = pb }
             outSpatial.append(out)
         }
         inSize = inS
@@ -118,6 +129,7 @@ struct PoolGeometry: Sendable {
         dilation = dil
         taps = allTaps
         outShape = [batch, channels] + outSpatial
+        _ = try limits.checkedCount(outShape, .float32)
     }
 }
 
@@ -201,63 +213,107 @@ enum PoolKernels {
         }
     }
 
-    /// Average (p == 0) or Lp pooling of every plane.
-    static func average<T: BinaryFloatingPoint & TensorElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
-                                                                countIncludePad: Bool, p: T, lp: Bool) {
+    /// acc[ow] = max(acc[ow], r[ow * sw]) for ow in lo..<hi (NaN inputs never win, as in onnxruntime).
+    /// Written as selects over plain pointers so that the compiler vectorises it.
+    @inline(__always)
+    static func rowMax<T: BinaryFloatingPoint>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int) {
+        switch sw {
+        case 1: for ow in lo..<hi { let v = r[ow], a = acc[ow]; acc[ow] = v > a ? v : a }
+        case 2: for ow in lo..<hi { let v = r[2 &* ow], a = acc[ow]; acc[ow] = v > a ? v : a }
+        default: for ow in lo..<hi { let v = r[ow &* sw], a = acc[ow]; acc[ow] = v > a ? v : a }
+        }
+    }
+
+    /// acc[ow] += r[ow * sw] for ow in lo..<hi.
+    @inline(__always)
+    static func rowSum<T: BinaryFloatingPoint>(_ r: UnsafePointer<T>, _ acc: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int, _ sw: Int) {
+        switch sw {
+        case 1: for ow in lo..<hi { acc[ow] += r[ow] }
+        case 2: for ow in lo..<hi { acc[ow] += r[2 &* ow] }
+        default: for ow in lo..<hi { acc[ow] += r[ow &* sw] }
+        }
+    }
+
+    /// Row-oriented pooling of float planes: each output row accumulates whole input rows, one kernel column at a
+    /// time, so the inner loop runs over output columns with no per-element window arithmetic.
+    /// kind: 0 max, 1 average, 2 Lp with p == 2, 3 Lp with general p.
+    static func rows<T: BinaryFloatingPoint & TensorElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ g: PoolGeometry,
+                                                             kind: Int, countIncludePad: Bool, p: T) {
         let D = g.inSize[0], H = g.inSize[1], W = g.inSize[2]
         let OD = g.outSize[0], OH = g.outSize[1], OW = g.outSize[2]
         let dd = g.dilation[0], dh = g.dilation[1], dw = g.dilation[2]
+        let sw = g.strideW, KW = g.kernelW
         let plane = D * H * W, outPlane = OD * OH * OW
         let planes = g.batch * g.channels
-        let isP2 = p == 2, isP1 = p == 1
+        if OW == 0 || outPlane == 0 { return }
+        // Per kernel column: the source offset and the range of output columns whose tap lies inside the row.
+        var colOffset = [Int](repeating: 0, count: KW), colLo = [Int](repeating: 0, count: KW), colHi = [Int](repeating: 0, count: KW)
+        for kw in 0..<KW {
+            let off = kw * dw - g.padW
+            colOffset[kw] = off
+            colLo[kw] = Swift.min(OW, Swift.max(0, PoolGeometry.ceilDiv(-off, sw)))
+            colHi[kw] = W - 1 - off >= 0 ? Swift.min(OW, (W - 1 - off) / sw + 1) : 0
+            if colHi[kw] < colLo[kw] { colHi[kw] = colLo[kw] }
+        }
+        // Per output column: the reciprocal of the divisor's width factor (0 for an empty window).
+        var widthInverse = [T](repeating: 0, count: OW)
+        for ow in 0..<OW {
+            let t = g.taps[2][ow]
+            let c = countIncludePad ? t.padded : t.count
+            widthInverse[ow] = c > 0 ? 1 / T(c) : 0
+        }
+        let acc = UnsafeMutablePointer<T>.allocate(capacity: OW)
+        defer { acc.deallocate() }
+        let initial: T = kind == 0 ? -T.infinity : 0
         let invP = 1 / p
-        g.taps[0].withUnsafeBufferPointer { tD in
-        g.taps[1].withUnsafeBufferPointer { tH in
-        g.taps[2].withUnsafeBufferPointer { tW in
-            for pl in 0..<planes {
-                let src = x + pl * plane
-                var dst = y + pl * outPlane
-                for od in 0..<OD {
-                    let td = tD[od]
-                    for oh in 0..<OH {
-                        let th = tH[oh]
-                        for ow in 0..<OW {
-                            let tw = tW[ow]
-                            var acc: T = 0
-                            for kd in 0..<td.count {
-                                let pd = td.first + kd * dd
-                                for kh in 0..<th.count {
-                                    let row = src + ((pd * H + th.first + kh * dh) * W + tw.first)
-                                    if !lp {
-                                        if dw == 1 {
-                                            for kw in 0..<tw.count { acc += row[kw] }
-                                        } else {
-                                            for kw in 0..<tw.count { acc += row[kw * dw] }
-                                        }
-                                    } else if isP2 {
-                                        for kw in 0..<tw.count { let v = row[kw * dw]; acc += v * v }
-                                    } else if isP1 {
-                                        for kw in 0..<tw.count { acc += Swift.abs(row[kw * dw]) }
-                                    } else {
-                                        for kw in 0..<tw.count { acc += T(Foundation.pow(Double(Swift.abs(row[kw * dw])), Double(p))) }
-                                    }
+        for pl in 0..<planes {
+            let src = x + pl * plane
+            var dst = y + pl * outPlane
+            for od in 0..<OD {
+                let td = g.taps[0][od]
+                for oh in 0..<OH {
+                    let th = g.taps[1][oh]
+                    acc.initialize(repeating: initial, count: OW)
+                    for kd in 0..<td.count {
+                        let pd = td.first &+ kd &* dd
+                        for kh in 0..<th.count {
+                            let row = src + ((pd &* H &+ th.first &+ kh &* dh) &* W)
+                            for kw in 0..<KW {
+                                let lo = colLo[kw], hi = colHi[kw]
+                                if lo >= hi { continue }
+                                let r = row + colOffset[kw]
+                                switch kind {
+                                case 0: rowMax(r, acc, lo, hi, sw)
+                                case 1: rowSum(r, acc, lo, hi, sw)
+                                case 2:
+                                    for ow in lo..<hi { let v = r[ow &* sw]; acc[ow] += v * v }
+                                default:
+                                    for ow in lo..<hi { acc[ow] += T(Foundation.pow(Double(Swift.abs(r[ow &* sw])), Double(p))) }
                                 }
                             }
-                            if lp {
-                                dst.pointee = isP2 ? acc.squareRoot() : (isP1 ? acc : T(Foundation.pow(Double(acc), Double(invP))))
-                            } else {
-                                let n = countIncludePad ? td.padded * th.padded * tw.padded : td.count * th.count * tw.count
-                                dst.pointee = n > 0 ? acc / T(n) : 0
-                            }
-                            dst += 1
                         }
                     }
+                    switch kind {
+                    case 0:
+                        // A window with no input element (only possible with pads >= kernel) gives 0.
+                        for ow in 0..<OW { dst[ow] = acc[ow] == -T.infinity && g.taps[2][ow].count == 0 ? 0 : acc[ow] }
+                    case 1:
+                        let hd = countIncludePad ? td.padded * th.padded : td.count * th.count
+                        let hInv: T = hd > 0 ? 1 / T(hd) : 0
+                        widthInverse.withUnsafeBufferPointer { wi in
+                            for ow in 0..<OW { dst[ow] = acc[ow] * (hInv * wi[ow]) }
+                        }
+                    case 2:
+                        for ow in 0..<OW { dst[ow] = acc[ow].squareRoot() }
+                    default:
+                        for ow in 0..<OW { dst[ow] = T(Foundation.pow(Double(acc[ow]), Double(invP))) }
+                    }
+                    dst += OW
                 }
             }
         }
-        }
-        }
     }
+
 }
 
 /// Converts a float16 tensor to float32 (pooling and resampling compute float16 in float32).
@@ -285,10 +341,10 @@ struct MaxPoolOp: Operator {
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let g = try PoolGeometry(input: x.shape, attrs)
+        let g = try PoolGeometry(input: x.shape, attrs, limits: ctx.limits)
         switch x.dataType {
-        case .float32: return try pool(x, g, Float.self, ctx)
-        case .float64: return try pool(x, g, Double.self, ctx)
+        case .float32: return try poolFloat(x, g, Float.self, ctx)
+        case .float64: return try poolFloat(x, g, Double.self, ctx)
         case .float16: return try pool(x, g, Float16.self, ctx)
         case .int8: return try pool(x, g, Int8.self, ctx)
         case .uint8: return try pool(x, g, UInt8.self, ctx)
@@ -296,6 +352,13 @@ struct MaxPoolOp: Operator {
         case .int64: return try pool(x, g, Int64.self, ctx)
         default: throw EngineError(.typeMismatch, "MaxPool does not support \(x.dataType) tensors")
         }
+    }
+
+    func poolFloat<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
+        if wantIndices { return try pool(x, g, T.self, ctx) }
+        let y = try ctx.uninitialized(x.dataType, g.outShape)
+        PoolKernels.rows(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g, kind: 0, countIncludePad: false, p: 1)
+        return [y]
     }
 
     func pool<T: Comparable & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> [Tensor] {
@@ -319,7 +382,7 @@ struct AveragePoolOp: Operator {
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let g = try PoolGeometry(input: x.shape, attrs)
+        let g = try PoolGeometry(input: x.shape, attrs, limits: ctx.limits)
         switch x.dataType {
         case .float32: return [try pool(x, g, Float.self, ctx)]
         case .float64: return [try pool(x, g, Double.self, ctx)]
@@ -330,8 +393,9 @@ struct AveragePoolOp: Operator {
 
     func pool<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ g: PoolGeometry, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
         let y = try ctx.uninitialized(x.dataType, g.outShape)
-        PoolKernels.average(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g,
-                            countIncludePad: countIncludePad, p: T(p ?? 1), lp: p != nil)
+        let kind = p == nil ? 1 : (p == 2 ? 2 : 3)
+        PoolKernels.rows(x.buffer(T.self).baseAddress!, y.mutableBuffer(T.self).baseAddress!, g,
+                         kind: kind, countIncludePad: countIncludePad, p: T(p ?? 1))
         return y
     }
 }
@@ -466,9 +530,12 @@ struct MaxRoiPoolOp: Operator {
         let PH = pooled[0], PW = pooled[1]
         let R = rois.shape[0]
         let r = try rois.doubleValues()
+        let scale = Double(spatialScale)
+        guard r.allSatisfy({ $0.isFinite && Swift.abs($0 * scale) < 1e9 && Swift.abs($0) < 1e9 }) else {
+            throw EngineError(.invalidArgument, "MaxRoiPool rois must be finite coordinates")
+        }
         let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
         let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
-        let scale = Double(spatialScale)
         for n in 0..<R {
             let b = Int(r[n * 5])
             guard b >= 0 && b < N else { throw EngineError(.invalidArgument, "MaxRoiPool batch index \(b) out of range for batch \(N)") }
@@ -534,6 +601,9 @@ struct RoiAlignOp: Operator {
         let y = try ctx.uninitialized(x.dataType, [R, C, PH, PW])
         let src = x.buffer(T.self).baseAddress!, dst = y.mutableBuffer(T.self).baseAddress!
         let scale = Double(spatialScale)
+        guard r.allSatisfy({ $0.isFinite && Swift.abs($0 * scale) < 1e9 }) else {
+            throw EngineError(.invalidArgument, "RoiAlign rois must be finite coordinates")
+        }
         let offset = halfPixel ? 0.5 : 0
         for n in 0..<R {
             let b = batches[n]
@@ -545,7 +615,9 @@ struct RoiAlignOp: Operator {
             let binH = rh / Double(PH), binW = rw / Double(PW)
             let gh = samplingRatio > 0 ? samplingRatio : Int((rh / Double(PH)).rounded(.up))
             let gw = samplingRatio > 0 ? samplingRatio : Int((rw / Double(PW)).rounded(.up))
-            guard gh >= 0, gw >= 0, gh * gw <= 1 << 20 else { throw EngineError(.invalidArgument, "RoiAlign sampling grid \(gh)x\(gw) is too large") }
+            guard gh >= 0, gw >= 0, gh <= 1 << 12, gw <= 1 << 12, PH * PW * gh * gw <= 1 << 26 else {
+                throw EngineError(.memoryLimit, "RoiAlign sampling grid \(gh)x\(gw) per bin is too large")
+            }
             let count = Double(Swift.max(gh * gw, 1))
             // Sampling positions and weights, shared by every channel.
             var samples: [RoiAlignSample] = []
@@ -626,6 +698,7 @@ extension StandardOperators {
             let strides = try c.ints("strides") ?? Array(repeating: 1, count: k.count)
             let pads = try c.ints("pads") ?? Array(repeating: 0, count: 2 * k.count)
             guard strides.count == k.count, pads.count == 2 * k.count else { throw c.error(.invalidModel, "MaxUnpool attributes do not agree in rank") }
+            guard (k + strides + pads).allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }) else { throw c.error(.invalidModel, "MaxUnpool attributes are out of range") }
             return MaxUnpoolOp(kernel: k, strides: strides, pads: pads)
         }
         r.register("MaxRoiPool") { c in

@@ -316,6 +316,253 @@ extension QuantFamily {
     }
 }
 
+/// Per-tensor quantization parameters of one operand of the com.microsoft QLinear* operators.
+struct QuantParams {
+    let scale: Float
+    let zero: Float
+
+    init(_ scale: Tensor?, _ zero: Tensor?, _ what: String) throws {
+        guard let scale else { throw EngineError(.invalidArgument, "\(what) scale is missing") }
+        let s = try QuantFamily.floats(scale, "\(what) scale")
+        guard s.count == 1 else { throw EngineError(.invalidArgument, "\(what) scale must be a scalar, got \(s.count) values") }
+        self.scale = s[0]
+        if let zero {
+            let z = try zero.intValues()
+            guard z.count == 1 else { throw EngineError(.invalidArgument, "\(what) zero point must be a scalar, got \(z.count) values") }
+            self.zero = Float(z[0])
+        } else {
+            self.zero = 0
+        }
+    }
+
+    @inline(__always) func dequantize<Q: EngineInteger>(_ q: Q) -> Float { (Float(q) - zero) * scale }
+
+    @inline(__always) func quantize<Q: EngineInteger>(_ v: Float, _: Q.Type) -> Q {
+        let r = (v / scale).rounded(.toNearestOrEven) + zero
+        if r.isNaN { return 0 }
+        return r <= Float(Q.min) ? Q.min : (r >= Float(Q.max) ? Q.max : Q(r))
+    }
+}
+
+/// com.microsoft QLinearAdd / QLinearMul: C = quantize(dequantize(A) op dequantize(B)) with broadcasting.
+struct QLinearBinaryOp: Operator {
+    let multiply: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let a = try inputs.required(0), b = try inputs.required(3)
+        guard a.dataType == b.dataType else { throw EngineError(.typeMismatch, "A and B must have the same type, got \(a.dataType) and \(b.dataType)") }
+        let pa = try QuantParams(inputs.optional(1), inputs.optional(2), "A")
+        let pb = try QuantParams(inputs.optional(4), inputs.optional(5), "B")
+        let pc = try QuantParams(inputs.optional(6), inputs.optional(7), "C")
+        // Scale ratios folded as onnxruntime does (the results match it bit for bit).
+        let za = pa.zero, zb = pb.zero, zc = pc.zero
+        func go<Q: EngineInteger>(_: Q.Type) throws -> Tensor {
+            let lo = Float(Q.min), hi = Float(Q.max)
+            @inline(__always) func q(_ v: Float) -> Q {
+                let r = v.rounded(.toNearestOrEven) + zc
+                if r.isNaN { return 0 }
+                return r <= lo ? Q.min : (r >= hi ? Q.max : Q(r))
+            }
+            if multiply {
+                let ratio = pa.scale * pb.scale / pc.scale
+                return try Loops.zip(a, b, Q.self, Q.self, ctx) { x, y in q((Float(x) - za) * (Float(y) - zb) * ratio) }
+            }
+            let ra = pa.scale / pc.scale, rb = pb.scale / pc.scale
+            return try Loops.zip(a, b, Q.self, Q.self, ctx) { x, y in q((Float(x) - za) * ra + (Float(y) - zb) * rb) }
+        }
+        switch a.dataType {
+        case .uint8: return [try go(UInt8.self)]
+        case .int8: return [try go(Int8.self)]
+        default: throw EngineError(.typeMismatch, "QLinear\(multiply ? "Mul" : "Add") needs uint8 or int8 tensors, got \(a.dataType)")
+        }
+    }
+}
+
+/// com.microsoft QLinearSigmoid / QLinearLeakyRelu: an 8-bit lookup table built per run from the parameters.
+struct QLinearUnaryOp: Operator {
+    enum Kind: Sendable { case sigmoid, leakyRelu(Float) }
+    let kind: Kind
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let px = try QuantParams(inputs.optional(1), inputs.optional(2), "X")
+        let py = try QuantParams(inputs.optional(3), inputs.optional(4), "Y")
+        func f(_ v: Float) -> Float {
+            switch kind {
+            case .sigmoid: return v >= 0 ? 1 / (1 + Float.exp(-v)) : Float.exp(v) / (1 + Float.exp(v))
+            case .leakyRelu(let alpha): return v >= 0 ? v : alpha * v
+            }
+        }
+        func go<Q: EngineInteger>(_: Q.Type) throws -> Tensor {
+            var table = [Q](repeating: 0, count: 256)
+            for i in 0..<256 {
+                let q = Q(truncatingIfNeeded: Q.isSigned ? i - 128 : i)
+                table[Q.isSigned ? i : i] = py.quantize(f(px.dequantize(q)), Q.self)
+            }
+            let offset = Q.isSigned ? 128 : 0
+            return try table.withUnsafeBufferPointer { t in
+                try Loops.map(x, Q.self, Q.self, ctx) { t[Int(truncatingIfNeeded: $0) + offset] }
+            }
+        }
+        switch x.dataType {
+        case .uint8: return [try go(UInt8.self)]
+        case .int8: return [try go(Int8.self)]
+        default: throw EngineError(.typeMismatch, "quantized activations need uint8 or int8 tensors, got \(x.dataType)")
+        }
+    }
+}
+
+/// com.microsoft QLinearGlobalAveragePool (NCHW, or NHWC with channels_last).
+struct QLinearGlobalAveragePoolOp: Operator {
+    let channelsLast: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let px = try QuantParams(inputs.optional(1), inputs.optional(2), "X")
+        let py = try QuantParams(inputs.optional(3), inputs.optional(4), "Y")
+        guard x.rank >= 3 else { throw EngineError(.shapeMismatch, "QLinearGlobalAveragePool needs rank >= 3, got \(x.shape)") }
+        let n = x.shape[0]
+        let c = channelsLast ? x.shape[x.rank - 1] : x.shape[1]
+        let spatial = channelsLast ? x.shape[1..<(x.rank - 1)].reduce(1, *) : x.shape[2...].reduce(1, *)
+        var outShape = [Int](repeating: 1, count: x.rank)
+        outShape[0] = n
+        outShape[channelsLast ? x.rank - 1 : 1] = c
+        func go<Q: EngineInteger>(_: Q.Type) throws -> Tensor {
+            let out = try ctx.uninitialized(Q.dataType, outShape)
+            let s = x.buffer(Q.self), d = out.mutableBuffer(Q.self)
+            let scale = px.scale / Float(Swift.max(spatial, 1))
+            for b in 0..<n {
+                for ch in 0..<c {
+                    var acc = 0
+                    if channelsLast {
+                        for i in 0..<spatial { acc += Int(s[(b * spatial + i) * c + ch]) }
+                    } else {
+                        let base = (b * c + ch) * spatial
+                        for i in 0..<spatial { acc += Int(s[base + i]) }
+                    }
+                    let v = (Float(acc) - px.zero * Float(spatial)) * scale
+                    d[b * c + ch] = py.quantize(v, Q.self)
+                }
+            }
+            return out
+        }
+        switch x.dataType {
+        case .uint8: return [try go(UInt8.self)]
+        case .int8: return [try go(Int8.self)]
+        default: throw EngineError(.typeMismatch, "QLinearGlobalAveragePool needs uint8 or int8 tensors, got \(x.dataType)")
+        }
+    }
+}
+
+/// com.microsoft QLinearConcat: inputs (Y_scale, Y_zero_point, then X, X_scale, X_zero_point per input).
+struct QLinearConcatOp: Operator {
+    let axis: Int
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let py = try QuantParams(inputs.optional(0), inputs.optional(1), "Y")
+        guard inputs.count >= 5, (inputs.count - 2) % 3 == 0 else {
+            throw EngineError(.invalidArgument, "QLinearConcat needs Y_scale, Y_zero_point and (X, X_scale, X_zero_point) triples, got \(inputs.count) inputs")
+        }
+        var xs: [(Tensor, QuantParams)] = []
+        for i in stride(from: 2, to: inputs.count, by: 3) {
+            xs.append((try inputs.required(i), try QuantParams(inputs.optional(i + 1), inputs.optional(i + 2), "X\((i - 2) / 3)")))
+        }
+        let first = xs[0].0
+        let a = try Shape.axis(axis, rank: first.rank)
+        var outShape = first.shape
+        outShape[a] = 0
+        for (t, _) in xs {
+            guard t.dataType == first.dataType, t.rank == first.rank,
+                  (0..<t.rank).allSatisfy({ $0 == a || t.shape[$0] == first.shape[$0] }) else {
+                throw EngineError(.shapeMismatch, "QLinearConcat inputs do not match: \(first.shape) (\(first.dataType)) and \(t.shape) (\(t.dataType))")
+            }
+            outShape[a] += t.shape[a]
+        }
+        let outer = first.shape[..<a].reduce(1, *)
+        let inner = first.shape[(a + 1)...].reduce(1, *)
+        func go<Q: EngineInteger>(_: Q.Type) throws -> Tensor {
+            let out = try ctx.uninitialized(Q.dataType, outShape)
+            let d = out.mutableBuffer(Q.self)
+            let rowOut = outShape[a] * inner
+            var col = 0
+            for (t, p) in xs {
+                let block = t.shape[a] * inner
+                let s = t.buffer(Q.self)
+                let same = p.scale == py.scale && p.zero == py.zero
+                for o in 0..<outer {
+                    let src = o * block, dst = o * rowOut + col
+                    if same {
+                        for i in 0..<block { d[dst + i] = s[src + i] }
+                    } else {
+                        for i in 0..<block { d[dst + i] = py.quantize(p.dequantize(s[src + i]), Q.self) }
+                    }
+                }
+                col += block
+            }
+            return out
+        }
+        switch first.dataType {
+        case .uint8: return [try go(UInt8.self)]
+        case .int8: return [try go(Int8.self)]
+        default: throw EngineError(.typeMismatch, "QLinearConcat needs uint8 or int8 tensors, got \(first.dataType)")
+        }
+    }
+}
+
+/// com.microsoft MatMulIntegerToFloat (A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias) and
+/// DynamicQuantizeMatMul (A float, B, b_scale, b_zero_point, bias; A quantized to uint8 on the fly).
+struct MatMulIntegerToFloatOp: Operator {
+    let dynamic: Bool
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        var a = try inputs.required(0)
+        let b = try inputs.required(1)
+        let aScale: [Float], aZero: [Int32], bScaleT: Tensor, bZeroT: Tensor?, biasT: Tensor?
+        if dynamic {
+            guard a.dataType == .float32 else { throw EngineError(.typeMismatch, "DynamicQuantizeMatMul needs float32 A, got \(a.dataType)") }
+            let (s, z) = QuantFamily.dynamicParameters(a.buffer(Float.self))
+            a = try QuantFamily.quantize(a.buffer(Float.self), shape: a.shape, scales: [s], zeroPoints: [Int32(z)],
+                                         layout: try QuantLayout(x: a.shape, scale: [], axis: 0, blockSize: 0), UInt8.self, ctx)
+            aScale = [s]
+            aZero = [Int32(z)]
+            bScaleT = try inputs.required(2, "b_scale")
+            bZeroT = inputs.optional(3)
+            biasT = inputs.optional(4)
+        } else {
+            aScale = try QuantFamily.floats(try inputs.required(2, "a_scale"), "a_scale")
+            bScaleT = try inputs.required(3, "b_scale")
+            aZero = try ConvFamily.zeroPoints(inputs.optional(4), expectedType: a.dataType, "a_zero_point")
+            bZeroT = inputs.optional(5)
+            biasT = inputs.optional(6)
+        }
+        guard aScale.count == 1 else { throw EngineError(.invalidArgument, "a_scale must be a scalar, got \(aScale.count) values") }
+        let g = try LinAlgMatMulGeometry(a.shape, b.shape)
+        let bScale = try QuantFamily.floats(bScaleT, "b_scale")
+        let bZero = try ConvFamily.zeroPoints(bZeroT, expectedType: b.dataType, "b_zero_point")
+        guard bScale.count == 1 || bScale.count == g.n else {
+            throw EngineError(.shapeMismatch, "b_scale has \(bScale.count) values, expected 1 or \(g.n)")
+        }
+        guard aZero.count <= 1 else { throw EngineError(.invalidArgument, "a_zero_point must be a scalar") }
+        let acc = try LinAlgInteger.matmul(a, aZero, b, bZero, g, ctx)
+        var bias: [Float]?
+        if let biasT {
+            let v = try QuantFamily.floats(biasT, "bias")
+            guard v.count == g.n else { throw EngineError(.shapeMismatch, "bias has \(v.count) values, expected \(g.n)") }
+            bias = v
+        }
+        let out = try ctx.uninitialized(.float32, acc.shape)
+        let s = acc.buffer(Int32.self), d = out.mutableBuffer(Float.self)
+        let n = g.n
+        let mults = (0..<n).map { aScale[0] * bScale[bScale.count == 1 ? 0 : $0] }
+        var e = 0
+        while e < acc.count {
+            for j in 0..<n { d[e + j] = Float(s[e + j]) * mults[j] + (bias?[j] ?? 0) }
+            e += n
+        }
+        return [out]
+    }
+}
+
 extension StandardOperators {
     static func registerQuantization(_ r: inout OperatorRegistry) {
         for domain in ["", "com.microsoft"] {
@@ -342,5 +589,14 @@ extension StandardOperators {
         }
         r.register("DynamicQuantizeLinear") { _ in DynamicQuantizeLinearOp() }
         r.register("QLinearMatMul") { _ in QLinearMatMulOp() }
+        let ms = "com.microsoft"
+        r.register("QLinearAdd", domain: ms) { _ in QLinearBinaryOp(multiply: false) }
+        r.register("QLinearMul", domain: ms) { _ in QLinearBinaryOp(multiply: true) }
+        r.register("QLinearSigmoid", domain: ms) { _ in QLinearUnaryOp(kind: .sigmoid) }
+        r.register("QLinearLeakyRelu", domain: ms) { c in QLinearUnaryOp(kind: .leakyRelu(try c.float("alpha", default: 0.01))) }
+        r.register("QLinearGlobalAveragePool", domain: ms) { c in QLinearGlobalAveragePoolOp(channelsLast: try c.int("channels_last", default: 0) != 0) }
+        r.register("QLinearConcat", domain: ms) { c in QLinearConcatOp(axis: try c.int("axis", default: 0)) }
+        r.register("MatMulIntegerToFloat", domain: ms) { _ in MatMulIntegerToFloatOp(dynamic: false) }
+        r.register("DynamicQuantizeMatMul", domain: ms) { _ in MatMulIntegerToFloatOp(dynamic: true) }
     }
 }

@@ -114,6 +114,22 @@ struct ResizeOp: Operator {
             order.append(a)
         }
         if order.isEmpty { return [x] }
+        // Separable passes: shrink first, and resample the innermost axis while the data is smallest.
+        if order.count > 1 {
+            var remaining = order, shape = x.shape
+            order = []
+            while !remaining.isEmpty {
+                var best = 0
+                var bestSize = Int.max
+                for (k, a) in remaining.enumerated() {
+                    let size = shape.reduce(1, *) / Swift.max(shape[a], 1) * outShape[a]
+                    if size < bestSize || (size == bestSize && a > remaining[best]) { best = k; bestSize = size }
+                }
+                let a = remaining.remove(at: best)
+                shape[a] = outShape[a]
+                order.append(a)
+            }
+        }
         if mode == .nearest || x.count == 0 {
             return [try gather(x, outShape: outShape, taps: taps, ctx)]
         }
@@ -133,27 +149,32 @@ struct ResizeOp: Operator {
         }
     }
 
-    /// The source coordinate of output index `o`.
+    /// The source coordinate of output index `o`, computed in float32 as onnxruntime does (this decides ties of
+    /// nearest rounding). align_corners and tf_crop_and_resize use the unrounded resized length, as the ONNX
+    /// reference does.
     func sourceCoordinate(_ o: Int, input: Int, output: Int, scale: Double, roiStart: Double, roiEnd: Double) -> Double {
-        let x = Double(o)
-        // As the reference does, align_corners and tf_crop_and_resize use the unrounded resized length.
-        let resized = scale * Double(input)
+        let x = Float(o), s = Float(scale), inL = Float(input)
+        let resized = s * inL
+        let r: Float
         switch coordinate {
-        case .halfPixel: return (x + 0.5) / scale - 0.5
+        case .halfPixel: r = (x + 0.5) / s - 0.5
         case .halfPixelSymmetric:
-            let adjustment = Double(output) / (scale * Double(input))
-            let center = Double(input) / 2
-            return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
-        case .pytorchHalfPixel: return output > 1 ? (x + 0.5) / scale - 0.5 : 0
-        case .alignCorners: return resized != 1 && output > 1 ? x * Double(input - 1) / (resized - 1) : 0
-        case .asymmetric: return x / scale
-        case .tfHalfPixelForNN: return (x + 0.5) / scale
+            let adjustment = Float(output) / resized
+            let center = inL / 2
+            r = center * (1 - adjustment) + (x + 0.5) / s - 0.5
+        case .pytorchHalfPixel: r = output > 1 ? (x + 0.5) / s - 0.5 : 0
+        case .alignCorners: r = resized != 1 && output > 1 ? x * (inL - 1) / (resized - 1) : 0
+        case .asymmetric: r = x / s
+        case .tfHalfPixelForNN: r = (x + 0.5) / s
         case .tfCropAndResize:
+            let rs = Float(roiStart), re = Float(roiEnd)
             if resized != 1 && output > 1 {
-                return roiStart * Double(input - 1) + x * (roiEnd - roiStart) * Double(input - 1) / (resized - 1)
+                r = rs * (inL - 1) + x * (re - rs) * (inL - 1) / (resized - 1)
+            } else {
+                r = 0.5 * (rs + re) * (inL - 1)
             }
-            return 0.5 * (roiStart + roiEnd) * Double(input - 1)
         }
+        return Double(r)
     }
 
     func cubicWeight(_ d: Double) -> Double {
@@ -169,8 +190,8 @@ struct ResizeOp: Operator {
         let filterScale = Swift.min(scale, 1)
         switch mode {
         case .nearest: n = 1
-        case .linear: n = antialias ? 2 - 2 * (Int((-1 / filterScale).rounded(.down)) + 1) : 2
-        case .cubic: n = antialias ? 2 - 2 * (Int((-2 / filterScale).rounded(.down)) + 1) : 4
+        case .linear: n = antialias ? 2 - 2 * (Int(Swift.max((-1 / filterScale).rounded(.down), -1e6)) + 1) : 2
+        case .cubic: n = antialias ? 2 - 2 * (Int(Swift.max((-2 / filterScale).rounded(.down), -1e6)) + 1) : 4
         }
         var index = [Int](repeating: 0, count: output * n)
         var weight = [Double](repeating: 0, count: output * n)
@@ -178,10 +199,14 @@ struct ResizeOp: Operator {
         let last = Swift.max(input - 1, 0)
         var w = [Double](repeating: 0, count: n)
         for o in 0..<output {
-            let xo = sourceCoordinate(o, input: input, output: output, scale: scale, roiStart: roiStart, roiEnd: roiEnd)
-            if coordinate == .tfCropAndResize && (xo < 0 || xo > Double(input - 1)) {
+            var xo = sourceCoordinate(o, input: input, output: output, scale: scale, roiStart: roiStart, roiEnd: roiEnd)
+            if coordinate == .tfCropAndResize && !(xo >= 0 && xo <= Double(input - 1)) {
                 extrapolate[o] = true
             }
+            // Far outside the input every tap clamps to the same edge: bound the coordinate so that index
+            // arithmetic cannot overflow (and NaN from a hostile roi becomes a defined edge).
+            let bound = Double(input + n + 8)
+            xo = xo.isNaN ? 0 : Swift.min(Swift.max(xo, -bound), bound)
             if mode == .nearest {
                 var i: Double
                 switch nearest {
@@ -273,6 +298,14 @@ struct ResizeOp: Operator {
         let rows = out.count / innerCount
         var index = [Int](repeating: 0, count: r)
         var o = 0
+        let innerHasFill = inner.contains(-1)
+        let innerIdentity = taps[r - 1] == nil
+        // Integer upsampling of the inner axis: each source element repeated `rep` times.
+        let inInner = x.shape[r - 1]
+        let rep = !innerHasFill && inInner > 0 && innerCount % inInner == 0 ? innerCount / inInner : 0
+        let repeats = rep > 1 && (0..<innerCount).allSatisfy { inner[$0] == $0 / rep }
+        var lastBase = -1
+        let rowBytes = innerCount * MemoryLayout<T>.stride
         inner.withUnsafeBufferPointer { innerMap in
             for _ in 0..<rows {
                 var base = 0
@@ -284,12 +317,29 @@ struct ResizeOp: Operator {
                 }
                 if outside {
                     for i in 0..<innerCount { dst[o + i] = fill }
+                    lastBase = -1
+                } else if base == lastBase {
+                    // Same source row as the previous output row (upsampling): copy it.
+                    UnsafeMutableRawPointer(dst + o).copyMemory(from: dst + o - innerCount, byteCount: rowBytes)
+                } else if innerIdentity {
+                    UnsafeMutableRawPointer(dst + o).copyMemory(from: src + base, byteCount: rowBytes)
+                    lastBase = base
                 } else {
                     let s = src + base
-                    for i in 0..<innerCount {
-                        let m = innerMap[i]
-                        dst[o + i] = m < 0 ? fill : s[m]
+                    let d = dst + o
+                    if repeats && rep == 2 {
+                        for i in 0..<inInner { let v = s[i]; d[2 &* i] = v; d[2 &* i &+ 1] = v }
+                    } else if repeats {
+                        for i in 0..<inInner { let v = s[i]; for k in 0..<rep { d[i &* rep &+ k] = v } }
+                    } else if innerHasFill {
+                        for i in 0..<innerCount {
+                            let m = innerMap[i]
+                            dst[o + i] = m < 0 ? fill : s[m]
+                        }
+                    } else {
+                        for i in 0..<innerCount { dst[o + i] = s[innerMap[i]] }
                     }
+                    lastBase = base
                 }
                 o += innerCount
                 var d = r - 2
@@ -328,11 +378,32 @@ struct ResizeOp: Operator {
                     let s = src + o * inA * inner
                     let d = dst + o * outA * inner
                     if inner == 1 {
+                        if n == 2 {
+                            for j in 0..<outA {
+                                d[j] = ext[j] ? fill : w[2 * j] * s[idx[2 * j]] + w[2 * j + 1] * s[idx[2 * j + 1]]
+                            }
+                        } else {
+                            for j in 0..<outA {
+                                if ext[j] { d[j] = fill; continue }
+                                var acc: T = 0
+                                for k in 0..<n { acc += w[j * n + k] * s[idx[j * n + k]] }
+                                d[j] = acc
+                            }
+                        }
+                    } else if n == 2 {
                         for j in 0..<outA {
-                            if ext[j] { d[j] = fill; continue }
-                            var acc: T = 0
-                            for k in 0..<n { acc += w[j * n + k] * s[idx[j * n + k]] }
-                            d[j] = acc
+                            let row = d + j * inner
+                            if ext[j] {
+                                for i in 0..<inner { row[i] = fill }
+                                continue
+                            }
+                            let w0 = w[2 * j], w1 = w[2 * j + 1]
+                            let r0 = s + idx[2 * j] * inner, r1 = s + idx[2 * j + 1] * inner
+                            if w1 == 0 {
+                                for i in 0..<inner { row[i] = w0 * r0[i] }
+                            } else {
+                                for i in 0..<inner { row[i] = w0 * r0[i] + w1 * r1[i] }
+                            }
                         }
                     } else {
                         for j in 0..<outA {
@@ -361,7 +432,7 @@ struct ResizeOp: Operator {
         return cur
     }
 
-    /// Integer inputs are resampled in double precision and rounded back, saturating.
+    /// Integer inputs are resampled in double precision and truncated back (as onnxruntime does), saturating.
     func resampleInt<T: EngineInteger>(_ x: Tensor, _ order: [Int], _ taps: [Int: ResizeAxisTaps], _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
         let wide = try ctx.uninitialized(.float64, x.shape)
         let s = x.buffer(T.self), w = wide.mutableBuffer(Double.self)
@@ -369,7 +440,11 @@ struct ResizeOp: Operator {
         let r = try resample(wide, order, taps, Double.self, ctx)
         let out = try ctx.uninitialized(x.dataType, r.shape)
         let rs = r.buffer(Double.self), d = out.mutableBuffer(T.self)
-        for i in 0..<rs.count { d[i] = T(clampingDouble: rs[i].rounded(.toNearestOrEven)) }
+        for i in 0..<rs.count {
+            // Values within rounding noise of an integer are that integer; others truncate.
+            let v = rs[i], n = v.rounded()
+            d[i] = T(clampingDouble: Swift.abs(v - n) < 1e-4 ? n : v.rounded(.towardZero))
+        }
         return out
     }
 }
@@ -439,25 +514,14 @@ struct GridSampleOp: Operator {
             let dx = lo - x
             let k = (dx / range).rounded(.towardZero)
             let r = dx - k * range
-            return Int(k) % 2 == 0 ? lo + r : hi - r
+            return k.truncatingRemainder(dividingBy: 2) == 0 ? lo + r : hi - r
         } else if x > hi {
             let dx = x - hi
             let k = (dx / range).rounded(.towardZero)
             let r = dx - k * range
-            return Int(k) % 2 == 0 ? hi - r : lo + r
+            return k.truncatingRemainder(dividingBy: 2) == 0 ? hi - r : lo + r
         }
         return x
-    }
-
-    func cubic(_ t: Double) -> [Double] {
-        let a = -0.75
-        let x = Swift.abs(t)
-        return [
-            ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a,
-            ((a + 2) * x - (a + 3)) * x * x + 1,
-            ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1,
-            ((a * (2 - x) - 5 * a) * (2 - x) + 8 * a) * (2 - x) - 4 * a,
-        ]
     }
 
     func sample<T: BinaryFloatingPoint & TensorElement>(_ x: Tensor, _ gshape: [Int], _ g: [Double], _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
@@ -478,71 +542,109 @@ struct GridSampleOp: Operator {
         let tapsPerDim = mode == .nearest ? 1 : (mode == .linear ? 2 : 4)
         var combos = 1
         for _ in 0..<n { combos *= tapsPerDim }
-        // Per output point: the taps' flat offsets (-1 for a zero pixel) and weights, then applied to every channel.
-        var offs = [Int](repeating: 0, count: combos)
-        var wts = [Double](repeating: 0, count: combos)
-        var tapIndex = [[Int]](repeating: [Int](repeating: 0, count: tapsPerDim), count: n)
-        var tapWeight = [[Double]](repeating: [Double](repeating: 0, count: tapsPerDim), count: n)
+        // Per output point: every tap's flat offset and weight (a tap outside the input with zeros padding gets
+        // weight 0 at offset 0), computed once and applied to every channel.
+        // Points are processed in chunks so that the tap tables stay small.
+        let chunk = Swift.max(1, Swift.min(outCount, 4096))
+        var offs = [Int](repeating: 0, count: chunk * combos)
+        var wts = [T](repeating: 0, count: chunk * combos)
+        var tapIndex = [Int](repeating: 0, count: n * tapsPerDim)
+        var tapWeight = [Double](repeating: 0, count: n * tapsPerDim)
+        var cubicW = [Double](repeating: 0, count: 4)
         for b in 0..<N {
-            for p in 0..<outCount {
-                let gp = (b * outCount + p) * n
-                for i in 0..<n {
-                    // grid's last axis is (x, y, z): reversed relative to the (D, H, W) axes.
-                    let v = g[gp + (n - 1 - i)]
-                    let L = Double(dims[i])
-                    var c = alignCorners ? (v + 1) / 2 * (L - 1) : ((v + 1) * L - 1) / 2
-                    if mode == .nearest { c = c.rounded(.toNearestOrEven) }
-                    if c < lo[i] || c > hi[i] {
-                        if padding == 1 { c = Swift.min(Swift.max(c, 0), L - 1) } else if padding == 2 { c = Self.reflect(c, lo[i], hi[i]) }
+            for p0 in stride(from: 0, to: outCount, by: chunk) {
+                let pc = Swift.min(chunk, outCount - p0)
+                for pl in 0..<pc {
+                    let p = p0 + pl
+                    let gp = (b * outCount + p) * n
+                    for i in 0..<n {
+                        // grid's last axis is (x, y, z): reversed relative to the (D, H, W) axes.
+                        let v = g[gp + (n - 1 - i)]
+                        let L = Double(dims[i])
+                        var c = alignCorners ? (v + 1) / 2 * (L - 1) : ((v + 1) * L - 1) / 2
+                        // NaN samples read outside the input; coordinates are bounded so index arithmetic cannot overflow.
+                        c = c.isNaN ? -L - 8 : Swift.min(Swift.max(c, -1e9), 1e9)
+                        if mode == .nearest { c = c.rounded(.toNearestOrEven) }
+                        if c < lo[i] || c > hi[i] {
+                            if padding == 1 { c = Swift.min(Swift.max(c, 0), L - 1) } else if padding == 2 { c = Self.reflect(c, lo[i], hi[i]) }
+                        }
+                        c = Swift.min(Swift.max(c, -L - 8), L + 8)
+                        let t0 = i * tapsPerDim
+                        switch mode {
+                        case .nearest:
+                            tapIndex[t0] = Int(c.rounded(.towardZero))
+                            tapWeight[t0] = 1
+                        case .linear:
+                            let f = c.rounded(.down)
+                            let t = c - f
+                            tapIndex[t0] = Int(f); tapIndex[t0 + 1] = Int(f) + 1
+                            tapWeight[t0] = 1 - t; tapWeight[t0 + 1] = t
+                        case .cubic:
+                            let f = c.rounded(.down)
+                            cubicCoefficients(c - f, &cubicW)
+                            for k in 0..<4 { tapIndex[t0 + k] = Int(f) - 1 + k; tapWeight[t0 + k] = cubicW[k] }
+                        }
+                        // Padding of each tap's index (-1: a zero pixel).
+                        for k in 0..<tapsPerDim {
+                            var j = tapIndex[t0 + k]
+                            if j < 0 || j >= dims[i] {
+                                switch padding {
+                                case 1: j = Swift.min(Swift.max(j, 0), dims[i] - 1)
+                                case 2: j = Int(Self.reflect(Double(j), lo[i], hi[i]).rounded(.towardZero)); j = Swift.min(Swift.max(j, 0), dims[i] - 1)
+                                default: j = -1
+                                }
+                            }
+                            tapIndex[t0 + k] = j
+                        }
                     }
-                    switch mode {
-                    case .nearest:
-                        tapIndex[i][0] = Int(c.rounded(.towardZero))
-                        tapWeight[i][0] = 1
-                    case .linear:
-                        let f = c.rounded(.down)
-                        let t = c - f
-                        tapIndex[i][0] = Int(f); tapIndex[i][1] = Int(f) + 1
-                        tapWeight[i][0] = 1 - t; tapWeight[i][1] = t
-                    case .cubic:
-                        let f = c.rounded(.down)
-                        let w = cubic(c - f)
-                        for k in 0..<4 { tapIndex[i][k] = Int(f) - 1 + k; tapWeight[i][k] = w[k] }
+                    for cIdx in 0..<combos {
+                        var rem = cIdx, off = 0, w = 1.0
+                        for i in stride(from: n - 1, through: 0, by: -1) {
+                            let k = rem % tapsPerDim
+                            rem /= tapsPerDim
+                            let j = tapIndex[i * tapsPerDim + k]
+                            if j < 0 || off < 0 { off = -1 } else { off += j * strides[i] }
+                            w *= tapWeight[i * tapsPerDim + k]
+                        }
+                        offs[pl * combos + cIdx] = off < 0 ? 0 : off
+                        wts[pl * combos + cIdx] = off < 0 ? 0 : T(w)
                     }
-                    // Padding of each tap's index.
-                    for k in 0..<tapsPerDim {
-                        var j = tapIndex[i][k]
-                        if j < 0 || j >= dims[i] {
-                            switch padding {
-                            case 1: j = Swift.min(Swift.max(j, 0), dims[i] - 1)
-                            case 2: j = Int(Self.reflect(Double(j), lo[i], hi[i]).rounded(.towardZero)); j = Swift.min(Swift.max(j, 0), dims[i] - 1)
-                            default: j = -1
+                }
+                offs.withUnsafeBufferPointer { o in
+                wts.withUnsafeBufferPointer { w in
+                    for ch in 0..<C {
+                        let s = src + (b * C + ch) * plane
+                        let d = dst + (b * C + ch) * outCount + p0
+                        switch combos {
+                        case 1:
+                            for p in 0..<pc { d[p] = w[p] * s[o[p]] }
+                        case 4:
+                            for p in 0..<pc {
+                                let q = 4 * p
+                                d[p] = (w[q] * s[o[q]] + w[q + 1] * s[o[q + 1]]) + (w[q + 2] * s[o[q + 2]] + w[q + 3] * s[o[q + 3]])
+                            }
+                        default:
+                            for p in 0..<pc {
+                                var acc: T = 0
+                                for k in 0..<combos { acc += w[p * combos + k] * s[o[p * combos + k]] }
+                                d[p] = acc
                             }
                         }
-                        tapIndex[i][k] = j
                     }
                 }
-                for cIdx in 0..<combos {
-                    var rem = cIdx, off = 0, w = 1.0
-                    for i in stride(from: n - 1, through: 0, by: -1) {
-                        let k = rem % tapsPerDim
-                        rem /= tapsPerDim
-                        let j = tapIndex[i][k]
-                        if j < 0 || off < 0 { off = -1 } else { off += j * strides[i] }
-                        w *= tapWeight[i][k]
-                    }
-                    offs[cIdx] = off
-                    wts[cIdx] = w
-                }
-                for ch in 0..<C {
-                    let s = src + (b * C + ch) * plane
-                    var acc = 0.0
-                    for cIdx in 0..<combos where offs[cIdx] >= 0 { acc += wts[cIdx] * Double(s[offs[cIdx]]) }
-                    dst[(b * C + ch) * outCount + p] = T(acc)
                 }
             }
         }
         return y
+    }
+
+    func cubicCoefficients(_ t: Double, _ out: inout [Double]) {
+        let a = -0.75
+        let x = Swift.abs(t)
+        out[0] = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+        out[1] = ((a + 2) * x - (a + 3)) * x * x + 1
+        out[2] = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+        out[3] = ((a * (2 - x) - 5 * a) * (2 - x) + 8 * a) * (2 - x) - 4 * a
     }
 }
 
@@ -622,6 +724,10 @@ struct Col2ImOp: Operator {
         let str = strides ?? Array(repeating: 1, count: n)
         guard dil.count == n, str.count == n, pad.count == 2 * n else { throw EngineError(.invalidArgument, "Col2Im attributes do not match \(n) spatial axes") }
         guard x.rank == 3 else { throw EngineError(.shapeMismatch, "Col2Im input must be [N, C*prod(block), L], got \(x.shape)") }
+        let limit = Int(Int32.max)
+        guard (block + image + dil + str + pad).allSatisfy({ $0 <= limit }), pad.allSatisfy({ $0 >= 0 }) else {
+            throw EngineError(.invalidArgument, "Col2Im shapes, pads, dilations and strides are out of range")
+        }
         guard block.allSatisfy({ $0 > 0 }), image.allSatisfy({ $0 > 0 }), dil.allSatisfy({ $0 > 0 }), str.allSatisfy({ $0 > 0 }) else {
             throw EngineError(.invalidArgument, "Col2Im shapes, dilations and strides must be positive")
         }

@@ -6,11 +6,6 @@ import BlindAITensor
 enum ShapeKernels {
     // MARK: Views and allocation
 
-    /// Allocates an output of `shape` for `dataType` (strings: an array of empty strings, checked against the limits).
-    static func allocate(_ dataType: DataType, _ shape: [Int], _ ctx: ExecutionContext) throws -> Tensor {
-        try ctx.uninitialized(dataType, shape)
-    }
-
     /// Checks the element count of a string output against the limits.
     static func stringCount(_ shape: [Int], _ ctx: ExecutionContext) throws -> Int {
         try ctx.limits.checkedCount(shape, .string)
@@ -128,7 +123,7 @@ enum ShapeKernels {
     }
 
     @inline(__always)
-    static func stridedCopyTyped<E: FixedWidthInteger>(_ srcRaw: UnsafeRawPointer, _ dstRaw: UnsafeMutableRawPointer, _: E.Type,
+    static func stridedCopyTyped<E: FixedWidthInteger & SIMDScalar>(_ srcRaw: UnsafeRawPointer, _ dstRaw: UnsafeMutableRawPointer, _: E.Type,
                                                       _ offset: Int, _ dims: [Int], _ st: [Int]) {
         let src = srcRaw.assumingMemoryBound(to: E.self)
         let dst = dstRaw.assumingMemoryBound(to: E.self)
@@ -143,26 +138,21 @@ enum ShapeKernels {
             }
             return
         }
+        // A dimension that is contiguous in the source (other than the innermost): the copy is a set of 2-D
+        // transposes between it and the innermost dimension, done in tiles.
+        if let j = (0..<(n - 1)).last(where: { st[$0] == 1 }), dims[j] >= 4 && inner >= 4 {
+            transposeTiles(src, dst, offset, dims, st, j)
+            return
+        }
         if n >= 2 && st[n - 2] == 1 {
-            // A batch of 2-D transposes: out[r, c] = in[r + c * istride]. Copy in square tiles so that both the
-            // reads and the writes stay in cache.
+            // A short innermost dimension after a contiguous one (DepthToSpace, interleaving): read the contiguous
+            // source runs and write with the short output stride.
             let rows = dims[n - 2]
-            let tile = 64 / MemoryLayout<E>.stride * 2
             forEachOuter(dims, st, outerCount: n - 2, rowSize: rows * inner, offset: offset) { o, i in
-                var r0 = 0
-                while r0 < rows {
-                    let r1 = Swift.min(r0 + tile, rows)
-                    var c0 = 0
-                    while c0 < inner {
-                        let c1 = Swift.min(c0 + tile, inner)
-                        for r in r0..<r1 {
-                            let d = dst + o + r * inner
-                            let s = src + i + r
-                            for c in c0..<c1 { d[c] = s[c * istride] }
-                        }
-                        c0 = c1
-                    }
-                    r0 = r1
+                for c in 0..<inner {
+                    let d = dst + o + c
+                    let s = src + i + c * istride
+                    for r in 0..<rows { d[r * inner] = s[r] }
                 }
             }
             return
@@ -171,6 +161,81 @@ enum ShapeKernels {
             let d = dst + o
             let s = src + i
             for c in 0..<inner { d[c] = s[c * istride] }
+        }
+    }
+
+    /// Copies a strided view whose dimension `j` has source stride 1 and whose innermost dimension has output
+    /// stride 1: a set of 2-D transposes, done in tiles of 4×4 blocks (four short vector loads, four vector stores),
+    /// so that neither side is walked one element at a time with a large stride.
+    static func transposeTiles<E: FixedWidthInteger & SIMDScalar>(_ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ offset: Int,
+                                                                  _ dims: [Int], _ st: [Int], _ j: Int) {
+        let n = dims.count
+        let inner = dims[n - 1]
+        let istride = st[n - 1]
+        let rows = dims[j]
+        // Output strides (the output is contiguous in `dims` order).
+        var ost = [Int](repeating: 1, count: n)
+        for d in stride(from: n - 2, through: 0, by: -1) { ost[d] = ost[d + 1] * dims[d + 1] }
+        let rowStride = ost[j]
+        // Outer dimensions: all but j and the innermost.
+        var outerDims: [Int] = [], outerIn: [Int] = [], outerOut: [Int] = []
+        for d in 0..<(n - 1) where d != j {
+            outerDims.append(dims[d]); outerIn.append(st[d]); outerOut.append(ost[d])
+        }
+        let tile = 32
+        let m = outerDims.count
+        var index = [Int](repeating: 0, count: m)
+        var ipos = offset, opos = 0
+        while true {
+            let s0 = src + ipos, d0 = dst + opos
+            var r0 = 0
+            while r0 < rows {
+                let r1 = Swift.min(r0 + tile, rows)
+                var c0 = 0
+                while c0 < inner {
+                    let c1 = Swift.min(c0 + tile, inner)
+                    var r = r0
+                    while r + 4 <= r1 {
+                        var c = c0
+                        while c + 4 <= c1 {
+                            let p = s0 + r + c * istride
+                            let a0 = UnsafeRawPointer(p).loadUnaligned(as: SIMD4<E>.self)
+                            let a1 = UnsafeRawPointer(p + istride).loadUnaligned(as: SIMD4<E>.self)
+                            let a2 = UnsafeRawPointer(p + 2 * istride).loadUnaligned(as: SIMD4<E>.self)
+                            let a3 = UnsafeRawPointer(p + 3 * istride).loadUnaligned(as: SIMD4<E>.self)
+                            let q = d0 + r * rowStride + c
+                            UnsafeMutableRawPointer(q).storeBytes(of: SIMD4(a0[0], a1[0], a2[0], a3[0]), as: SIMD4<E>.self)
+                            UnsafeMutableRawPointer(q + rowStride).storeBytes(of: SIMD4(a0[1], a1[1], a2[1], a3[1]), as: SIMD4<E>.self)
+                            UnsafeMutableRawPointer(q + 2 * rowStride).storeBytes(of: SIMD4(a0[2], a1[2], a2[2], a3[2]), as: SIMD4<E>.self)
+                            UnsafeMutableRawPointer(q + 3 * rowStride).storeBytes(of: SIMD4(a0[3], a1[3], a2[3], a3[3]), as: SIMD4<E>.self)
+                            c += 4
+                        }
+                        while c < c1 {
+                            for k in 0..<4 { d0[(r + k) * rowStride + c] = s0[r + k + c * istride] }
+                            c += 1
+                        }
+                        r += 4
+                    }
+                    while r < r1 {
+                        for c in c0..<c1 { d0[r * rowStride + c] = s0[r + c * istride] }
+                        r += 1
+                    }
+                    c0 = c1
+                }
+                r0 = r1
+            }
+            var d = m - 1
+            while d >= 0 {
+                index[d] += 1
+                ipos += outerIn[d]
+                opos += outerOut[d]
+                if index[d] < outerDims[d] { break }
+                ipos -= outerIn[d] * outerDims[d]
+                opos -= outerOut[d] * outerDims[d]
+                index[d] = 0
+                d -= 1
+            }
+            if d < 0 { break }
         }
     }
 
@@ -198,6 +263,36 @@ enum ShapeKernels {
         if perm == Array(0..<perm.count) { return x }
         let strides = perm.map { inStrides[$0] }
         return try view(x, offset: 0, shape: shape, strides: strides, ctx)
+    }
+
+    /// `x` broadcast to `shape` (Expand, Tile), with rows copied, filled or gathered by element size.
+    static func broadcast(_ x: Tensor, to shape: [Int], _ ctx: ExecutionContext) throws -> Tensor {
+        if x.dataType == .string { return try Loops.broadcastCopy(x, to: shape, ctx) }
+        let out = try ctx.uninitialized(x.dataType, shape)
+        if out.count == 0 { return out }
+        let plan = BroadcastPlan(outShape: shape, inputShapes: [x.shape])
+        switch x.dataType.byteSize {
+        case 1: broadcastRows(plan, x, out, UInt8.self)
+        case 2: broadcastRows(plan, x, out, UInt16.self)
+        case 4: broadcastRows(plan, x, out, UInt32.self)
+        default: broadcastRows(plan, x, out, UInt64.self)
+        }
+        return out
+    }
+
+    static func broadcastRows<E: FixedWidthInteger>(_ plan: BroadcastPlan, _ x: Tensor, _ out: Tensor, _: E.Type) {
+        let src = UnsafePointer(x.storage.base.assumingMemoryBound(to: E.self))
+        let dst = out.storage.base.assumingMemoryBound(to: E.self)
+        plan.forEachRow { o, offs, count, strides in
+            let s = src + offs[0], d = dst + o
+            switch strides[0] {
+            case 1: d.update(from: s, count: count)
+            case 0: d.update(repeating: s[0], count: count)
+            default:
+                let st = strides[0]
+                for i in 0..<count { d[i] = s[i * st] }
+            }
+        }
     }
 
     // MARK: Element values
@@ -263,14 +358,16 @@ enum ShapeIndexReader {
         switch t.dataType {
         case .int64:
             let b = t.buffer(Int64.self)
-            var out = [Int](repeating: 0, count: b.count)
-            for i in 0..<b.count { out[i] = Int(b[i]) }
-            return out
+            return [Int](unsafeUninitializedCapacity: b.count) { o, n in
+                for i in 0..<b.count { o[i] = Int(b[i]) }
+                n = b.count
+            }
         case .int32:
             let b = t.buffer(Int32.self)
-            var out = [Int](repeating: 0, count: b.count)
-            for i in 0..<b.count { out[i] = Int(b[i]) }
-            return out
+            return [Int](unsafeUninitializedCapacity: b.count) { o, n in
+                for i in 0..<b.count { o[i] = Int(b[i]) }
+                n = b.count
+            }
         default:
             do { return try t.intValues() } catch {
                 throw EngineError(.typeMismatch, "\(what) must be an integer tensor, got \(t.dataType)")

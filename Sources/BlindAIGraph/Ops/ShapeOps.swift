@@ -100,7 +100,7 @@ struct SplitOp: Operator {
         var sizes: [Int]
         if let s = splitAttr {
             sizes = s
-        } else if let t = inputs.optional(1), t.count > 0 || numOutputs == nil {
+        } else if let t = inputs.optional(1), t.count > 0 {
             sizes = try t.intValues()
         } else {
             let n = numOutputs ?? outputs
@@ -119,7 +119,13 @@ struct SplitOp: Operator {
                 }
             }
         }
-        guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == dim else {
+        var sum = 0
+        for v in sizes {
+            let (t, o) = sum.addingReportingOverflow(v)
+            sum = o || v < 0 ? -1 : t
+            if sum < 0 { break }
+        }
+        guard sum == dim else {
             throw EngineError(.invalidArgument, "Split: sizes \(sizes) do not add up to the size \(dim) of axis \(a)")
         }
         guard sizes.count == outputs else {
@@ -196,6 +202,7 @@ struct SliceOp: Operator {
         var strides = inStrides
         var offset = 0
         var seen = [Bool](repeating: false, count: rank)
+        var identity = true
         for i in 0..<axes.count {
             let a = try ShapeKernels.axis(axes[i], rank: rank, "Slice")
             guard !seen[a] else { throw EngineError(.invalidArgument, "Slice: axis \(axes[i]) is repeated") }
@@ -220,8 +227,9 @@ struct SliceOp: Operator {
             outShape[a] = count
             if count > 0 { offset += s * inStrides[a] }
             strides[a] = count > 1 ? inStrides[a] * step : 0
+            if count != d || (count > 1 && step != 1) { identity = false }
         }
-        if outShape == x.shape && strides == inStrides { return [x] }
+        if identity { return [x] }
         if outShape.contains(0) {
             return [x.dataType == .string ? Tensor(shape: outShape, strings: []) : try ctx.uninitialized(x.dataType, outShape)]
         }
@@ -237,7 +245,7 @@ struct ExpandOp: Operator {
         guard spec.allSatisfy({ $0 >= 0 }) else { throw EngineError(.invalidArgument, "Expand: negative dimension in shape \(spec)") }
         let shape = try Shape.broadcast([x.shape, spec])
         if shape == x.shape { return [x] }
-        return [try Loops.broadcastCopy(x, to: shape, ctx)]
+        return [try ShapeKernels.broadcast(x, to: shape, ctx)]
     }
 }
 
@@ -270,7 +278,7 @@ struct TileOp: Operator {
             to.append(repeats[k]); to.append(x.shape[k])
         }
         _ = try ctx.limits.checkedCount(shape, x.dataType)
-        let y = try Loops.broadcastCopy(x.reshaped(from), to: to, ctx)
+        let y = try ShapeKernels.broadcast(x.reshaped(from), to: to, ctx)
         return [y.reshaped(shape)]
     }
 }
@@ -321,6 +329,9 @@ enum ShapePad {
         if begin.allSatisfy({ $0 == 0 }) && end.allSatisfy({ $0 == 0 }) { return x }
         let total = try ctx.limits.checkedCount(outShape, x.dataType)
         if rank == 0 { return x }
+        if total == 0 {
+            return x.dataType == .string ? Tensor(shape: outShape, strings: []) : try ctx.uninitialized(x.dataType, outShape)
+        }
         // Per axis, the source index of every output position (-1: constant).
         var maps: [[Int]] = []
         for k in 0..<rank {
@@ -355,49 +366,65 @@ enum ShapePad {
         }
         let out = try ctx.uninitialized(x.dataType, outShape)
         if total == 0 { return out }
-        let size = x.dataType.byteSize
-        let src = UnsafeRawPointer(x.storage.base)
-        let dst = out.storage.base
-        let inner = outShape[rank - 1]
-        let innerMap = maps[rank - 1]
-        let b = begin[rank - 1]
-        let lo = Swift.max(0, b), hi = Swift.min(inner, b + x.shape[rank - 1])
-        let rows = total / Swift.max(inner, 1)
-        var index = [Int](repeating: 0, count: rank)
-        for r in 0..<rows {
-            let o = r * inner
-            var pos = 0
-            var valid = true
-            for k in 0..<(rank - 1) {
-                let s = maps[k][index[k]]
-                if s < 0 { valid = false; break }
-                pos += s * inStrides[k]
-            }
-            if !valid {
-                ShapeKernels.fill(dst + o * size, count: inner, elementSize: size, value: constantBits)
-            } else {
-                if hi > lo { ShapeKernels.copy(src, pos + lo - b, dst, o + lo, count: hi - lo, elementSize: size) }
-                var c = 0
-                while c < inner {
-                    if c == lo && hi > lo { c = hi; continue }
-                    let s = innerMap[c]
-                    if s < 0 {
-                        ShapeKernels.fill(dst + (o + c) * size, count: 1, elementSize: size, value: constantBits)
-                    } else {
-                        ShapeKernels.copy(src, pos + s, dst, o + c, count: 1, elementSize: size)
-                    }
-                    c += 1
-                }
-            }
-            var d = rank - 2
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < outShape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
+        switch x.dataType.byteSize {
+        case 1: padRows(x, out, UInt8.self, maps, inStrides, begin[rank - 1], constantBits)
+        case 2: padRows(x, out, UInt16.self, maps, inStrides, begin[rank - 1], constantBits)
+        case 4: padRows(x, out, UInt32.self, maps, inStrides, begin[rank - 1], constantBits)
+        default: padRows(x, out, UInt64.self, maps, inStrides, begin[rank - 1], constantBits)
         }
         return out
+    }
+
+    /// Fills `out` row by row (innermost dimension) from the per-axis source maps.
+    static func padRows<E: FixedWidthInteger>(_ x: Tensor, _ out: Tensor, _: E.Type, _ maps: [[Int]], _ inStrides: [Int],
+                                              _ b: Int, _ constantBits: UInt64) {
+        let rank = x.rank
+        let outShape = out.shape
+        let src = UnsafePointer(x.storage.base.assumingMemoryBound(to: E.self))
+        let dst = out.storage.base.assumingMemoryBound(to: E.self)
+        let value = E(truncatingIfNeeded: constantBits)
+        let inner = outShape[rank - 1]
+        let innerMap = maps[rank - 1]
+        let lo = Swift.max(0, b), hi = Swift.min(inner, b + x.shape[rank - 1])
+        // Positions of the inner dimension outside the directly copied range [lo, hi): (column, source or -1).
+        var edges: [(Int, Int)] = []
+        for c in 0..<inner where c < lo || c >= hi { edges.append((c, innerMap[c])) }
+        // Outer maps premultiplied by the source strides (-1: constant), flattened.
+        var flat: [Int] = []
+        var starts: [Int] = []
+        for k in 0..<(rank - 1) {
+            starts.append(flat.count)
+            for v in maps[k] { flat.append(v < 0 ? -1 : v * inStrides[k]) }
+        }
+        let rows = out.count / inner
+        var index = [Int](repeating: 0, count: rank)
+        flat.withUnsafeBufferPointer { fm in
+            edges.withUnsafeBufferPointer { eb in
+                for r in 0..<rows {
+                    let d = dst + r * inner
+                    var pos = 0
+                    var valid = true
+                    for k in 0..<(rank - 1) {
+                        let s = fm[starts[k] + index[k]]
+                        if s < 0 { valid = false; break }
+                        pos += s
+                    }
+                    if !valid {
+                        d.update(repeating: value, count: inner)
+                    } else {
+                        if hi > lo { (d + lo).update(from: src + pos + lo - b, count: hi - lo) }
+                        for (c, s) in eb { d[c] = s < 0 ? value : src[pos + s] }
+                    }
+                    var k = rank - 2
+                    while k >= 0 {
+                        index[k] += 1
+                        if index[k] < outShape[k] { break }
+                        index[k] = 0
+                        k -= 1
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -530,12 +557,13 @@ struct TriluOp: Operator {
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
         guard x.rank >= 2 else { throw EngineError(.invalidArgument, "Trilu: input must have rank >= 2, got \(x.shape)") }
-        let k = try inputs.optional(1)?.intValues().first ?? 0
         let rows = x.shape[x.rank - 2], cols = x.shape[x.rank - 1]
+        let kIn = try inputs.optional(1)?.intValues().first ?? 0
+        let k = Swift.max(Swift.min(kIn, rows + cols + 1), -(rows + cols + 1))
         let batches = x.count / Swift.max(rows * cols, 1)
         // For row i, the zeroed column range [z0, z1).
         func zeroRange(_ i: Int) -> (Int, Int) {
-            let edge = Swift.max(Swift.min(Int(clamping: Int64(i) + Int64(k)), cols), -1)
+            let edge = Swift.max(Swift.min(i + k, cols), -1)
             if upper { return (0, Swift.max(0, Swift.min(cols, edge))) }
             return (Swift.min(cols, Swift.max(0, edge + 1)), cols)
         }
@@ -583,8 +611,9 @@ struct EyeLikeOp: Operator {
         let one = ShapeKernels.rawValue(1, as: type)
         let size = type.byteSize
         let rows = shape[0], cols = shape[1]
+        let kk = Swift.max(Swift.min(k, cols + 1), -(rows + 1))
         for i in 0..<rows {
-            let j = i + k
+            let j = i + kk
             if j >= 0 && j < cols {
                 ShapeKernels.fill(out.storage.base + (i * cols + j) * size, count: 1, elementSize: size, value: one)
             }
