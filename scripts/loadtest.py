@@ -10,7 +10,7 @@ health latency and the server's RSS before and after (from /proc/PID/status).
         --clients 8 --duration 30 model1.onnx resnet18.onnx [--churn-model small.onnx] [--api-key SECRET]
 
 Each model is uploaded first (PUT /v2/repository/models/<name>, name = file stem, shared) and unloaded at the
-end. Dynamic dimensions get size 1. TLS certificates are not verified: the server is on this machine.
+end. Dynamic dimensions get size 1 (or --dynamic-dim). TLS certificates are not verified: the server is on this machine.
 """
 import argparse
 import http.client
@@ -97,10 +97,10 @@ def random_tensor(datatype, count, rng):
         if datatype not in ("FP16", "BF16") else b"\0" * (count * SIZES[datatype])
 
 
-def make_request(metadata, rng):
+def make_request(metadata, rng, dynamic_dim):
     inputs, parts = [], []
     for i in metadata["inputs"]:
-        shape = [d if d >= 0 else 1 for d in i["shape"]]
+        shape = [d if d >= 0 else dynamic_dim for d in i["shape"]]
         count = 1
         for d in shape:
             count *= d
@@ -152,6 +152,7 @@ def main():
     ap.add_argument("--api-key", help="secret sent as 'Authorization: Bearer'")
     ap.add_argument("--churn-model", help="model uploaded and unloaded in a loop (default: the first model)")
     ap.add_argument("--health-interval", type=float, default=0.1)
+    ap.add_argument("--dynamic-dim", type=int, default=1, help="size given to dynamic dimensions (default 1)")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     if not 1 <= a.clients <= MAX_CLIENTS:
@@ -177,7 +178,7 @@ def main():
 
     def client(idx):
         rng = random.Random(a.seed + idx)
-        bodies = {n: make_request(metadata[n], rng) for n in names}
+        bodies = {n: make_request(metadata[n], rng, a.dynamic_dim) for n in names}
         conn = target.connect()
         while time.monotonic() < stop and stats.requests < MAX_REQUESTS:
             name = rng.choice(names)

@@ -65,6 +65,14 @@ def all_types():
     save(helper.make_model(helper.make_graph(nodes, "all_types", inputs, outputs), opset_imports=OPSET), "all_types.onnx")
 
 
+def bf16():
+    """y = Identity(x), x: BF16 [n] (kept out of all_types: Triton's Python client sends BF16 in binary only)."""
+    x = helper.make_tensor_value_info("x", TensorProto.BFLOAT16, ["n"])
+    y = helper.make_tensor_value_info("y", TensorProto.BFLOAT16, ["n"])
+    nodes = [helper.make_node("Identity", ["x"], ["y"], name="id")]
+    save(helper.make_model(helper.make_graph(nodes, "bf16", [x], [y]), opset_imports=OPSET), "bf16.onnx")
+
+
 def slow(steps=400):
     """y = ((x * 1.0001) + 0.5) ... repeated: `steps` element-wise nodes on x: FP32 [n].
 
@@ -87,4 +95,5 @@ if __name__ == "__main__":
     add_relu()
     scale()
     all_types()
+    bf16()
     slow()

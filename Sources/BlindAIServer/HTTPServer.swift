@@ -155,7 +155,8 @@ extension InferenceServer {
         let infer: @Sendable (Request, BasicRequestContext) async throws -> Response = { [self] request, context in
             let p = try principal(request)
             let model = try await repository.modelForInference(name: try Self.name(context), version: context.parameters.get("version"), principal: p)
-            let (body, headerLength) = try await self.infer(model: model, headerLength: request.headers[.inferenceHeaderContentLength], body: request.body)
+            let (body, headerLength) = try await self.infer(model: model, headerLength: request.headers[.inferenceHeaderContentLength],
+                                                            declaredLength: request.headers[.contentLength].flatMap { Int($0) }, body: request.body)
             var headers: HTTPFields = [:]
             if let headerLength {
                 headers[.contentType] = "application/octet-stream"

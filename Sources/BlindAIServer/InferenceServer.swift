@@ -72,9 +72,13 @@ public final class InferenceServer: Sendable {
 
     /// Runs one inference request on `model`: admission (429 when saturated), body (413 over the limit),
     /// then decoding, the run and encoding on a worker thread, within the request timeout.
-    public func infer<S: AsyncSequence>(model: LoadedModel, headerLength: String?, body: S) async throws -> (body: Data, headerLength: Int?)
+    public func infer<S: AsyncSequence>(model: LoadedModel, headerLength: String?, declaredLength: Int? = nil, body: S) async throws -> (body: Data, headerLength: Int?)
     where S.Element == ByteBuffer {
         let start = ContinuousClock.now
+        if let declaredLength, declaredLength > limits.maxRequestBytes {
+            metrics.inference(outcome: "too_large", seconds: 0)
+            throw ServerError(.payloadTooLarge, "the request body is \(declaredLength) bytes, over the limit of \(limits.maxRequestBytes) bytes")
+        }
         let reservation: WorkerPool.Reservation
         do {
             reservation = try inferencePool.reserve()
@@ -97,7 +101,7 @@ public final class InferenceServer: Sendable {
             let data = try await collectRequestBody(body, limit: limits.maxRequestBytes)
             let deadline = start + limits.requestTimeout
             let tensorLimits = limits.tensorLimits
-            let result = try await inferencePool.run(reservation) { flag in
+            let result = try await inferencePool.run(reservation, deadline: deadline) { flag in
                 try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline, flag: flag)
             }
             metrics.inference(outcome: "ok", seconds: Self.seconds(since: start))
@@ -208,7 +212,8 @@ public final class InferenceServer: Sendable {
         }
         metrics.uploads.record(await repository.uploadsInProgress)
         var data = Data()
-        data.reserveCapacity(min(declaredLength ?? (1 << 20), limits.maxModelBytes))
+        // Content-Length is a hint only: reserve at most 64 MiB up front, grow as bytes really arrive.
+        data.reserveCapacity(min(declaredLength ?? (1 << 20), limits.maxModelBytes, 64 << 20))
         var hasher = SHA256()
         do {
             do {

@@ -14,6 +14,9 @@ public final class CancellationFlag: Sendable {
     public var isCancelled: Bool { value.withLockedValue { $0 } }
 }
 
+/// A job's progress: queued → running → done, or queued → done when its deadline passes first.
+private enum JobPhase { case queued, running, done }
+
 /// A fixed set of threads that run CPU-heavy jobs (inference, model loading) away from the NIO event loops
 /// and the Swift concurrency pool, with admission control: at most `threads` jobs run and at most
 /// `maxQueued` more wait (reserved places count as waiting). Past that `reserve()` fails with 429.
@@ -98,12 +101,41 @@ public final class WorkerPool: Sendable {
     public var waitingCount: Int { state.withLockedValue { $0.reserved - $0.running } }
 
     /// Runs `job` on a worker thread under `reservation`. If the calling task is cancelled, `flag` is set (the
-    /// job should poll it); a job still waiting when the flag is set does not start.
+    /// job should poll it); a job still waiting when the flag is set does not start. A job still waiting at
+    /// `deadline` is dropped and the call fails with a timeout at once (a running job polls the deadline itself).
     public func run<T: Sendable>(_ reservation: Reservation, flag: CancellationFlag = CancellationFlag(),
+                                 deadline: ContinuousClock.Instant? = nil,
                                  _ job: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
-        try await withTaskCancellationHandler {
+        // queued → running → done, or queued → done by the deadline timer: whoever leaves `queued` resumes.
+        let phase = NIOLockedValueBox(JobPhase.queued)
+        let (timerStarted, timerSignal) = AsyncStream<CheckedContinuation<T, any Error>>.makeStream()
+        let timer: Task<Void, Never>? = deadline.map { deadline in
+            Task {
+                var it = timerStarted.makeAsyncIterator()
+                guard let cont = await it.next() else { return }
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                if Task.isCancelled { return }
+                let drop = phase.withLockedValue { p -> Bool in
+                    guard p == .queued else { return false }
+                    p = .done
+                    return true
+                }
+                if drop {
+                    reservation.release()
+                    cont.resume(throwing: ServerError(.timeout, "the request waited longer than the request timeout for a worker"))
+                }
+            }
+        }
+        defer { timer?.cancel() }
+        return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
                 let work: @Sendable () -> Void = { [self] in
+                    let start = phase.withLockedValue { p -> Bool in
+                        guard p == .queued else { return false }
+                        p = .running
+                        return true
+                    }
+                    guard start else { return }
                     state.withLockedValue { $0.running += 1 }
                     let result: Result<T, any Error>
                     if flag.isCancelled {
@@ -112,6 +144,7 @@ public final class WorkerPool: Sendable {
                         result = Result { try job(flag) }
                     }
                     state.withLockedValue { $0.running -= 1 }
+                    phase.withLockedValue { $0 = .done }
                     reservation.release()
                     cont.resume(with: result)
                 }
@@ -121,8 +154,12 @@ public final class WorkerPool: Sendable {
                     return true
                 }
                 if accepted {
+                    timerSignal.yield(cont)
+                    timerSignal.finish()
                     available.signal()
                 } else {
+                    phase.withLockedValue { $0 = .done }
+                    timerSignal.finish()
                     reservation.release()
                     cont.resume(throwing: ServerError(.unavailable, "the server is shutting down"))
                 }

@@ -204,6 +204,49 @@ import Testing
         }
     }
 
+    @Test func bfloat16JSONAndBinary() async throws {
+        let server = try makeServer()
+        try await server.makeApplication().test(.router) { client throws in
+            try await client.upload("bf16", as: "bf")
+            let r = try await client.infer("bf", InferenceRequest(inputs: [RequestInput(name: "x", shape: [3], datatype: "BF16", data: .float32([1.5, -2, 0.1]))]))
+            #expect(r.status == .ok, "\(errorMessage(r))")
+            let o = try decode(InferenceResponse.self, r).outputs[0]
+            #expect(o.datatype == "BF16")
+            // 0.1 rounds to the nearest bfloat16, 0.10009765625.
+            #expect(numbers(try #require(o.data)).map { Float($0) } == [1.5, -2, 0.10009765625])
+            let bits = rawBytes([UInt16(0x3FC0), 0xC000])
+            let req = InferenceRequest(parameters: ["binary_data_output": .bool(true)],
+                                       inputs: [RequestInput(name: "x", shape: [2], datatype: "BF16", parameters: ["binary_data_size": .int(4)])])
+            let br = try await client.inferBinary("bf", req, binary: [bits])
+            let hl = try #require(br.headers[.inferenceHeader].flatMap { Int($0) })
+            #expect(try InferenceResponse.decode(body: Data(buffer: br.body), headerLength: hl).binary["y"] == bits)
+        }
+    }
+
+    /// Uploads in progress (even stalled ones) never stop inference, on other models or on the version being replaced.
+    @Test func inferenceContinuesDuringAnUpload() async throws {
+        let server = try makeServer()
+        try await server.repository.loadFixture("add_relu", as: "m")
+        try await server.repository.loadFixture("scale", as: "other")
+        let (stream, source) = AsyncStream<ByteBuffer>.makeStream()
+        let replacement = Array(try Fixture.data("scale"))
+        let upload = Task { try await server.upload(name: "m", principal: .open, shared: nil, declaredLength: nil, body: stream) }
+        source.yield(ByteBuffer(bytes: replacement.prefix(10)))
+        for _ in 0..<200 where await server.repository.uploadsInProgress == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        try await server.makeApplication().test(.router) { client throws in
+            #expect(try await client.infer("m", addRequest()).status == .ok)
+            let x = InferenceRequest(inputs: [RequestInput(name: "x", shape: [4], datatype: "FP32", data: .float32([1, 2, 3, 4]))])
+            #expect(try await client.infer("other", x).status == .ok)
+            try await client.execute(uri: "/v2/repository/index", method: .post) { r throws in
+                #expect(try decode([RepositoryIndexEntry].self, r).map(\.state) == ["READY", "READY"])
+            }
+        }
+        source.yield(ByteBuffer(bytes: replacement.dropFirst(10)))
+        source.finish()
+        #expect(try await upload.value.version == "2")
+        #expect(try await server.repository.lookup(name: "m", version: nil, principal: .open).inputs.map(\.name) == ["x"])
+    }
+
     @Test func badRequests() async throws {
         let server = try makeServer { $0.maxRequestBytes = 4096; $0.maxTensorElements = 1000 }
         try await server.makeApplication().test(.router) { client throws in
