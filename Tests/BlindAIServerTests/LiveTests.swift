@@ -212,7 +212,7 @@ func binaryBody(_ request: InferenceRequest, _ binary: [Data]) throws -> (Data, 
             let running = (0..<2).map { _ in
                 Task { try await client.send(base + "/v2/models/slow/infer", .POST, headers: h, body: payload, timeout: .seconds(60)) }
             }
-            for _ in 0..<200 where server.inferencePool.runningCount < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            for _ in 0..<2000 where server.inferencePool.runningCount < 2 { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.inferencePool.runningCount == 2)
             // Both workers busy and no queue: the next request is refused at once.
             let refused = try await client.send(base + "/v2/models/slow/infer", .POST, headers: h, body: payload)

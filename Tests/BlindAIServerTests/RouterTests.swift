@@ -232,7 +232,7 @@ import Testing
         let replacement = Array(try Fixture.data("scale"))
         let upload = Task { try await server.upload(name: "m", principal: .open, shared: nil, declaredLength: nil, body: stream) }
         source.yield(ByteBuffer(bytes: replacement.prefix(10)))
-        for _ in 0..<200 where await server.repository.uploadsInProgress == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<2000 where await server.repository.uploadsInProgress == 0 { try await Task.sleep(for: .milliseconds(5)) }
         try await server.makeApplication().test(.router) { client throws in
             #expect(try await client.infer("m", addRequest()).status == .ok)
             let x = InferenceRequest(inputs: [RequestInput(name: "x", shape: [4], datatype: "FP32", data: .float32([1, 2, 3, 4]))])
