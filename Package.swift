@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BlindAIGraph", targets: ["BlindAIGraph"]),
         .library(name: "BlindAIONNX", targets: ["BlindAIONNX"]),
         .library(name: "BlindAIAttestation", targets: ["BlindAIAttestation"]),
+        .library(name: "BlindAIClient", targets: ["BlindAIClient"]),
         .executable(name: "blindai", targets: ["blindai"]),
     ],
     dependencies: [
@@ -89,12 +90,41 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
+        // Server side of attestation: TEE selection (--tee) and the adapter from evidence providers to the server's
+        // AttestationProvider; also runs a server in-process (demo, tests).
+        .target(
+            name: "BlindAIServerAttestation",
+            dependencies: [
+                "BlindAIServer",
+                "BlindAIAttestation",
+                "BlindAIAttestationProducer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Client library: attested and pinned TLS, uploads, inference. Never the engine or the server.
+        .target(
+            name: "BlindAIClient",
+            dependencies: [
+                "BlindAIAttestation",
+                "BlindAIProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(
             name: "BlindAICommands",
             dependencies: [
                 "BlindAIONNX",
                 "BlindAIAttestation",
                 "BlindAIServer",
+                "BlindAIServerAttestation",
+                "BlindAIClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -124,6 +154,24 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "BlindAIClientTests",
+            dependencies: [
+                "BlindAIClient",
+                "BlindAIServer",
+                "BlindAIServerAttestation",
+                "BlindAIAttestation",
+                "BlindAIAttestationProducer",
+                "BlindAIProtocol",
+                "BlindAIONNX",
+                "BlindAICommands",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
