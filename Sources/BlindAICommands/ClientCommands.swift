@@ -199,6 +199,7 @@ struct UploadCommand: AsyncParsableCommand {
 final class ProgressBar: Sendable {
     let label: String
     private let last = LockedInt()
+    private let lastQuarter = LockedInt()
     private let interactive = isatty(2) != 0
 
     init(label: String) { self.label = label }
@@ -211,7 +212,7 @@ final class ProgressBar: Sendable {
             let filled = min(width, percent * width / 100)
             let line = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: "-", count: width - filled))] \(percent)% \(formatBytes(p.sent)) of \(formatBytes(p.total))"
             FileHandle.standardError.write(Data(line.utf8))
-        } else if percent % 25 == 0 {
+        } else if lastQuarter.exchange(percent / 25) != percent / 25 {
             FileHandle.standardError.write(Data("\(label): \(percent)% (\(formatBytes(p.sent)) of \(formatBytes(p.total)))\n".utf8))
         }
     }

@@ -84,7 +84,7 @@ struct DemoCommand: AsyncParsableCommand {
     func steps(client: BlindAIClient, model: Data, sample: (name: String, npy: String)) async throws {
         let a = await client.attestation
         let c = a.claims
-        print("           a client with the server's policy verified, before sending anything:")
+        print("            a client with the server's policy verified, before sending anything:")
         print("             TEE kind        \(c.tee == .tdx ? "Intel TDX" : "AMD SEV-SNP")\(c.simulated ? " (simulated root, accepted because the policy allows it)" : "")")
         if let snp = c.snp {
             print("             report          version \(snp.reportVersion), \(snp.product.rawValue), signature chain VCEK <- ASK <- ARK checked, debug \(c.debug ? "ON" : "off"), VMPL \(snp.vmpl)")

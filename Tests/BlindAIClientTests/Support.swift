@@ -47,7 +47,7 @@ func makeAttestedServer(port: Int = 0, tee: SimulatedSNPTEE = TestTEE.shared, at
     c.limits.concurrentInferences = 2
     adjust(&c.limits)
     var logger = Logger(label: "blindai.client-tests")
-    logger.logLevel = .error
+    logger.logLevel = .critical
     let provider = attestation ?? TEESetup.simulated(tee).attestationProvider()
     return InferenceServer(configuration: c, apiKeys: keys ? try TestKeys.store() : nil, tlsIdentity: try identity ?? TLSIdentity.generate(),
                            attestation: provider, logger: logger)
