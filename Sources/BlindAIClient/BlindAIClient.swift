@@ -401,6 +401,8 @@ final class Session: Sendable {
             return .protocolViolation("the answer is larger than the client's limit")
         case let e as HTTPClientError where e == .deadlineExceeded:
             return .connection("\(address): the request timed out")
+        case let e as IOError:
+            return .connection("\(address): \(String(cString: strerror(e.errnoCode)).lowercased())")
         case let e as NIOSSLError:
             return .connection("\(address): TLS failed (\(e))")
         case let e as BoringSSLError:

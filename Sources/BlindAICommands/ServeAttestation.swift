@@ -11,10 +11,10 @@ enum ServeAttestation {
         -> (any AttestationProvider)?
     {
         guard let mode = TEEMode(rawValue: tee) else {
-            throw ValidationError("--tee must be one of \(TEEMode.allCases.map(\.rawValue).joined(separator: ", ")), not '\(tee)'")
+            throw CLIError(message: "--tee must be one of \(TEEMode.allCases.map(\.rawValue).joined(separator: ", ")), not '\(tee)'")
         }
         if plainHTTP {
-            if writePolicy != nil { throw ValidationError("--write-policy needs TLS: attestation is unavailable with --insecure-http") }
+            if writePolicy != nil { throw CLIError(message: "--write-policy needs TLS: attestation is unavailable with --insecure-http") }
             return nil
         }
         let setup: TEESetup

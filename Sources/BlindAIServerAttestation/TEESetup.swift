@@ -118,11 +118,11 @@ public struct TEESetup: Sendable {
             }
             probeErrors.append("no \(sevGuestPath)")
         }
-        let wanted = mode == .auto ? "a TEE (AMD SEV-SNP or Intel TDX)" : (mode == .tdx ? "Intel TDX" : "AMD SEV-SNP")
+        let wanted = mode == .auto ? "an AMD SEV-SNP or Intel TDX" : (mode == .tdx ? "an Intel TDX" : "an AMD SEV-SNP")
         throw TEESetupError("""
             no attestation available: this machine does not look like \(wanted) confidential VM \
             (\(probeErrors.joined(separator: "; "))). Run the server inside a confidential VM, or pass --tee simulated \
-            for development (simulated evidence proves nothing and clients must allow it explicitly).
+            for development (simulated evidence proves nothing, and clients accept it only if their policy allows it).
             """)
     }
 
