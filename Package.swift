@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BlindAIGraph", targets: ["BlindAIGraph"]),
         .library(name: "BlindAIONNX", targets: ["BlindAIONNX"]),
         .library(name: "BlindAIAttestation", targets: ["BlindAIAttestation"]),
+        .library(name: "BlindAIClient", targets: ["BlindAIClient"]),
         .executable(name: "blindai", targets: ["blindai"]),
     ],
     dependencies: [
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         // Hand-written SIMD kernels. Per-function `target("avx2,fma")` attributes plus a runtime CPU check,
@@ -89,12 +91,42 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
+        // Server side of attestation: TEE selection (--tee) and the adapter from evidence providers to the server's
+        // AttestationProvider; also runs a server in-process (demo, tests).
+        .target(
+            name: "BlindAIServerAttestation",
+            dependencies: [
+                "BlindAIServer",
+                "BlindAIAttestation",
+                "BlindAIAttestationProducer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Client library: attested and pinned TLS, uploads, inference. Never the engine or the server.
+        .target(
+            name: "BlindAIClient",
+            dependencies: [
+                "BlindAIAttestation",
+                "BlindAIProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(
             name: "BlindAICommands",
             dependencies: [
                 "BlindAIONNX",
                 "BlindAIAttestation",
                 "BlindAIServer",
+                "BlindAIServerAttestation",
+                "BlindAIClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -123,6 +155,24 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "BlindAIClientTests",
+            dependencies: [
+                "BlindAIClient",
+                "BlindAIServer",
+                "BlindAIServerAttestation",
+                "BlindAIAttestation",
+                "BlindAIAttestationProducer",
+                "BlindAIProtocol",
+                "BlindAIONNX",
+                "BlindAICommands",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

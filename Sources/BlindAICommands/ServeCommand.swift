@@ -73,6 +73,15 @@ public struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(name: .customLong("tee"), help: "Attestation: auto (the TEE of this machine; refuse to start without one), sev-snp, tdx, or simulated (development only).")
+    var tee = "auto"
+
+    @Option(name: .customLong("attestation-certs"), help: "Directory of SEV-SNP VCEK/ASK/ARK (vcek.pem, ask.pem, ark.pem or cert_chain.pem) or TDX collateral, for hosts that supply none.")
+    var attestationCerts: String?
+
+    @Option(name: .customLong("write-policy"), help: "Write the attestation policy clients need to trust this server (JSON) to this file.")
+    var writePolicy: String?
+
     public init() {}
 
     func options() throws -> ServerLauncher.Options {
@@ -122,9 +131,11 @@ public struct ServeCommand: AsyncParsableCommand {
     public func run() async throws {
         let o = try options()
         ServerLauncher.bootstrapLogging(level: o.logLevel)
+        let attestation = try await ServeAttestation.setUp(
+            tee: tee, certificates: attestationCerts, writePolicy: writePolicy, plainHTTP: insecureHTTP, tlsFromFiles: tlsCert != nil)
         let server: InferenceServer
         do {
-            server = try ServerLauncher.makeServer(o)
+            server = try ServerLauncher.makeServer(o, attestation: attestation)
         } catch let e as ServerError {
             throw ValidationError(e.message)
         }

@@ -1,0 +1,101 @@
+import BlindAIAttestation
+import BlindAIClient
+import Crypto
+import Foundation
+import Testing
+
+/// `blindai serve` as a separate process (the built executable), used by the client library and by the CLI.
+@Suite(.serialized) struct SeparateProcessTests {
+    /// Starts `blindai serve --tee simulated` on a free port; returns the process, port and the policy it wrote.
+    static func startServer(in dir: URL, extra: [String] = []) async throws -> (ChildProcess, Int, URL) {
+        let exe = try blindaiExecutable()
+        let port = try freePort()
+        let policyFile = dir.appendingPathComponent("policy-\(port).json")
+        let server = try ChildProcess(
+            exe, ["serve", "--tee", "simulated", "--host", "127.0.0.1", "--port", "\(port)", "--metrics-port", "0", "--log-level", "warning",
+                  "--write-policy", policyFile.path] + extra, directory: dir)
+        try await eventually(90, "the server to write its policy (output: \(server.output))") {
+            FileManager.default.fileExists(atPath: policyFile.path)
+        }
+        return (server, port, policyFile)
+    }
+
+    static func connect(port: Int, policy: URL, key: String?) async throws -> BlindAIClient {
+        let p = try AttestationPolicy.load(contentsOf: policy)
+        var client: BlindAIClient?
+        try await eventually(60, "an attested connection") {
+            client = try await BlindAIClient.connect(to: "127.0.0.1:\(port)", policy: p, apiKey: key)
+            return true
+        }
+        return client!
+    }
+
+    @Test func libraryAgainstServeProcess() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = dir.appendingPathComponent("keys.txt")
+        try "alice:\(TestKeys.alice)\n".write(to: keys, atomically: true, encoding: .utf8)
+        let (server, port, policyFile) = try await Self.startServer(in: dir, extra: ["--api-keys", keys.path])
+        defer { server.stop() }
+
+        // The policy names the SHA-384 of the server executable, allows the simulated TEE, and pins its chip.
+        let policy = try AttestationPolicy.load(contentsOf: policyFile)
+        let exe = try Data(contentsOf: try blindaiExecutable())
+        #expect(policy.snp?.measurements == [SHA384.hash(data: exe).map { String(format: "%02x", $0) }.joined()])
+        #expect(policy.allowSimulated)
+        #expect(policy.snp?.chipIDs?.count == 1)
+        #expect(server.output.contains("SIMULATED"))
+
+        let client = try await Self.connect(port: port, policy: policyFile, key: TestKeys.alice)
+        do {
+            #expect(await client.attestation.claims.simulated)
+            let digits = try await client.uploadModel(at: repositoryRoot.appendingPathComponent("demo/digits.onnx"))
+            #expect(digits.name == "digits")
+            _ = try await client.uploadModel(try TestModels.allTypes(), name: "types")
+            let logits = try await client.predict(model: "digits", inputs: ["image": try TestModels.sample("digit_3_0")])["logits"]
+            let v = try #require(logits).floats()
+            #expect(v.indices.max { v[$0] < v[$1] } == 3)
+            let out = try await client.predict(model: "types", inputs: [
+                "x_INT64": try Tensor([Int64(5), -5]), "x_FP64": try Tensor([0.5]), "x_BOOL": try Tensor([true]),
+                "x_BYTES": try Tensor(strings: ["a"]), "x_FP32": try Tensor([Float(1)]), "x_FP16": try Tensor(datatype: .fp16, shape: [1], data: Data([0x00, 0x3C])),
+                "x_BF16": try Tensor(datatype: .bf16, shape: [1], data: Data([0x80, 0x3F])), "x_INT8": try Tensor([Int8(1)]), "x_INT16": try Tensor([Int16(1)]),
+                "x_INT32": try Tensor([Int32(1)]), "x_UINT8": try Tensor([UInt8(1)]), "x_UINT16": try Tensor([UInt16(1)]),
+                "x_UINT32": try Tensor([UInt32(1)]), "x_UINT64": try Tensor([UInt64(1)]),
+            ])
+            #expect(try out["sum"]?.values(as: Int64.self) == [10, -10])
+            #expect(try out["y_BYTES"]?.strings() == ["a"])
+            #expect(Set(try await client.models().map(\.name)) == ["digits", "types"])
+            try await client.unloadModel("digits")
+            try await client.unloadModel("types")
+            #expect(try await client.models().isEmpty)
+        } catch {
+            await client.close()
+            throw error
+        }
+        await client.close()
+    }
+
+    @Test func autoRefusesToStartWithoutATEE() async throws {
+        // This machine is no confidential VM (the test is skipped if it is).
+        guard !FileManager.default.fileExists(atPath: "/sys/kernel/config/tsm/report"), !FileManager.default.fileExists(atPath: "/dev/sev-guest")
+        else { return }
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (status, output) = try await runCommand(try blindaiExecutable(), ["serve", "--port", "\(try freePort())", "--metrics-port", "0"], directory: dir)
+        #expect(status != 0)
+        #expect(output.contains("--tee simulated"), "\(output)")
+    }
+
+    /// `blindai demo` from a directory that is not the repository: the demo model and samples are embedded.
+    @Test func demoCommand() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (status, output) = try await runCommand(try blindaiExecutable(), ["demo"], directory: dir)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("predicted 7 with probability"), "\(output)")
+        #expect(output.contains("true label 7 (correct)"), "\(output)")
+        #expect(output.contains("measurementNotAllowed"), "\(output)")
+        #expect(output.contains("19 of 20 correct"), "\(output)")
+        #expect(output.contains("server stopped"), "\(output)")
+    }
+}
