@@ -31,7 +31,7 @@ fi
 # Large models (not committed): torchvision ResNet18 and MobileNetV3-small, from both exporters, with
 # onnxruntime's outputs as the reference. Needs torch (scripts/install-fixture-deps.sh; .ci/run installs it).
 LARGE="resnet18_ts,resnet18_dynamo,mobilenet_v3_small_ts,mobilenet_v3_small_dynamo"
-if python3 -c 'import torch, torchvision, onnxruntime' 2>/dev/null; then
+if python3 -c 'import torch, onnxruntime' 2>/dev/null && python3 -m pip show --quiet torchvision >/dev/null 2>&1; then
   if [ ! -f fixtures-large/resnet18_ts/model.onnx ] || [ ! -f fixtures-large/mobilenet_v3_small_dynamo/model.onnx ]; then
     python3 scripts/make-parity-fixtures.py fixtures-large --only "$LARGE"
   fi
