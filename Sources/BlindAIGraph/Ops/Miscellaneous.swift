@@ -188,33 +188,18 @@ struct EinsumOp: Operator {
             srcSize[l] = src.shape[d]
             stride[l, default: 0] += srcStrides[d]
         }
-        // No diagonal and no broadcast: transpose (row copies) so that the summed labels come last, then sum
-        // contiguous rows.
-        let unique = Set(op.labels).count == op.labels.count
-        if unique && labels.allSatisfy({ srcSize[$0] == sizes[$0] }) {
-            let kept = labels.map { l in op.labels.firstIndex(of: l)! }
+        // No diagonal and no broadcast: sum with the reduction kernels (no transpose of the input), then
+        // transpose the smaller result if the order differs.
+        if Set(op.labels).count == op.labels.count && labels.allSatisfy({ srcSize[$0] == sizes[$0] }) {
+            var cur = src, curLabels = op.labels
             let summed = (0..<op.labels.count).filter { !labels.contains(op.labels[$0]) }
-            let t = try ReduceSupport.permute(src, kept + summed, ctx)
-            if summed.isEmpty { return Operand(labels: labels, tensor: t.reshaped(outShape)) }
-            let out = try ctx.uninitialized(T.dataType, outShape)
-            let rows = out.count, len = summed.reduce(1) { $0 * src.shape[$1] }
-            if rows == 0 { return Operand(labels: labels, tensor: out) }
-            let dst = out.mutableBuffer(T.self).baseAddress!
-            if len == 0 || t.count == 0 {
-                for i in 0..<rows { dst[i] = T.zero }
-            } else if T.self == Float.self {
-                let f = UnsafeRawPointer(t.buffer(T.self).baseAddress!).assumingMemoryBound(to: Float.self)
-                let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self)
-                for i in 0..<rows { d[i] = ReduceSIMD.sum(f + i * len, len) }
-            } else {
-                let sp = t.buffer(T.self).baseAddress!
-                for i in 0..<rows {
-                    var acc = T.zero
-                    for j in 0..<len { acc = add(acc, sp[i * len + j]) }
-                    dst[i] = acc
-                }
+            if !summed.isEmpty {
+                let sum = ReduceOp(kind: .sum, fixedAxes: summed, keepDims: false, noopWithEmptyAxes: false)
+                cur = try sum.run([src], ctx)[0]
+                curLabels = op.labels.filter { labels.contains($0) }
             }
-            return Operand(labels: labels, tensor: out)
+            let perm = labels.map { l in curLabels.firstIndex(of: l)! }
+            return Operand(labels: labels, tensor: try ReduceSupport.permute(cur, perm, ctx))
         }
         let outStrides = labels.map { l -> Int in
             guard let s = srcSize[l], s != 1 || sizes[l]! == 1 else { return 0 } // absent or broadcast
