@@ -188,10 +188,18 @@ struct EinsumOp: Operator {
             srcSize[l] = src.shape[d]
             stride[l, default: 0] += srcStrides[d]
         }
-        // A pure transpose (every label kept once, no broadcast): copy rows with the shared permute.
-        if Set(op.labels).count == op.labels.count && Set(labels) == Set(op.labels) && src.count == outShape.reduce(1, *) {
-            let perm = labels.map { l in op.labels.firstIndex(of: l)! }
-            return Operand(labels: labels, tensor: try ReduceSupport.permute(src, perm, ctx))
+        // No diagonal and no broadcast: sum with the reduction kernels (no transpose of the input), then
+        // transpose the smaller result if the order differs.
+        if Set(op.labels).count == op.labels.count && labels.allSatisfy({ srcSize[$0] == sizes[$0] }) {
+            var cur = src, curLabels = op.labels
+            let summed = (0..<op.labels.count).filter { !labels.contains(op.labels[$0]) }
+            if !summed.isEmpty {
+                let sum = ReduceOp(kind: .sum, fixedAxes: summed, keepDims: false, noopWithEmptyAxes: false)
+                cur = try sum.run([src], ctx)[0]
+                curLabels = op.labels.filter { labels.contains($0) }
+            }
+            let perm = labels.map { l in curLabels.firstIndex(of: l)! }
+            return Operand(labels: labels, tensor: try ReduceSupport.permute(cur, perm, ctx))
         }
         let outStrides = labels.map { l -> Int in
             guard let s = srcSize[l], s != 1 || sizes[l]! == 1 else { return 0 } // absent or broadcast

@@ -971,26 +971,25 @@ struct TopKOp: Operator {
         let heap = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(useHeap ? k : r, 1))
         defer { row.deallocate(); heap.deallocate() }
         if largest {
-            select(src, vdst, idst, a, r, b, k, row, heap) { $0 > $1 }
+            select(TopKLargest<T>.self, src, vdst, idst, a, r, b, k, row, heap)
         } else {
-            select(src, vdst, idst, a, r, b, k, row, heap) { $0 < $1 }
+            select(TopKSmallest<T>.self, src, vdst, idst, a, r, b, k, row, heap)
         }
         return [values, indices]
     }
 
     /// Keeps the k best of each lane in a heap whose root is the worst kept element, then sorts them.
     /// Ties rank the lower index first.
-    @inline(__always)
-    private func select<T>(_ src: UnsafePointer<T>, _ vdst: UnsafeMutablePointer<T>, _ idst: UnsafeMutablePointer<Int64>,
-                           _ a: Int, _ r: Int, _ b: Int, _ k: Int, _ row: UnsafeMutablePointer<T>, _ heap: UnsafeMutableBufferPointer<Int>,
-                           _ beats: (T, T) -> Bool) {
+    private func select<O: TopKOrder>(_: O.Type, _ src: UnsafePointer<O.T>, _ vdst: UnsafeMutablePointer<O.T>, _ idst: UnsafeMutablePointer<Int64>,
+                                      _ a: Int, _ r: Int, _ b: Int, _ k: Int, _ row: UnsafeMutablePointer<O.T>,
+                                      _ heap: UnsafeMutableBufferPointer<Int>) {
         for i in 0..<a {
             for lane in 0..<b {
                 let base = src + i * r * b + lane
                 if b == 1 { row.update(from: base, count: r) } else { for j in 0..<r { row[j] = base[j * b] } }
                 // better(i, j): element i ranks before element j.
                 @inline(__always) func better(_ p: Int, _ q: Int) -> Bool {
-                    beats(row[p], row[q]) || (!beats(row[q], row[p]) && p < q)
+                    O.beats(row[p], row[q]) || (!O.beats(row[q], row[p]) && p < q)
                 }
                 var count = 0
                 if k == 1 {
@@ -1063,6 +1062,18 @@ struct TopKOp: Operator {
             }
         }
     }
+}
+
+/// The order TopK ranks values in (ties are then broken by the lower index).
+private protocol TopKOrder {
+    associatedtype T
+    static func beats(_ a: T, _ b: T) -> Bool
+}
+private enum TopKLargest<T: Comparable>: TopKOrder {
+    @inline(__always) static func beats(_ a: T, _ b: T) -> Bool { a > b }
+}
+private enum TopKSmallest<T: Comparable>: TopKOrder {
+    @inline(__always) static func beats(_ a: T, _ b: T) -> Bool { a < b }
 }
 
 // MARK: - Softmax, LogSoftmax, Hardmax
