@@ -7,10 +7,10 @@ import Testing
 /// `blindai serve` as a separate process (the built executable), used by the client library and by the CLI.
 @Suite(.serialized) struct SeparateProcessTests {
     /// Starts `blindai serve --tee simulated` on a free port; returns the process, port and the policy it wrote.
-    static func startServer(in dir: URL, extra: [String] = []) async throws -> (ChildProcess, Int, URL) {
+    static func startServer(in dir: URL, port fixedPort: Int? = nil, extra: [String] = []) async throws -> (ChildProcess, Int, URL) {
         let exe = try blindaiExecutable()
-        let port = try freePort()
-        let policyFile = dir.appendingPathComponent("policy-\(port).json")
+        let port = try fixedPort ?? freePort()
+        let policyFile = dir.appendingPathComponent("policy-\(port)-\(UUID().uuidString.prefix(6)).json")
         let server = try ChildProcess(
             exe, ["serve", "--tee", "simulated", "--host", "127.0.0.1", "--port", "\(port)", "--metrics-port", "0", "--log-level", "warning",
                   "--write-policy", policyFile.path] + extra, directory: dir)
@@ -68,6 +68,48 @@ import Testing
             try await client.unloadModel("digits")
             try await client.unloadModel("types")
             #expect(try await client.models().isEmpty)
+        } catch {
+            await client.close()
+            throw error
+        }
+        await client.close()
+    }
+
+    /// `blindai serve` killed and started again on the same port: a new TLS key (and, simulated, a new platform).
+    @Test func restartedServeProcessFailsLoudly() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (first, port, firstPolicy) = try await Self.startServer(in: dir)
+        let client = try await Self.connect(port: port, policy: firstPolicy, key: nil)
+        do {
+            _ = try await client.uploadModel(try TestModels.scale(), name: "scale")
+            first.stop()
+            let (second, _, secondPolicy) = try await Self.startServer(in: dir, port: port)
+            defer { second.stop() }
+            // Wait until the new process accepts attested connections (with its own policy).
+            await (try Self.connect(port: port, policy: secondPolicy, key: nil)).close()
+
+            var sawKeyChange = false
+            for _ in 0..<3 {
+                do {
+                    _ = try await client.models()
+                } catch BlindAIClientError.serverKeyChanged {
+                    sawKeyChange = true
+                    break
+                } catch BlindAIClientError.connection {
+                    continue
+                }
+            }
+            #expect(sawKeyChange)
+            // Attesting again runs, and refuses: a restarted simulated TEE is a new platform (new root and chip),
+            // which the first server's policy does not name.
+            do {
+                try await client.reconnect()
+                Issue.record("the old policy accepted a new simulated platform")
+            } catch BlindAIClientError.attestation(let e) {
+                #expect(e.code == .chipIDNotAllowed)
+            }
+            await #expect(throws: BlindAIClientError.self) { _ = try await client.models() }
         } catch {
             await client.close()
             throw error
