@@ -249,6 +249,8 @@ struct CompareOp: Operator {
         case .uint16: return [try cmp(a, b, UInt16.self, ctx)]
         case .uint32: return [try cmp(a, b, UInt32.self, ctx)]
         case .uint64: return [try cmp(a, b, UInt64.self, ctx)]
+        case .bfloat16:
+            return [try cmp(CastOp.cast(a, to: .float32, ctx), CastOp.cast(b, to: .float32, ctx), Float.self, ctx)]
         case .bool where kind == .equal: return [try Loops.zip(a, b, Bool.self, Bool.self, ctx) { $0 == $1 }]
         case .string where kind == .equal:
             let shape = try Shape.broadcast([a.shape, b.shape])
