@@ -12,6 +12,8 @@ public struct ConformanceRunner: Sendable {
     }
 
     public var optimize: Bool
+    /// Check every intermediate value against the shape facts inferred at plan time.
+    public var verifyFacts = false
     public var absoluteTolerance: Double = 1e-4
     public var relativeTolerance: Double = 1e-3
 
@@ -53,7 +55,7 @@ public struct ConformanceRunner: Sendable {
     public func run(_ dir: URL) -> Outcome {
         let model: ONNXModel
         do {
-            model = try ONNXModel(contentsOf: dir.appendingPathComponent("model.onnx"), options: PlanOptions(optimize: optimize))
+            model = try ONNXModel(contentsOf: dir.appendingPathComponent("model.onnx"), options: PlanOptions(optimize: optimize, verifyFacts: verifyFacts))
         } catch let e as EngineError {
             if e.code == .unsupportedOperator {
                 let names = Self.unsupportedNames(e.reason)

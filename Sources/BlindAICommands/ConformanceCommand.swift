@@ -20,6 +20,9 @@ struct ConformanceCommand: ParsableCommand {
     @Option(name: .customLong("write-passing"), help: "Write the names of the passing tests to this file.")
     var writePassing: String?
 
+    @Flag(name: .customLong("verify-facts"), help: "Check every value against the shapes inferred at plan time.")
+    var verifyFacts = false
+
     @Flag(help: "Print a line for every test, not only failures.")
     var verbose = false
 
@@ -50,7 +53,9 @@ struct ConformanceCommand: ParsableCommand {
     }
 
     func runAll(_ dirs: [URL], extraFailures: Int) throws {
-        let runner = ConformanceRunner(optimize: !noOptimize)
+        var configured = ConformanceRunner(optimize: !noOptimize)
+        configured.verifyFacts = verifyFacts
+        let runner = configured
         let results = ResultsBox(count: dirs.count)
         DispatchQueue.concurrentPerform(iterations: dirs.count) { i in
             results.set(i, runner.run(dirs[i]))

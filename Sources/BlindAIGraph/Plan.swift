@@ -6,10 +6,14 @@ public struct PlanOptions: Sendable {
     public var optimize: Bool
     /// Limits applied to every tensor while planning (constant folding) and running.
     public var limits: TensorLimits
+    /// Check every value produced against the fact inferred for it at plan time (a test aid: a mismatch is a
+    /// `shape_mismatch` error naming the node).
+    public var verifyFacts: Bool
 
-    public init(optimize: Bool = true, limits: TensorLimits = .default) {
+    public init(optimize: Bool = true, limits: TensorLimits = .default, verifyFacts: Bool = false) {
         self.optimize = optimize
         self.limits = limits
+        self.verifyFacts = verifyFacts
     }
 }
 
@@ -30,6 +34,12 @@ public final class Plan: Sendable {
         let frees: [Int]
         let name: String
         let opType: String
+        /// What is known of each output at plan time.
+        let facts: [ValueFact]
+        /// The step's operator when it may run in place, and the input positions it may overwrite, in order of
+        /// preference (each dies at this step).
+        let inPlaceOp: (any InPlaceElementwise)?
+        let inPlace: [Int]
     }
 
     let steps: [Step]
@@ -45,33 +55,42 @@ public final class Plan: Sendable {
     let capturedSlots: [Int]
     public let captured: [String]
     public let options: PlanOptions
+    /// What is known at plan time of each input (declared type and shape) and each output (inferred; declared
+    /// output shapes are not used). Symbolic dimensions are informative.
+    public let inputFacts: [ValueFact]
+    public let outputFacts: [ValueFact]
 
     /// Number of operator steps run per inference (after optimisation).
     public var stepCount: Int { steps.count }
     /// Op types of the steps, in execution order.
     public var stepOpTypes: [String] { steps.map(\.opType) }
+    /// Number of steps that may write their output over an input they read last (element-wise steps).
+    public var inPlaceStepCount: Int { steps.lazy.filter { $0.inPlaceOp != nil }.count }
 
-    init(steps: [Step], slotCount: Int, constants: [(Int, Tensor)], inputs: [ValueInfo], inputSlots: [Int],
-         outputs: [ValueInfo], outputSlots: [Int], captured: [String], capturedSlots: [Int], options: PlanOptions) {
-        self.steps = steps
-        self.slotCount = slotCount
-        self.constantSlots = constants.map(\.0)
-        self.constantValues = constants.map(\.1)
-        self.inputs = inputs
-        self.inputSlots = inputSlots
-        self.outputs = outputs
-        self.outputSlots = outputSlots
-        self.captured = captured
-        self.capturedSlots = capturedSlots
+    init(_ p: Planner.Compiled, options: PlanOptions) {
+        steps = p.steps
+        slotCount = p.slotCount
+        constantSlots = p.constantSlots
+        constantValues = p.constantValues
+        inputs = p.inputs
+        inputSlots = p.inputSlots
+        outputs = p.outputs
+        outputSlots = p.outputSlots
+        captured = p.captured
+        capturedSlots = p.capturedSlots
+        inputFacts = p.inputFacts
+        outputFacts = p.outputFacts
         self.options = options
     }
 
     /// Compiles `graph` with the operators of `registry`.
     public convenience init(graph: Graph, registry: OperatorRegistry, options: PlanOptions = PlanOptions()) throws {
-        let p = try Planner(registry: registry, options: options).compile(graph, allowCapture: false)
-        self.init(steps: p.steps, slotCount: p.slotCount, constants: zip(p.constantSlots, p.constantValues).map { ($0, $1) },
-                  inputs: p.inputs, inputSlots: p.inputSlots, outputs: p.outputs, outputSlots: p.outputSlots,
-                  captured: p.captured, capturedSlots: p.capturedSlots, options: options)
+        self.init(try Planner(registry: registry, options: options).compile(graph, allowCapture: false), options: options)
+    }
+
+    /// The fact of each output by name.
+    public var outputFactsByName: [String: ValueFact] {
+        Dictionary(zip(outputs.map(\.name), outputFacts), uniquingKeysWith: { a, _ in a })
     }
 
     /// Runs the plan on named inputs and returns every graph output by name.
@@ -139,20 +158,71 @@ public final class Plan: Sendable {
             if context.isCancelled() { throw EngineError(.cancelled, "the run was cancelled") }
             args.removeAll(keepingCapacity: true)
             for s in step.inputs { args.append(s >= 0 ? slots[s] : nil) }
-            let results: [Tensor]
+            var produced: [Tensor]? = nil
             do {
-                results = try step.op.run(args, context)
+                if let op = step.inPlaceOp {
+                    for k in step.inPlace where Plan.takeUnique(&slots, &args, slot: step.inputs[k], position: k) {
+                        if let r = try op.runInPlace(args, reusing: k, context) {
+                            produced = r
+                            break
+                        }
+                    }
+                }
+                if produced == nil { produced = try step.op.run(args, context) }
             } catch {
                 throw EngineError.wrap(error).at(node: step.name, opType: step.opType)
             }
             args.removeAll(keepingCapacity: true)
+            let results = produced ?? []
             for (i, s) in step.outputs.enumerated() where s >= 0 {
                 guard i < results.count else {
                     throw EngineError(.invalidModel, "output #\(i) was not produced", node: step.name, opType: step.opType)
                 }
+                if options.verifyFacts { try Plan.verify(results[i], against: step.facts[i], output: i, of: step) }
                 slots[s] = results[i]
             }
             for s in step.frees { slots[s] = nil }
+        }
+    }
+}
+
+extension Plan {
+    /// Takes the value in `slot` (read at `position` of the step's arguments, and dying at this step) out of the
+    /// run's slots, and tells whether its storage is now referenced by `args` alone and owns its memory, so the
+    /// step may overwrite it. The argument stays in place either way.
+    static func takeUnique(_ slots: inout [Tensor?], _ args: inout [Tensor?], slot: Int, position k: Int) -> Bool {
+        var storage: TensorStorage?
+        let dataType: DataType
+        let shape: [Int]
+        do {
+            guard k < args.count, let t = args[k] else { return false }
+            storage = t.storage
+            dataType = t.dataType
+            shape = t.shape
+        }
+        args[k] = nil
+        slots[slot] = nil
+        let unique = isKnownUniquelyReferenced(&storage)
+        guard let owned = storage else { return false }
+        storage = nil
+        args[k] = Tensor(dataType: dataType, shape: shape, storage: owned)
+        return unique && owned.ownsMemory && dataType != .string
+    }
+
+    /// Checks a value produced by `step` against the fact inferred for it at plan time.
+    static func verify(_ t: Tensor, against f: ValueFact, output i: Int, of step: Step) throws {
+        func fail(_ what: String) -> EngineError {
+            EngineError(.shapeMismatch, "shape inference is wrong (\(what)): output #\(i) is \(t.dataType)\(t.shape), inferred \(f)", node: step.name, opType: step.opType)
+        }
+        if let dt = f.dataType, dt != t.dataType { throw fail("element type") }
+        if let shape = f.shape {
+            guard shape.count == t.rank else { throw fail("rank") }
+            for (d, v) in zip(shape, t.shape) where d.value != nil && d.value != v { throw fail("dimension") }
+        }
+        if let e = f.elements, t.dataType == .int64 || t.dataType == .int32 {
+            let values = try t.intValues()
+            guard values.count == e.count else { throw fail("element count") }
+            for (d, v) in zip(e, values) where d.value != nil && d.value != v { throw fail("element values \(values)") }
         }
     }
 }

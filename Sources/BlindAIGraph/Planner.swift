@@ -18,13 +18,19 @@ struct Planner {
         var outputSlots: [Int]
         var captured: [String]
         var capturedSlots: [Int]
+        /// Facts of the graph's inputs and outputs (what is known at plan time).
+        var inputFacts: [ValueFact]
+        var outputFacts: [ValueFact]
     }
 
     private struct PendingNode {
         var node: Node
+        var opset: Int
         var op: any Operator
         var inputs: [Int]
         var outputs: [Int]
+        /// Facts of the outputs, inferred at plan time.
+        var facts: [ValueFact] = []
     }
 
     func compile(_ graph: Graph, allowCapture: Bool) throws -> Compiled {
@@ -90,10 +96,7 @@ struct Planner {
             let constantInputs: [Tensor?] = node.inputs.map { $0.isEmpty ? nil : slotOf[$0].flatMap { constants[$0] } }
             var ctx = OpBuildContext(node: node, opset: opset, constantInputs: constantInputs) { (g: Graph) throws -> SubgraphPlan in
                 let p = try Planner(registry: registry, options: options).compile(g, allowCapture: true)
-                let plan = Plan(steps: p.steps, slotCount: p.slotCount, constants: zip(p.constantSlots, p.constantValues).map { ($0, $1) },
-                                inputs: p.inputs, inputSlots: p.inputSlots, outputs: p.outputs, outputSlots: p.outputSlots,
-                                captured: p.captured, capturedSlots: p.capturedSlots, options: options)
-                return SubgraphPlan(plan: plan, captured: p.captured)
+                return SubgraphPlan(plan: Plan(p, options: options), captured: p.captured)
             }
             let op: any Operator
             do {
@@ -110,7 +113,7 @@ struct Planner {
             for sub in ctx.compiled {
                 for name in sub.captured { ins.append(try resolve(name, by: node)) }
             }
-            pending.append(PendingNode(node: node, op: op, inputs: ins, outputs: node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }))
+            pending.append(PendingNode(node: node, opset: opset, op: op, inputs: ins, outputs: node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }))
         }
         if !unsupported.isEmpty {
             throw EngineError(.unsupportedOperator, "unsupported operators: \(unsupported.joined(separator: ", "))")
@@ -165,21 +168,47 @@ struct Planner {
         }
         var nodes = order.map { pending[$0] }
 
-        if options.optimize {
+        // Shape inference and constant folding, in topological order. Facts start from the initializers and the
+        // declared inputs: a top-level plan checks its inputs' types and fixed dimensions on every run, so they
+        // hold; a subgraph's inputs are not checked, so nothing is assumed of them.
+        var facts = [ValueFact](repeating: .unknown, count: slotCount)
+        for (s, t) in constants { facts[s] = ValueFact(constant: t) }
+        if !allowCapture {
+            for (info, s) in zip(inputs, inputSlots) { facts[s] = ValueFact(declared: info) }
+        }
+        let capturedSet = Set(capturedSlots)
+        var kept: [PendingNode] = []
+        let foldContext = ExecutionContext(limits: options.limits)
+        for var p in nodes {
+            let foldable = options.optimize && p.op.isDeterministic && !p.inputs.contains { capturedSet.contains($0) }
             // Constant folding: run, at plan time, every deterministic node whose inputs are all constants.
-            var kept: [PendingNode] = []
-            let ctx = ExecutionContext(limits: options.limits)
-            for p in nodes {
-                let allConstant = p.op.isDeterministic && p.inputs.allSatisfy { $0 < 0 || constants[$0] != nil }
-                    && !p.inputs.contains { capturedSlots.contains($0) }
-                if allConstant, let results = try? p.op.run(p.inputs.map { $0 < 0 ? nil : constants[$0] }, ctx),
-                   results.count >= p.outputs.filter({ $0 >= 0 }).count {
-                    for (i, s) in p.outputs.enumerated() where s >= 0 && i < results.count { constants[s] = results[i] }
+            if foldable && p.inputs.allSatisfy({ $0 < 0 || constants[$0] != nil }),
+               let results = try? p.op.run(p.inputs.map { $0 < 0 ? nil : constants[$0] }, foldContext),
+               results.count >= p.outputs.filter({ $0 >= 0 }).count {
+                for (i, s) in p.outputs.enumerated() where s >= 0 && i < results.count {
+                    constants[s] = results[i]
+                    facts[s] = ValueFact(constant: results[i])
+                }
+                continue
+            }
+            p.facts = Self.inferFacts(p, facts, constants)
+            for (i, s) in p.outputs.enumerated() where s >= 0 { facts[s] = p.facts[i] }
+            // Values known from shapes alone (Shape of a static shape, Gather of a known dimension, ...).
+            if foldable {
+                var values: [(Int, Tensor)] = []
+                for (i, s) in p.outputs.enumerated() where s >= 0 {
+                    guard let t = p.facts[i].materialized() else { break }
+                    values.append((s, t))
+                }
+                if values.count == p.outputs.filter({ $0 >= 0 }).count {
+                    for (s, t) in values { constants[s] = t }
                     continue
                 }
-                kept.append(p)
             }
-            nodes = kept
+            kept.append(p)
+        }
+        nodes = kept
+        if options.optimize {
             // Dead-node removal: keep only nodes that contribute to an output.
             var live = Set(outputSlots)
             var alive: [PendingNode] = []
@@ -202,12 +231,54 @@ struct Planner {
         var frees = [[Int]](repeating: [], count: nodes.count)
         for s in 0..<slotCount where lastUse[s] >= 0 && !outputSet.contains(s) { frees[lastUse[s]].append(s) }
 
+        // In-place candidates: inputs of element-wise steps that die at the step, are not graph inputs,
+        // constants or outer values (never uniquely owned by the run), are read once by the step, and whose facts
+        // do not rule out the output's type and shape. Uniqueness is checked again on every run.
+        let inputSet = Set(inputSlots)
         let steps = nodes.enumerated().map { i, p in
-            Plan.Step(op: p.op, inputs: p.inputs, outputs: p.outputs, frees: frees[i], name: p.node.name, opType: p.node.opType)
+            var inPlace: [Int] = []
+            let inPlaceOp = p.op as? any InPlaceElementwise
+            if let op = inPlaceOp, let out = p.facts.first {
+                for k in op.inPlaceCandidates(inputCount: p.node.inputs.count) where k < p.inputs.count {
+                    let s = p.inputs[k]
+                    guard s >= 0, frees[i].contains(s), constants[s] == nil, !inputSet.contains(s), !capturedSet.contains(s),
+                          p.inputs.lazy.filter({ $0 == s }).count == 1, Self.mayMatch(facts[s], out) else { continue }
+                    inPlace.append(k)
+                }
+            }
+            return Plan.Step(op: p.op, inputs: p.inputs, outputs: p.outputs, frees: frees[i], name: p.node.name, opType: p.node.opType,
+                             facts: p.outputs.indices.map { $0 < p.facts.count ? p.facts[$0] : .unknown },
+                             inPlaceOp: inPlace.isEmpty ? nil : inPlaceOp, inPlace: inPlace)
         }
         let constantList = constants.sorted { $0.key < $1.key }
         return Compiled(steps: steps, slotCount: slotCount, constantSlots: constantList.map(\.key), constantValues: constantList.map(\.value),
                         inputs: inputs, inputSlots: inputSlots, outputs: graph.outputs, outputSlots: outputSlots,
-                        captured: captured, capturedSlots: capturedSlots)
+                        captured: captured, capturedSlots: capturedSlots,
+                        inputFacts: inputSlots.map { facts[$0] }, outputFacts: outputSlots.map { facts[$0] })
+    }
+
+    /// Whether a value with fact `a` may have the type and shape of fact `b` (false only when facts rule it out).
+    static func mayMatch(_ a: ValueFact, _ b: ValueFact) -> Bool {
+        if let x = a.dataType, let y = b.dataType, x != y { return false }
+        if let x = a.shape, let y = b.shape {
+            guard x.count == y.count else { return false }
+            for (u, v) in zip(x, y) {
+                if let u = u.value, let v = v.value, u != v { return false }
+            }
+        }
+        return true
+    }
+
+    /// The facts of a node's outputs from its inputs' facts (unknown when its operator has no shape rule).
+    private static func inferFacts(_ p: PendingNode, _ facts: [ValueFact], _ constants: [Int: Tensor]) -> [ValueFact] {
+        let formal = p.inputs.prefix(p.node.inputs.count)
+        var result: [ValueFact] = []
+        if let op = p.op as? any ShapeInferring {
+            let ctx = ShapeInferenceContext(node: p.node, opset: p.opset, constants: formal.map { $0 < 0 ? nil : constants[$0] })
+            result = (try? op.inferFacts(formal.map { $0 < 0 ? nil : facts[$0] }, ctx)) ?? []
+        }
+        if result.count > p.outputs.count { result.removeLast(result.count - p.outputs.count) }
+        while result.count < p.outputs.count { result.append(.unknown) }
+        return result
     }
 }

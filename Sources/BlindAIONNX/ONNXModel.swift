@@ -4,8 +4,13 @@ import Foundation
 import SwiftProtobuf
 
 /// An ONNX model loaded and compiled into a plan.
+///
+/// Only the plan keeps the weights. A model file's large initializers are read from the file straight into their
+/// tensors (one copy, see `ModelFile`); the decoded message and the engine graph are released once the plan is
+/// built, so initializers that the optimiser folded away are not kept.
 public struct ONNXModel: Sendable {
-    /// The model converted to the engine's IR.
+    /// The model's interface in the engine's IR: name, inputs, outputs and opsets. Its nodes and initializers are
+    /// not kept (the plan holds what running needs).
     public let graph: Graph
     public let plan: Plan
     public let irVersion: Int
@@ -20,30 +25,47 @@ public struct ONNXModel: Sendable {
 
     /// Loads a model file. External data files are read from the model's directory.
     public init(contentsOf url: URL, options: PlanOptions = PlanOptions(), registry: OperatorRegistry = StandardOperators.registry) throws {
+        // Decoded in a function of its own so that the file mapping is released before the plan is built.
+        let (proto, payloads) = try Self.decode(contentsOf: url)
+        try self.init(proto: proto, payloads: payloads, baseDirectory: url.deletingLastPathComponent(), options: options, registry: registry)
+    }
+
+    /// Loads a model from its serialized bytes.
+    public init(serialized data: Data, baseDirectory: URL? = nil, options: PlanOptions = PlanOptions(), registry: OperatorRegistry = StandardOperators.registry) throws {
+        try self.init(proto: try Self.decode(data), baseDirectory: baseDirectory, options: options, registry: registry)
+    }
+
+    /// Decodes a model file; the large initializer payloads are left in the file, to be read straight into
+    /// their tensors (see `ModelFile`).
+    static func decode(contentsOf url: URL) throws -> (Onnx_ModelProto, ModelFile.PayloadReader?) {
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             throw EngineError(.io, "cannot read model file '\(url.path)': \(error.localizedDescription)")
         }
-        try self.init(serialized: data, baseDirectory: url.deletingLastPathComponent(), options: options, registry: registry)
+        if let (stripped, payloads) = ModelFile.strip(data), let proto = try? decode(stripped) {
+            return (proto, try ModelFile.PayloadReader(url: url, payloads: payloads))
+        }
+        return (try decode(data), nil)
     }
 
-    /// Loads a model from its serialized bytes.
-    public init(serialized data: Data, baseDirectory: URL? = nil, options: PlanOptions = PlanOptions(), registry: OperatorRegistry = StandardOperators.registry) throws {
+    static func decode(_ data: Data) throws -> Onnx_ModelProto {
         guard !data.isEmpty else { throw EngineError(.invalidModel, "the model file is empty") }
-        let proto: Onnx_ModelProto
         do {
             var decodingOptions = BinaryDecodingOptions()
             decodingOptions.messageDepthLimit = 64
-            proto = try Onnx_ModelProto(serializedBytes: data, options: decodingOptions)
+            return try Onnx_ModelProto(serializedBytes: data, options: decodingOptions)
         } catch {
             throw EngineError(.invalidModel, "not a valid ONNX model (protobuf decoding failed: \(error))")
         }
-        try self.init(proto: proto, baseDirectory: baseDirectory, options: options, registry: registry)
     }
 
     public init(proto: Onnx_ModelProto, baseDirectory: URL? = nil, options: PlanOptions = PlanOptions(), registry: OperatorRegistry = StandardOperators.registry) throws {
+        try self.init(proto: proto, payloads: nil, baseDirectory: baseDirectory, options: options, registry: registry)
+    }
+
+    init(proto: Onnx_ModelProto, payloads: ModelFile.PayloadReader?, baseDirectory: URL?, options: PlanOptions, registry: OperatorRegistry) throws {
         guard proto.hasGraph else { throw EngineError(.invalidModel, "the model has no graph (is this an ONNX file?)") }
         let ir = Int(proto.irVersion)
         guard ir >= Self.minIRVersion && ir <= Self.maxIRVersion else {
@@ -57,11 +79,11 @@ public struct ONNXModel: Sendable {
         if opsets[""] == nil { opsets[""] = 1 }
         let converter = GraphConverter(opsets: opsets, baseDirectory: baseDirectory, limits: options.limits,
                                        functions: Dictionary(proto.functions.map { ($0.domain + "::" + $0.name, $0) }, uniquingKeysWith: { a, _ in a }))
-        let graph = try converter.convert(proto.graph)
-        self.graph = graph
+        let graph = try converter.convert(proto.graph, payloads: payloads)
         self.irVersion = ir
         self.producer = proto.producerName + (proto.producerVersion.isEmpty ? "" : " " + proto.producerVersion)
         self.plan = try Plan(graph: graph, registry: registry, options: options)
+        self.graph = Graph(name: graph.name, inputs: graph.inputs, outputs: graph.outputs, nodes: [], opsets: graph.opsets)
     }
 
     /// Runs the model.
@@ -77,9 +99,14 @@ struct GraphConverter {
     let limits: TensorLimits
     let functions: [String: Onnx_FunctionProto]
 
-    func convert(_ g: Onnx_GraphProto) throws -> Graph {
+    /// Converts a graph; `payloads` holds the main graph's initializer data left in the model file.
+    func convert(_ g: Onnx_GraphProto, payloads: ModelFile.PayloadReader? = nil) throws -> Graph {
         var initializers: [String: Tensor] = [:]
-        for t in g.initializer {
+        for (i, t) in g.initializer.enumerated() {
+            if let payloads, let tensor = try payloads.tensor(t, index: i, limits: limits) {
+                initializers[t.name] = tensor
+                continue
+            }
             initializers[t.name] = try ONNXTensor.tensor(from: t, baseDirectory: baseDirectory, limits: limits)
         }
         if !g.sparseInitializer.isEmpty {

@@ -99,6 +99,10 @@ public final class TensorStorage: @unchecked Sendable {
         keepAliveData = data
     }
 
+    /// Whether this storage allocated its memory (false when it borrows bytes it does not own, such as a weight
+    /// inside the decoded model). Only owned storage may be written after it was shared, and only by its sole owner.
+    public var ownsMemory: Bool { owned && strings.isEmpty }
+
     deinit {
         if owned { base.deallocate() }
     }
