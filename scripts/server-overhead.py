@@ -64,7 +64,9 @@ def main() -> None:
             try:
                 c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=120)
                 c.request("GET", "/v2/health/ready")
-                if c.getresponse().status == 200:
+                hr = c.getresponse()
+                hr.read()
+                if hr.status == 200:
                     break
             except OSError:
                 pass
