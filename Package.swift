@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
@@ -57,6 +58,8 @@ let package = Package(
         ),
         // `/dev/sev-guest` ioctls (Swift cannot call the variadic `ioctl`). Linux only; elsewhere it reports ENOSYS.
         .target(name: "CBlindAIAttestationShims"),
+        // glibc's malloc_trim for the server (not exported by Swift's Glibc module).
+        .target(name: "CBlindAIServerShims"),
         // Evidence production inside the TEE (configfs-tsm, /dev/sev-guest, simulated TEE). No engine.
         .target(
             name: "BlindAIAttestationProducer",
@@ -73,6 +76,7 @@ let package = Package(
         .target(
             name: "BlindAIServer",
             dependencies: [
+                "CBlindAIServerShims",
                 "BlindAIProtocol",
                 "BlindAIONNX",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -86,6 +90,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -4,7 +4,8 @@
 Runs N client threads for T seconds, each sending binary-tensor inference requests to models picked at random
 among those given on the command line, plus one thread that uploads and unloads a model in a loop, while a
 health thread measures GET /v2/health/ready latency. Reports failed requests, p50/p99 latencies, the worst
-health latency and the server's RSS before and after (from /proc/PID/status).
+health latency and the server's memory before the uploads, at the end of the run and after unloading every
+model (from /proc/PID/status).
 
     scripts/loadtest.py --url https://127.0.0.1:8000 --pid $(pgrep -f 'blindai serve') \
         --clients 8 --duration 30 model1.onnx resnet18.onnx [--churn-model small.onnx] [--api-key SECRET]
@@ -67,7 +68,7 @@ def rss_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
             fields = dict(line.split(":", 1) for line in f if ":" in line)
-        return {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM") if k in fields}
+        return {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon", "VmHWM") if k in fields}
     except OSError:
         return None
 
@@ -246,11 +247,13 @@ def main():
     for t in threads:
         t.join(timeout=a.duration + 180)
     elapsed = time.monotonic() - t_start
+    rss_loaded = rss_kib(a.pid)
 
     for name in names:
         conn = target.connect()
         request(conn, "POST", f"/v2/repository/models/{name}/unload", body=b"", headers=target.headers)
         conn.close()
+    time.sleep(1.0)  # the server hands freed memory back to the system shortly after the last unload
     rss_after = rss_kib(a.pid)
 
     inf = stats.latencies.get("infer", [])
@@ -263,7 +266,10 @@ def main():
     print(f"status counts: {dict(sorted((str(k), v) for k, v in stats.statuses.items()))}")
     print(f"failed requests: {failed} {stats.failures if failed else ''}")
     if rss_before or rss_after:
-        print(f"server RSS before: {rss_before} KiB, after: {rss_after} KiB")
+        print(f"server memory (KiB; RssAnon is the heap, VmRSS adds the mapped binary, VmHWM is the peak so far):")
+        print(f"  before uploading: {rss_before}")
+        print(f"  end of the run, models loaded: {rss_loaded}")
+        print(f"  after unloading every model: {rss_after}")
     return 1 if failed else 0
 
 

@@ -33,10 +33,21 @@ public struct SimulatedSNPTEE: EvidenceProvider {
         measuringExecutableAt executable: URL, product: SNPProduct = .milan, reportVersion: UInt32 = 3, rsaKeySize: _RSA.Signing.KeySize = .bits2048,
         tcb: SNPTCB? = nil, guestSVN: UInt32 = 0, now: Date = Date()
     ) throws {
-        guard let data = FileManager.default.contents(atPath: executable.path) else {
+        // Hashed in 1 MiB pieces: a release binary with symbols is over 100 MB, and reading it whole would be
+        // the server's largest allocation of its life.
+        guard let file = FileHandle(forReadingAtPath: executable.path) else {
             throw EvidenceProviderError(.invalidInput, "cannot read \(executable.path) to measure it")
         }
-        try self.init(measurement: Array(SHA384.hash(data: data)), product: product, reportVersion: reportVersion, rsaKeySize: rsaKeySize,
+        defer { try? file.close() }
+        var hasher = SHA384()
+        do {
+            while let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty {
+                hasher.update(data: chunk)
+            }
+        } catch {
+            throw EvidenceProviderError(.invalidInput, "cannot read \(executable.path) to measure it")
+        }
+        try self.init(measurement: Array(hasher.finalize()), product: product, reportVersion: reportVersion, rsaKeySize: rsaKeySize,
                       tcb: tcb, guestSVN: guestSVN, now: now)
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlindAIServer
 
 /// The `blindai` command line.
 public struct BlindAICommand: AsyncParsableCommand {
@@ -9,4 +10,11 @@ public struct BlindAICommand: AsyncParsableCommand {
                       AttestCommand.self, UploadCommand.self, PredictCommand.self, ModelsCommand.self, UnloadCommand.self, DemoCommand.self]
     )
     public init() {}
+
+    /// Process-wide settings for every `blindai` command, applied by the executable's main before any other
+    /// thread exists: the allocator set up for a long-running server (`ServerLauncher.configureAllocator`),
+    /// also for `bench` and `run`, so that the engine alone and the server are measured under the same allocator.
+    public static func prepareProcess() {
+        ServerLauncher.configureAllocator()
+    }
 }

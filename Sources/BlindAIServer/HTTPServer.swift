@@ -23,6 +23,7 @@ extension ServerError.Code {
         case .tooManyRequests: .tooManyRequests
         case .timeout: .serviceUnavailable
         case .unavailable: .serviceUnavailable
+        case .clientClosed: .init(code: 499, reasonPhrase: "Client Closed Request")
         case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .notImplemented: .notImplemented
         case .internal: .internalServerError
@@ -86,7 +87,7 @@ enum HTTPBodies {
 /// Outermost middleware: turns errors into `{"error": ...}` responses and records metrics and an access
 /// log line (method, route template, status, duration: no paths with model data, no bodies).
 struct BoundaryMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = ServerRequestContext
     let server: InferenceServer
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -115,14 +116,14 @@ extension InferenceServer {
         try authenticator.principal(authorization: request.headers[.authorization])
     }
 
-    static func name(_ context: BasicRequestContext) throws -> String {
+    static func name(_ context: ServerRequestContext) throws -> String {
         guard let name = context.parameters.get("name") else { throw ServerError.badRequest("missing model name") }
         return name
     }
 
     /// The router of the OIP v2 REST API.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func makeRouter() -> Router<ServerRequestContext> {
+        let router = Router(context: ServerRequestContext.self)
         router.add(middleware: BoundaryMiddleware(server: self))
 
         // Health and server metadata.
@@ -138,13 +139,13 @@ extension InferenceServer {
         }
 
         // Model metadata and readiness.
-        let metadata: @Sendable (Request, BasicRequestContext) async throws -> Response = { [self] request, context in
+        let metadata: @Sendable (Request, ServerRequestContext) async throws -> Response = { [self] request, context in
             let m = try await repository.lookup(name: try Self.name(context), version: context.parameters.get("version"), principal: try principal(request))
             return HTTPBodies.json(m.metadata())
         }
         router.get("/v2/models/:name", use: metadata)
         router.get("/v2/models/:name/versions/:version", use: metadata)
-        let ready: @Sendable (Request, BasicRequestContext) async throws -> Response = { [self] request, context in
+        let ready: @Sendable (Request, ServerRequestContext) async throws -> Response = { [self] request, context in
             let m = try await repository.lookup(name: try Self.name(context), version: context.parameters.get("version"), principal: try principal(request))
             return HTTPBodies.json(ModelReadyResponse(name: m.name, ready: true))
         }
@@ -152,11 +153,12 @@ extension InferenceServer {
         router.get("/v2/models/:name/versions/:version/ready", use: ready)
 
         // Inference.
-        let infer: @Sendable (Request, BasicRequestContext) async throws -> Response = { [self] request, context in
+        let infer: @Sendable (Request, ServerRequestContext) async throws -> Response = { [self] request, context in
             let p = try principal(request)
             let model = try await repository.modelForInference(name: try Self.name(context), version: context.parameters.get("version"), principal: p)
             let (body, headerLength) = try await self.infer(model: model, headerLength: request.headers[.inferenceHeaderContentLength],
-                                                            declaredLength: request.headers[.contentLength].flatMap { Int($0) }, body: request.body)
+                                                            declaredLength: request.headers[.contentLength].flatMap { Int($0) }, body: request.body,
+                                                            connectionClosed: context.connectionClosed)
             var headers: HTTPFields = [:]
             if let headerLength {
                 headers[.contentType] = "application/octet-stream"
@@ -222,11 +224,15 @@ extension InferenceServer {
     }
 
     /// The HTTP(S) server: TLS with the server's identity unless `configuration.insecureHTTP`.
-    public typealias HTTPApplication = Application<RouterResponder<BasicRequestContext>>
+    public typealias HTTPApplication = Application<RouterResponder<ServerRequestContext>>
 
     public func makeApplication(alongside others: [HTTPApplication] = [], onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> HTTPApplication {
         let idle = configuration.limits.idleTimeout.components.seconds
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(max(idle, 1))))
+        let limits = configuration.limits
+        let maxBody = max(limits.maxModelBytes, limits.maxRequestBytes, limits.maxInlineLoadBytes)
+        let http1 = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: maxBody)],
+            idleTimeout: .seconds(max(idle, 1))))
         let server: HTTPServerBuilder
         if configuration.insecureHTTP {
             server = http1
@@ -245,7 +251,7 @@ extension InferenceServer {
 
     /// The Prometheus endpoint (`GET /metrics`, plain HTTP), meant for a loopback or private address.
     public func makeMetricsApplication(port: Int, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> HTTPApplication {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: ServerRequestContext.self)
         router.get("/metrics") { [self] _, _ in
             updatePoolMetrics()
             var headers: HTTPFields = [:]

@@ -72,7 +72,10 @@ public final class InferenceServer: Sendable {
 
     /// Runs one inference request on `model`: admission (429 when saturated), body (413 over the limit),
     /// then decoding, the run and encoding on a worker thread, within the request timeout.
-    public func infer<S: AsyncSequence>(model: LoadedModel, headerLength: String?, declaredLength: Int? = nil, body: S) async throws -> (body: Data, headerLength: Int?)
+    /// `connectionClosed` turns true when the client has gone away: a queued job then never starts and a running
+    /// one stops at its next node.
+    public func infer<S: AsyncSequence>(model: LoadedModel, headerLength: String?, declaredLength: Int? = nil, body: S,
+                                        connectionClosed: @escaping @Sendable () -> Bool = { false }) async throws -> (body: Data, headerLength: Int?)
     where S.Element == ByteBuffer {
         let start = ContinuousClock.now
         if let declaredLength, declaredLength > limits.maxRequestBytes {
@@ -102,7 +105,9 @@ public final class InferenceServer: Sendable {
             let deadline = start + limits.requestTimeout
             let tensorLimits = limits.tensorLimits
             let result = try await inferencePool.run(reservation, deadline: deadline) { flag in
-                try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline, flag: flag)
+                if connectionClosed() { throw ServerError(.clientClosed, "the client closed the connection") }
+                return try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline,
+                                             isCancelled: { flag.isCancelled || connectionClosed() })
             }
             metrics.inference(outcome: "ok", seconds: Self.seconds(since: start))
             return result
@@ -118,6 +123,7 @@ public final class InferenceServer: Sendable {
         switch e.code {
         case .payloadTooLarge: "too_large"
         case .timeout: "timeout"
+        case .clientClosed: "client_closed"
         case .tooManyRequests: "saturated"
         case .badRequest, .notFound, .unauthorized, .forbidden: "client_error"
         default: "error"
@@ -131,7 +137,7 @@ public final class InferenceServer: Sendable {
 
     /// The CPU-bound part of an inference, run on a worker thread.
     static func runInference(model: LoadedModel, body: Data, headerLength: Int?, limits: TensorLimits,
-                             deadline: ContinuousClock.Instant, flag: CancellationFlag) throws -> (body: Data, headerLength: Int?) {
+                             deadline: ContinuousClock.Instant, isCancelled: @escaping @Sendable () -> Bool) throws -> (body: Data, headerLength: Int?) {
         guard ContinuousClock.now < deadline else {
             throw ServerError(.timeout, "the request waited longer than the request timeout")
         }
@@ -147,7 +153,7 @@ public final class InferenceServer: Sendable {
             throw ServerError.badRequest("malformed inference request: \(describe(e))")
         }
         let feeds = try TensorCoding.inputs(of: request, binary: slices, model: model.model.inputs, limits: limits)
-        let context = ExecutionContext(limits: limits, isCancelled: { flag.isCancelled || ContinuousClock.now >= deadline })
+        let context = ExecutionContext(limits: limits, isCancelled: { isCancelled() || ContinuousClock.now >= deadline })
         let results: [String: Tensor]
         do {
             results = try model.model.run(feeds, context: context)
@@ -155,7 +161,7 @@ public final class InferenceServer: Sendable {
             if ContinuousClock.now >= deadline {
                 throw ServerError(.timeout, "the inference exceeded the request timeout and was stopped")
             }
-            throw CancellationError()
+            throw ServerError(.clientClosed, "the inference was stopped: the client closed the connection")
         } catch let e as EngineError {
             throw ServerError(engine: e)
         }

@@ -1,3 +1,4 @@
+import CBlindAIServerShims
 import Foundation
 import Logging
 
@@ -20,6 +21,20 @@ public enum ServerLauncher {
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h
+        }
+    }
+
+    /// Sets the C allocator up for a long-running server: one malloc arena for all threads (unless the
+    /// operator chose with `MALLOC_ARENA_MAX`). glibc gives one arena to each thread that allocates
+    /// concurrently (workers, the engine's parallel kernels, event loops) and `malloc_trim` cannot shrink the
+    /// top of those per-thread arenas, so a server that had run a large model stayed 30 MB or more above its
+    /// base after unloading it; with one arena, unloading returns to the base (docs/performance.md). The
+    /// engine allocates per tensor, not per element, so the shared arena's lock is not contended.
+    /// Call first thing in `main`, before any other thread exists (a thread that already has an arena keeps
+    /// it); it changes the whole process. The `blindai` executable does (`BlindAICommand.prepareProcess`).
+    public static func configureAllocator() {
+        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil {
+            _ = blindai_limit_malloc_arenas(1)
         }
     }
 

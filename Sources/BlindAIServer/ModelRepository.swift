@@ -1,7 +1,9 @@
 import BlindAIGraph
 import BlindAIONNX
 import BlindAIProtocol
+import CBlindAIServerShims
 import Foundation
+import NIOConcurrencyHelpers
 
 /// A model in the repository: compiled, immutable, shared by every inference that uses it.
 public struct LoadedModel: Sendable {
@@ -17,6 +19,9 @@ public struct LoadedModel: Sendable {
     public let inputs: [TensorMetadata]
     public let outputs: [TensorMetadata]
     public let loadedAt: Date
+    /// Gives the model's memory back to the system once the last holder (the repository or a running
+    /// inference) lets go of it, so that unloading brings the server back to its base memory.
+    private let memory = FreedMemoryReturner()
 
     public var versionString: String { String(version) }
 
@@ -204,5 +209,24 @@ public actor ModelRepository {
             }
         }
         return entries.sorted { $0.name < $1.name }
+    }
+}
+
+/// When freed (with the last copy of the model that holds it), asks the C allocator to hand its free pages
+/// back to the operating system, on a background queue and coalesced: glibc keeps freed heap memory (the
+/// model's weights, its last activations) otherwise, and the process would stay at its peak size.
+final class FreedMemoryReturner: Sendable {
+    private static let pending = NIOLockedValueBox(false)
+
+    deinit {
+        let first = Self.pending.withLockedValue { p in
+            defer { p = true }
+            return !p
+        }
+        guard first else { return }
+        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .milliseconds(50)) {
+            Self.pending.withLockedValue { $0 = false }
+            _ = blindai_release_free_memory()
+        }
     }
 }

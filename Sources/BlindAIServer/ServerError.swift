@@ -20,6 +20,8 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case tooManyRequests = "too_many_requests"
         /// The request did not finish within the request timeout.
         case timeout
+        /// The client closed its connection before the answer was ready (the work was stopped; nothing is sent).
+        case clientClosed = "client_closed"
         /// The server is shutting down or not ready.
         case unavailable
         /// The model repository is full (model count or total model memory).

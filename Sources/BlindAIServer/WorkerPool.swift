@@ -21,9 +21,11 @@ private enum JobPhase { case queued, running, done }
 /// and the Swift concurrency pool, with admission control: at most `threads` jobs run and at most
 /// `maxQueued` more wait (reserved places count as waiting). Past that `reserve()` fails with 429.
 ///
-/// Worker threads run at a lower priority (nice +5; on Linux `setpriority(PRIO_PROCESS, 0, …)` applies to the
-/// calling thread only) so that the event loops keep answering health checks
-/// while every core computes.
+/// Worker threads may run at a lower priority (`niceness`; on Linux `setpriority(PRIO_PROCESS, 0, …)` applies to
+/// the calling thread only). The server uses 0: the event loops sleep most of the time, so the kernel's
+/// scheduler already runs them first when they wake (16 clients saturating both cores: health checks within
+/// 18 ms at worst), while nice +5 cost the worker its share against the engine's own helper threads (which
+/// are not niced) and about 3 ms per resnet18 inference (docs/performance.md).
 public final class WorkerPool: Sendable {
     public let name: String
     public let threadCount: Int
@@ -40,7 +42,7 @@ public final class WorkerPool: Sendable {
     private let available = DispatchSemaphore(value: 0)
     private let finished = DispatchGroup()
 
-    public init(name: String, threads: Int, maxQueued: Int, niceness: Int32 = 5) {
+    public init(name: String, threads: Int, maxQueued: Int, niceness: Int32 = 0) {
         self.name = name
         self.threadCount = max(threads, 1)
         self.maxQueued = max(maxQueued, 0)

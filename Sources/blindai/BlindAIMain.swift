@@ -5,4 +5,10 @@ import BlindAICommands
 @main
 struct BlindAIMain: AsyncParsableCommand {
     static let configuration = BlindAICommand.configuration
+
+    static func main() async {
+        // Before any other thread exists: the allocator settings only hold for threads that allocate after them.
+        BlindAICommand.prepareProcess()
+        await main(nil)
+    }
 }
