@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
-            dependencies: ["BlindAIONNX", "BlindAICommands"],
+            dependencies: ["BlindAIONNX", "BlindAICommands", "BlindAITestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "BlindAIAttestationTests", dependencies: ["BlindAIAttestation"]),
@@ -156,14 +156,22 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Fixtures")]
         ),
+        // ModelBuilder and other helpers shared by the test targets (not a product).
+        .target(
+            name: "BlindAITestSupport",
+            dependencies: ["BlindAIONNX", "BlindAITensor"],
+            path: "Tests/BlindAITestSupport"
+        ),
         .testTarget(
             name: "BlindAIClientTests",
             dependencies: [
+                "BlindAITestSupport",
                 "BlindAIClient",
                 "BlindAIServer",
                 "BlindAIServerAttestation",

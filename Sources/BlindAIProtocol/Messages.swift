@@ -48,8 +48,9 @@ public struct ModelMetadataResponse: Codable, Sendable, Equatable {
     }
 }
 
-/// One input tensor of an inference request.
-public struct RequestInput: Codable, Sendable, Equatable {
+/// A tensor of an inference request or response: the OIP's `$request_input` and `$response_output` have the
+/// same fields.
+public struct InferenceTensor: Codable, Sendable, Equatable {
     public var name: String
     public var shape: [Int64]
     public var datatype: String
@@ -65,6 +66,11 @@ public struct RequestInput: Codable, Sendable, Equatable {
         self.data = data
     }
 }
+
+/// One input tensor of an inference request.
+public typealias RequestInput = InferenceTensor
+/// One output tensor of an inference response.
+public typealias ResponseOutput = InferenceTensor
 
 /// An output the client asks for.
 public struct RequestOutput: Codable, Sendable, Equatable {
@@ -89,24 +95,6 @@ public struct InferenceRequest: Codable, Sendable, Equatable {
         self.parameters = parameters
         self.inputs = inputs
         self.outputs = outputs
-    }
-}
-
-/// One output tensor of an inference response.
-public struct ResponseOutput: Codable, Sendable, Equatable {
-    public var name: String
-    public var shape: [Int64]
-    public var datatype: String
-    public var parameters: Parameters?
-    /// Absent when the tensor follows as binary data (`parameters.binary_data_size`).
-    public var data: TensorData?
-
-    public init(name: String, shape: [Int64], datatype: String, parameters: Parameters? = nil, data: TensorData? = nil) {
-        self.name = name
-        self.shape = shape
-        self.datatype = datatype
-        self.parameters = parameters
-        self.data = data
     }
 }
 

@@ -158,7 +158,7 @@ extension InferenceServer {
             let model = try await repository.modelForInference(name: try Self.name(context), version: context.parameters.get("version"), principal: p)
             let (body, headerLength) = try await self.infer(model: model, headerLength: request.headers[.inferenceHeaderContentLength],
                                                             declaredLength: request.headers[.contentLength].flatMap { Int($0) }, body: request.body,
-                                                            connectionClosed: context.connectionClosed)
+                                                            connectionClosed: await context.connectionClosedCheck())
             var headers: HTTPFields = [:]
             if let headerLength {
                 headers[.contentType] = "application/octet-stream"
@@ -231,7 +231,7 @@ extension InferenceServer {
         let limits = configuration.limits
         let maxBody = max(limits.maxModelBytes, limits.maxRequestBytes, limits.maxInlineLoadBytes)
         let http1 = HTTPServerBuilder.http1(configuration: .init(
-            additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: maxBody)],
+            additionalChannelHandlers: [ConnectionHandler(maxBodyBytes: maxBody)],
             idleTimeout: .seconds(max(idle, 1))))
         let server: HTTPServerBuilder
         if configuration.insecureHTTP {

@@ -4,6 +4,8 @@ import BlindAIClient
 import BlindAIONNX
 import BlindAIServer
 import BlindAIServerAttestation
+import BlindAITestSupport
+import enum BlindAITensor.DataType
 import Crypto
 import Foundation
 import Logging
@@ -84,77 +86,15 @@ func withClient<T>(_ port: Int, policy: AttestationPolicy? = nil, key: String? =
 
 // MARK: - ONNX models built in the tests
 
-enum ONNXType: Int32 {
-    case float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7, string = 8, bool = 9, float16 = 10, double = 11,
-        uint32 = 12, uint64 = 13, bfloat16 = 16
-}
-
-struct ModelBuilder {
-    var proto = Onnx_ModelProto()
-
-    init(opset: Int64 = 17) {
-        proto.irVersion = 8
-        var o = Onnx_OperatorSetIdProto()
-        o.domain = ""
-        o.version = opset
-        proto.opsetImport = [o]
-        proto.producerName = "blindai-client-tests"
-        proto.graph = Onnx_GraphProto()
-        proto.graph.name = "test"
-    }
-
-    static func valueInfo(_ name: String, _ type: ONNXType, _ dims: [Int?]) -> Onnx_ValueInfoProto {
-        var v = Onnx_ValueInfoProto()
-        v.name = name
-        var t = Onnx_TypeProto.Tensor()
-        t.elemType = type.rawValue
-        var shape = Onnx_TensorShapeProto()
-        shape.dim = dims.enumerated().map { i, d in
-            var dim = Onnx_TensorShapeProto.Dimension()
-            if let d { dim.dimValue = Int64(d) } else { dim.dimParam = "\(name)_\(i)" }
-            return dim
-        }
-        t.shape = shape
-        var tp = Onnx_TypeProto()
-        tp.tensorType = t
-        v.type = tp
-        return v
-    }
-
-    mutating func input(_ name: String, _ type: ONNXType, _ dims: [Int?]) { proto.graph.input.append(Self.valueInfo(name, type, dims)) }
-    mutating func output(_ name: String, _ type: ONNXType, _ dims: [Int?]) { proto.graph.output.append(Self.valueInfo(name, type, dims)) }
-
-    mutating func initializer(_ name: String, _ type: ONNXType, _ dims: [Int], raw: Data) {
-        var t = Onnx_TensorProto()
-        t.name = name
-        t.dataType = type.rawValue
-        t.dims = dims.map { Int64($0) }
-        t.rawData = raw
-        proto.graph.initializer.append(t)
-    }
-
-    mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], attributes: [Onnx_AttributeProto] = []) {
-        var n = Onnx_NodeProto()
-        n.opType = op
-        n.input = inputs
-        n.output = outputs
-        n.name = "\(op)_\(proto.graph.node.count)"
-        n.attribute = attributes
-        proto.graph.node.append(n)
-    }
-
-    func data() throws -> Data { try proto.serializedData() }
-}
-
 enum TestModels {
-    static let identityTypes: [(String, ONNXType)] = [
-        ("FP32", .float), ("FP64", .double), ("FP16", .float16), ("BF16", .bfloat16), ("INT8", .int8), ("INT16", .int16), ("INT32", .int32),
+    static let identityTypes: [(String, DataType)] = [
+        ("FP32", .float32), ("FP64", .float64), ("FP16", .float16), ("BF16", .bfloat16), ("INT8", .int8), ("INT16", .int16), ("INT32", .int32),
         ("INT64", .int64), ("UINT8", .uint8), ("UINT16", .uint16), ("UINT32", .uint32), ("UINT64", .uint64), ("BOOL", .bool), ("BYTES", .string),
     ]
 
     /// y_T = Identity(x_T) for every datatype; also sum = x_INT64 + x_INT64, neg = -x_FP64, not = Not(x_BOOL).
     static func allTypes() throws -> Data {
-        var b = ModelBuilder()
+        var b = ModelBuilder(symbols: .perValue)
         for (name, t) in identityTypes {
             b.input("x_\(name)", t, [nil])
             b.output("y_\(name)", t, [nil])
@@ -163,7 +103,7 @@ enum TestModels {
         b.node("Add", ["x_INT64", "x_INT64"], ["sum"])
         b.output("sum", .int64, [nil])
         b.node("Neg", ["x_FP64"], ["neg"])
-        b.output("neg", .double, [nil])
+        b.output("neg", .float64, [nil])
         b.node("Not", ["x_BOOL"], ["not"])
         b.output("not", .bool, [nil])
         return try b.data()
@@ -171,10 +111,10 @@ enum TestModels {
 
     /// y = 2 * x (FP32 [N]).
     static func scale() throws -> Data {
-        var b = ModelBuilder()
-        b.input("x", .float, [nil])
-        b.output("y", .float, [nil])
-        b.initializer("two", .float, [], raw: [Float(2)].withUnsafeBytes { Data($0) })
+        var b = ModelBuilder(symbols: .perValue)
+        b.input("x", .float32, [nil])
+        b.output("y", .float32, [nil])
+        b.initializer("two", .float32, [], raw: [Float(2)].withUnsafeBytes { Data($0) })
         b.node("Mul", ["x", "two"], ["y"])
         return try b.data()
     }
@@ -186,11 +126,11 @@ enum TestModels {
         w.withUnsafeMutableBufferPointer { p in
             for i in 0..<count { p[i] = Float(i & 4095) * 0.5 }
         }
-        var b = ModelBuilder()
+        var b = ModelBuilder(symbols: .perValue)
         b.input("idx", .int64, [nil])
-        b.input("x", .float, [nil])
-        b.output("y", .float, [nil])
-        b.initializer("w", .float, [count], raw: w.withUnsafeBytes { Data($0) })
+        b.input("x", .float32, [nil])
+        b.output("y", .float32, [nil])
+        b.initializer("w", .float32, [count], raw: w.withUnsafeBytes { Data($0) })
         b.node("Gather", ["w", "idx"], ["g"])
         b.node("Add", ["g", "x"], ["y"])
         return try b.data()
@@ -201,12 +141,12 @@ enum TestModels {
     /// A classifier with ResNet18's interface (input `input` FP32 [N,3,224,224], output `logits` [N,1000]), small:
     /// global average pooling then a fixed linear layer.
     static func tinyResNetInterface() throws -> Data {
-        var b = ModelBuilder()
-        b.input("input", .float, [nil, 3, 224, 224])
-        b.output("logits", .float, [nil, 1000])
+        var b = ModelBuilder(symbols: .perValue)
+        b.input("input", .float32, [nil, 3, 224, 224])
+        b.output("logits", .float32, [nil, 1000])
         var w = [Float](repeating: 0, count: 3 * 1000)
         for i in 0..<w.count { w[i] = Float((i * 7919) % 1000) / 1000 - 0.5 }
-        b.initializer("w", .float, [3, 1000], raw: w.withUnsafeBytes { Data($0) })
+        b.initializer("w", .float32, [3, 1000], raw: w.withUnsafeBytes { Data($0) })
         b.node("GlobalAveragePool", ["input"], ["pooled"])
         b.node("Flatten", ["pooled"], ["flat"])
         b.node("MatMul", ["flat", "w"], ["logits"])

@@ -1,6 +1,7 @@
 import BlindAIGraph
 import BlindAIONNX
 import BlindAITensor
+import BlindAITestSupport
 import Foundation
 import Testing
 

@@ -1,18 +1,11 @@
 import BlindAIGraph
 import BlindAIONNX
 import BlindAITensor
+import BlindAITestSupport
 import Foundation
 import Testing
 
 extension ModelBuilder {
-    static func intsAttribute(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {
-        var a = Onnx_AttributeProto()
-        a.name = name
-        a.type = .ints
-        a.ints = values.map { Int64($0) }
-        return a
-    }
-
     mutating func int64s(_ name: String, _ values: [Int], shape: [Int]? = nil) {
         initializer(name, Tensor(shape: shape ?? [values.count], scalars: values.map { Int64($0) }))
     }

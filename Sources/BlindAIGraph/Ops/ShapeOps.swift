@@ -316,6 +316,10 @@ enum ShapePad {
         let rank = x.rank
         var outShape = x.shape
         for k in 0..<rank {
+            // A negative pad crops: never more than the axis holds (this also keeps `o - begin` from overflowing).
+            guard begin[k] >= -x.shape[k] && end[k] >= -x.shape[k] else {
+                throw EngineError(.invalidArgument, "Pad: pads \(begin) / \(end) crop more than input shape \(x.shape) holds")
+            }
             let (s1, o1) = x.shape[k].addingReportingOverflow(begin[k])
             let (s2, o2) = s1.addingReportingOverflow(end[k])
             guard !o1 && !o2 && s2 >= 0 else {
