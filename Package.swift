@@ -145,7 +145,8 @@ let package = Package(
             dependencies: ["BlindAIONNX", "BlindAICommands", "BlindAITestSupport"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "BlindAIAttestationTests", dependencies: ["BlindAIAttestation"]),
+        // Vectors/: real SEV-SNP and TDX evidence read through #filePath (not bundled).
+        .testTarget(name: "BlindAIAttestationTests", dependencies: ["BlindAIAttestation"], exclude: ["Vectors"]),
         .testTarget(name: "BlindAIAttestationProducerTests", dependencies: ["BlindAIAttestationProducer", "BlindAIAttestation"]),
         .testTarget(
             name: "BlindAIServerTests",

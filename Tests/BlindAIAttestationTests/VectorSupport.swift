@@ -3,16 +3,14 @@ import Testing
 
 @testable import BlindAIAttestation
 
-/// The shared vectors live beside the repository: `<repo>/../shared/attestation-vectors`.
-/// A missing directory is a test failure, never a silent skip.
+/// The real-hardware vectors are committed beside this file (`Vectors/`, 70 files, 484 KB; their README gives
+/// each file's source, license and facts). A missing file is a test failure, never a silent skip.
 enum Vectors {
-    static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/attestation-vectors")
+    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors")
 
     struct Missing: Error, CustomStringConvertible {
         let path: String
-        var description: String { "attestation vector missing: \(path) (expected shared/attestation-vectors beside the repository)" }
+        var description: String { "attestation vector missing: \(path)" }
     }
 
     static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }

@@ -3,9 +3,19 @@ import BlindAITensor
 /// Generic element-wise loops. Call them with concrete element types so that they are specialised
 /// (no per-element dynamic dispatch); the closures are inlined into the loops.
 public enum Loops {
+    /// Throws unless `t` holds `T` elements: operators dispatch on their first input's type, and a model (or a
+    /// client) may give the other inputs another type.
+    @inlinable
+    public static func expect<T: TensorElement>(_ t: Tensor, _: T.Type) throws {
+        guard t.dataType == T.dataType || (t.dataType == .bfloat16 && T.self == UInt16.self) else {
+            throw EngineError(.typeMismatch, "an input is \(t.dataType) where \(T.dataType) is expected")
+        }
+    }
+
     /// out[i] = f(x[i]).
     @inlinable @inline(__always)
     public static func map<T: TensorElement, R: TensorElement>(_ x: Tensor, _: T.Type, _: R.Type, _ ctx: ExecutionContext, _ f: (T) -> R) throws -> Tensor {
+        try expect(x, T.self)
         let out = try ctx.uninitialized(R.dataType, x.shape)
         let src = x.buffer(T.self)
         let dst = out.mutableBuffer(R.self)
@@ -16,6 +26,8 @@ public enum Loops {
     /// out = f(a, b) with NumPy broadcasting.
     @inlinable @inline(__always)
     public static func zip<T: TensorElement, R: TensorElement>(_ a: Tensor, _ b: Tensor, _: T.Type, _: R.Type, _ ctx: ExecutionContext, _ f: (T, T) -> R) throws -> Tensor {
+        try expect(a, T.self)
+        try expect(b, T.self)
         let shape = a.shape == b.shape ? a.shape : try Shape.broadcast([a.shape, b.shape])
         let out = try ctx.uninitialized(R.dataType, shape)
         let pa = a.buffer(T.self).baseAddress!
@@ -54,6 +66,9 @@ public enum Loops {
     public static func zip3<A: TensorElement, B: TensorElement, C: TensorElement, R: TensorElement>(
         _ a: Tensor, _ b: Tensor, _ c: Tensor, _: A.Type, _: B.Type, _: C.Type, _: R.Type, _ ctx: ExecutionContext, _ f: (A, B, C) -> R
     ) throws -> Tensor {
+        try expect(a, A.self)
+        try expect(b, B.self)
+        try expect(c, C.self)
         let shape = try Shape.broadcast([a.shape, b.shape, c.shape])
         let out = try ctx.uninitialized(R.dataType, shape)
         let pa = a.buffer(A.self).baseAddress!

@@ -541,7 +541,11 @@ struct MeanVarianceNormOp: Operator {
         return try NormFloat.compute(x0.dataType, "MeanVarianceNormalization") { dt in
             let x = try normWiden(x0, ctx)
             var reduced = [Bool](repeating: false, count: x.rank)
-            for a in axes { reduced[try Shape.axis(a, rank: x.rank)] = true }
+            for a in axes {
+                let axis = try Shape.axis(a, rank: x.rank)
+                guard axis < x.rank else { throw EngineError(.invalidArgument, "MeanVarianceNormalization: axis \(a) for a scalar input") }
+                reduced[axis] = true
+            }
             let kept = (0..<x.rank).filter { !reduced[$0] }, red = (0..<x.rank).filter { reduced[$0] }
             let perm = kept + red
             let t = try ReduceSupport.permute(x, perm, ctx)

@@ -30,7 +30,7 @@ struct QuantLayout {
             self.blockSize = 0
             blocks = x[a]
         } else {
-            let nb = (x[a] + blockSize - 1) / blockSize
+            let nb = x[a] / blockSize + (x[a] % blockSize == 0 ? 0 : 1)  // (no overflow for any block_size)
             var expected = x
             expected[a] = nb
             guard scale == expected else {

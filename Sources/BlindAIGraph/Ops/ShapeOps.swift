@@ -637,7 +637,7 @@ struct SpaceDepthOp: Operator {
         let name = toSpace ? "DepthToSpace" : "SpaceToDepth"
         guard x.rank == 4 else { throw EngineError(.invalidArgument, "\(name): input must be 4-D, got \(x.shape)") }
         let b = blocksize
-        guard b > 0 else { throw EngineError(.invalidArgument, "\(name): blocksize must be positive, got \(b)") }
+        guard b > 0 && b <= 1 << 12 else { throw EngineError(.invalidArgument, "\(name): blocksize must be 1 to 4096, got \(b)") }
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
         let in6: [Int], perm: [Int], outShape: [Int]
         if toSpace {
