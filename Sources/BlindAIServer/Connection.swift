@@ -19,15 +19,17 @@ public struct ServerRequestContext: RequestContext {
     }
 
     /// A check that becomes true once the client has closed its side of the connection (or the connection is
-    /// gone). Costs one hop to the connection's event loop. Without a `ConnectionHandler` in the pipeline (the
-    /// in-process test channel) it never turns true.
+    /// gone). Costs one hop to the connection's event loop. A connection that was not active when the request
+    /// arrived (the in-process test channel) never counts as closed.
     func connectionClosedCheck() async -> @Sendable () -> Bool {
         let channel = self.channel
+        guard channel.isActive else { return { false } }
         let state = try? await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: ConnectionHandler.self).state
         }.get()
-        guard let state else { return { false } }
-        return { state.isClosed }
+        // Without the handler (already removed because the connection closed meanwhile) the channel still tells.
+        guard let state else { return { !channel.isActive } }
+        return { state.isClosed || !channel.isActive }
     }
 }
 
@@ -42,29 +44,49 @@ final class ConnectionState: Sendable {
 /// - Records when the client closes its side of the connection. Hummingbird allows half-closed connections,
 ///   so a client that leaves shows up as `inputClosed` on a channel that stays active until the server's answer
 ///   is written; like nginx (499) and Go's net/http, the server takes the end of a client's input during a
-///   request as the client having gone, and the inference routes stop their work.
+///   request as the client having gone, and the inference routes stop their work. (A client that half-closes
+///   on purpose after sending its request, TLS close_notify included, is treated the same: it gets 499.)
 /// - Answers `Expect: 100-continue` with an interim `100 Continue` so that clients which wait for it (curl for
 ///   bodies over 1 KiB, many HTTP libraries for uploads) send their body at once, unless the declared length is
-///   already over every body limit of the server: then no 100 is sent and the route answers 413 without the
-///   client having sent its body. Other expectations are passed on untouched (the routes ignore them). The
-///   interim response goes straight to the encoder, so the connection state handler only sees the final one.
+///   over the limit of the route it is for (`BodyLimits`): then no 100 is sent and the route answers 413
+///   without the client having sent its body. Other expectations are passed on untouched (the routes ignore
+///   them). The interim response goes straight to the encoder, so the connection state handler only sees the
+///   final one.
 final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundOut = HTTPResponsePart
 
-    let state = ConnectionState()
-    private let maxBodyBytes: Int
+    /// The largest body each kind of route accepts.
+    struct BodyLimits {
+        var upload: Int
+        var inlineLoad: Int
+        var inference: Int
+        /// Every other route (small JSON bodies).
+        var other = 64 << 10
 
-    init(maxBodyBytes: Int) {
-        self.maxBodyBytes = maxBodyBytes
+        func limit(method: HTTPRequest.Method, path: String) -> Int {
+            let p = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+            if method == .put && p.hasPrefix("/v2/repository/models/") { return upload }
+            if method == .post && p.hasPrefix("/v2/repository/models/") && p.hasSuffix("/load") { return inlineLoad }
+            if method == .post && p.hasPrefix("/v2/models/") && p.hasSuffix("/infer") { return inference }
+            return other
+        }
+    }
+
+    let state = ConnectionState()
+    private let limits: BodyLimits
+
+    init(limits: BodyLimits) {
+        self.limits = limits
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let head) = unwrapInboundIn(data), let expect = head.headerFields[.expect],
            expect.lowercased().trimmingCharacters(in: .whitespaces) == "100-continue" {
             let declared = head.headerFields[.contentLength].flatMap { Int($0) }
-            if declared.map({ $0 <= maxBodyBytes }) ?? true {
+            let limit = limits.limit(method: head.method, path: head.path ?? "")
+            if declared.map({ $0 > 0 && $0 <= limit }) ?? true {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
             }
         }
@@ -79,10 +101,5 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         state.markClosed()
         context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        state.markClosed()
-        context.fireErrorCaught(error)
     }
 }

@@ -229,9 +229,10 @@ extension InferenceServer {
     public func makeApplication(alongside others: [HTTPApplication] = [], onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> HTTPApplication {
         let idle = configuration.limits.idleTimeout.components.seconds
         let limits = configuration.limits
-        let maxBody = max(limits.maxModelBytes, limits.maxRequestBytes, limits.maxInlineLoadBytes)
+        let bodyLimits = ConnectionHandler.BodyLimits(upload: limits.maxModelBytes, inlineLoad: limits.maxInlineLoadBytes,
+                                                      inference: limits.maxRequestBytes)
         let http1 = HTTPServerBuilder.http1(configuration: .init(
-            additionalChannelHandlers: [ConnectionHandler(maxBodyBytes: maxBody)],
+            additionalChannelHandlers: [ConnectionHandler(limits: bodyLimits)],
             idleTimeout: .seconds(max(idle, 1))))
         let server: HTTPServerBuilder
         if configuration.insecureHTTP {

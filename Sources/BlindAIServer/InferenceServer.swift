@@ -107,7 +107,7 @@ public final class InferenceServer: Sendable {
             let result = try await inferencePool.run(reservation, deadline: deadline) { flag in
                 if connectionClosed() { throw ServerError(.clientClosed, "the client closed the connection") }
                 return try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline,
-                                             isCancelled: { flag.isCancelled || connectionClosed() })
+                                             isCancelled: { flag.isCancelled || connectionClosed() }, clientGone: connectionClosed)
             }
             metrics.inference(outcome: "ok", seconds: Self.seconds(since: start))
             return result
@@ -137,7 +137,8 @@ public final class InferenceServer: Sendable {
 
     /// The CPU-bound part of an inference, run on a worker thread.
     static func runInference(model: LoadedModel, body: Data, headerLength: Int?, limits: TensorLimits,
-                             deadline: ContinuousClock.Instant, isCancelled: @escaping @Sendable () -> Bool) throws -> (body: Data, headerLength: Int?) {
+                             deadline: ContinuousClock.Instant, isCancelled: @escaping @Sendable () -> Bool,
+                             clientGone: @Sendable () -> Bool = { false }) throws -> (body: Data, headerLength: Int?) {
         guard ContinuousClock.now < deadline else {
             throw ServerError(.timeout, "the request waited longer than the request timeout")
         }
@@ -161,7 +162,8 @@ public final class InferenceServer: Sendable {
             if ContinuousClock.now >= deadline {
                 throw ServerError(.timeout, "the inference exceeded the request timeout and was stopped")
             }
-            throw ServerError(.clientClosed, "the inference was stopped: the client closed the connection")
+            if clientGone() { throw ServerError(.clientClosed, "the inference was stopped: the client closed the connection") }
+            throw ServerError(.unavailable, "the inference was stopped: the server is cancelling the request")
         } catch let e as EngineError {
             throw ServerError(engine: e)
         }

@@ -29,13 +29,16 @@ public enum ServerLauncher {
     /// concurrently (workers, the engine's parallel kernels, event loops) and `malloc_trim` cannot shrink the
     /// top of those per-thread arenas, so a server that had run a large model stayed 30 MB or more above its
     /// base after unloading it; with one arena, unloading returns to the base (docs/performance.md). The
-    /// engine allocates per tensor, not per element, so the shared arena's lock is not contended.
+    /// engine allocates per tensor, not per element, so the shared arena's lock is not contended on the few
+    /// cores measured; on a large guest serving many JSON requests at once (JSON decoding allocates per value),
+    /// `MALLOC_ARENA_MAX=4` (or `GLIBC_TUNABLES=glibc.malloc.arena_max=4`) trades memory returned for less lock
+    /// contention (docs/server.md).
     /// Call first thing in `main`, before any other thread exists (a thread that already has an arena keeps
     /// it); it changes the whole process. The `blindai` executable does (`BlindAICommand.prepareProcess`).
     public static func configureAllocator() {
-        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil {
-            _ = blindai_limit_malloc_arenas(1)
-        }
+        let env = ProcessInfo.processInfo.environment
+        let chosen = env["MALLOC_ARENA_MAX"] != nil || (env["GLIBC_TUNABLES"]?.contains("malloc.arena_max") ?? false)
+        if !chosen { _ = blindai_limit_malloc_arenas(1) }
     }
 
     /// Builds the server for `options` and logs what matters at start (open server, plain HTTP, identity).

@@ -20,7 +20,8 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case tooManyRequests = "too_many_requests"
         /// The request did not finish within the request timeout.
         case timeout
-        /// The client closed its connection before the answer was ready (the work was stopped; nothing is sent).
+        /// The client closed its connection (or its side of it) before the answer was ready; the work was stopped.
+        /// Logged and counted as 499; a client that only half-closed receives it.
         case clientClosed = "client_closed"
         /// The server is shutting down or not ready.
         case unavailable

@@ -49,7 +49,7 @@ import Testing
 
     @Test func expectContinueIsAnswered() async throws {
         let model = try Fixture.data("add_relu")
-        let server = try makeServer { $0.maxModelBytes = 64 << 10; $0.maxRequestBytes = 64 << 10 }
+        let server = try makeServer { $0.maxModelBytes = 256 << 10; $0.maxRequestBytes = 64 << 10 }
         try await withLiveServer(server) { base, _ in
             let port = Int(base.split(separator: ":").last!)!
             // An upload whose client waits for 100 Continue before sending the model.
@@ -64,6 +64,13 @@ import Testing
             let refused = try await exchange(port: port, head: tooBig, body: [], waitForContinue: false)
             #expect(!refused.contains("HTTP/1.1 100"))
             #expect(refused.hasPrefix("HTTP/1.1 413"), "\(refused.prefix(80))")
+
+            // The limit is the route's: an inference body over --max-request-size gets no 100 (even though an
+            // upload of that size would).
+            let bigInference = "POST /v2/models/m/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(100 << 10)\r\nExpect: 100-continue\r\n\r\n"
+            let refusedInference = try await exchange(port: port, head: bigInference, body: [], waitForContinue: false)
+            #expect(!refusedInference.contains("HTTP/1.1 100"))
+            #expect(refusedInference.hasPrefix("HTTP/1.1 413"), "\(refusedInference.prefix(80))")
 
             // Without the expectation nothing changes: no interim response.
             let plain = "GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
