@@ -53,8 +53,10 @@ public final class InferenceServer: Sendable {
     // MARK: Inference
 
     /// Reads an inference body (at most `maxRequestBytes`, counted as it arrives).
-    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int) async throws -> Data where S.Element == ByteBuffer {
+    /// `expected` (a declared length: a hint only, never trusted) sizes the buffer up front, at most `limit`.
+    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, expected: Int? = nil) async throws -> Data where S.Element == ByteBuffer {
         var data = Data()
+        if let expected, expected > 0 { data.reserveCapacity(min(expected, limit)) }
         do {
             for try await chunk in body {
                 guard data.count + chunk.readableBytes <= limit else {
@@ -101,7 +103,7 @@ public final class InferenceServer: Sendable {
             } else {
                 hl = nil
             }
-            let data = try await collectRequestBody(body, limit: limits.maxRequestBytes)
+            let data = try await collectRequestBody(body, limit: limits.maxRequestBytes, expected: declaredLength)
             let deadline = start + limits.requestTimeout
             let tensorLimits = limits.tensorLimits
             let result = try await inferencePool.run(reservation, deadline: deadline) { flag in
