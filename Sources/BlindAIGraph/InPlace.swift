@@ -1,4 +1,5 @@
 import BlindAITensor
+import CBlindAIKernels
 
 // In-place execution of element-wise operators. When an element-wise step reads a value for the last time, and
 // that value's storage is owned by no one else (checked at run time with `isKnownUniquelyReferenced`), the step
@@ -84,6 +85,10 @@ extension UnaryOp: InPlaceElementwise {
         case .log: return InPlaceLoops.map(x, T.self) { T.log($0) }
         case .sqrt: return InPlaceLoops.map(x, T.self) { $0.squareRoot() }
         case .reciprocal: return InPlaceLoops.map(x, T.self) { 1 / $0 }
+        case .relu where T.self == Float.self:
+            let p = x.mutableBuffer(Float.self)
+            blindai_relu_f32(p.baseAddress!, p.baseAddress!, p.count)
+            return x
         case .relu: return InPlaceLoops.map(x, T.self) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sigmoid: return InPlaceLoops.map(x, T.self) { v in v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v)) }
         case .tanh: return InPlaceLoops.map(x, T.self) { T.tanh($0) }

@@ -1,4 +1,5 @@
 import BlindAITensor
+import CBlindAIKernels
 import Foundation
 
 /// Unary float functions.
@@ -67,6 +68,10 @@ struct UnaryOp: Operator {
         case .asinh: return try Loops.map(x, T.self, T.self, ctx) { T.fn($0, Foundation.asinh) }
         case .acosh: return try Loops.map(x, T.self, T.self, ctx) { T.fn($0, Foundation.acosh) }
         case .atanh: return try Loops.map(x, T.self, T.self, ctx) { T.fn($0, Foundation.atanh) }
+        case .relu where T.self == Float.self:
+            let out = try ctx.uninitialized(.float32, x.shape)
+            if x.count > 0 { blindai_relu_f32(x.buffer(Float.self).baseAddress!, out.mutableBuffer(Float.self).baseAddress!, x.count) }
+            return out
         case .relu: return try Loops.map(x, T.self, T.self, ctx) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sigmoid: return try Loops.map(x, T.self, T.self, ctx) { v in v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v)) }
         case .tanh: return try Loops.map(x, T.self, T.self, ctx) { T.tanh($0) }

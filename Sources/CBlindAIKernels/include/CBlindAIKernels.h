@@ -18,6 +18,9 @@ void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
                    float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                    float beta, float *c, ptrdiff_t ldc);
 
+/// dst[i] = src[i] < 0 ? 0 : src[i] for i < n (NaN and -0 kept); src may equal dst.
+void blindai_relu_f32(const float *src, float *dst, ptrdiff_t n);
+
 #ifdef __cplusplus
 }
 #endif
