@@ -337,6 +337,12 @@ enum ConvKernels {
         let kD = g.kernel[0], kH = g.kernel[1], kW = g.kernel[2]
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, kSize = g.kernelSize
         let cog = g.cOutPerGroup
+        if T.self == Float.self && kD == 1 && kH == kW && (2...15).contains(kW) && dh == 1 && dw == 1 && sh == sw && (sw == 1 || sw == 2) {
+            depthwiseSquareFloat(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), UnsafeRawPointer(w).assumingMemoryBound(to: Float.self),
+                                 bias.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) },
+                                 UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self), g, planes: planes)
+            return
+        }
         if kD == 1 && kH == 3 && kW == 3 && dh == 1 && dw == 1 && sh == sw && (sw == 1 || sw == 2) {
             depthwise3x3(x, w, bias, out, g, planes: planes)
             return
@@ -413,6 +419,55 @@ enum ConvKernels {
     /// Depthwise 3x3, stride 1 or 2, no dilation (MobileNet, EfficientNet): each input plane is copied once
     /// into a zero-padded buffer (for stride 2, de-interleaved into even and odd columns), so that every output
     /// row is one branch-free loop over contiguous memory with the nine taps fused.
+    /// Float32 depthwise k x k (2 ≤ k ≤ 15), stride 1 or 2, dilation 1: each input plane is copied once into a
+    /// zero-padded buffer (stride 2: even and odd columns apart, so that every tap reads contiguous memory), then
+    /// `blindai_depthwise_plane_f32` (AVX2/FMA when the CPU has it) computes the plane.
+    static func depthwiseSquareFloat(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                     _ out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, planes: Range<Int>) {
+        let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
+        let k = g.kernel[2], s = g.stride[2], ph = g.padBegin[1], pw = g.padBegin[2]
+        let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
+        if oH <= 0 || oW <= 0 { return }
+        let Hp = (oH - 1) * s + k
+        let evenCount = s == 1 ? oW + k - 1 : oW + (k - 1) / 2
+        let oddCount = s == 1 ? 0 : oW + (k - 2) / 2
+        let rowStride = evenCount + oddCount
+        let padded = UnsafeMutablePointer<Float>.allocate(capacity: Hp * rowStride)
+        defer { padded.deallocate() }
+        for plane in planes {
+            let n = plane / g.cOut, m = plane % g.cOut
+            let input = x + (n * g.cIn + m / cog) * inSpatial
+            for r in 0..<Hp {
+                let dst = padded + r * rowStride
+                let ih = r - ph
+                if ih < 0 || ih >= H {
+                    dst.update(repeating: 0, count: rowStride)
+                    continue
+                }
+                let src = input + ih * W
+                if s == 1 {
+                    // column c holds input column c - pw
+                    let lo = Swift.min(Swift.max(pw, 0), evenCount), hi = Swift.max(lo, Swift.min(evenCount, W + pw))
+                    if lo > 0 { dst.update(repeating: 0, count: lo) }
+                    if hi > lo { (dst + lo).update(from: src + (lo - pw), count: hi - lo) }
+                    if hi < evenCount { (dst + hi).update(repeating: 0, count: evenCount - hi) }
+                } else {
+                    let odd = dst + evenCount
+                    for j in 0..<evenCount {
+                        let c = 2 &* j &- pw
+                        dst[j] = c >= 0 && c < W ? src[c] : 0
+                    }
+                    for j in 0..<oddCount {
+                        let c = 2 &* j &+ 1 &- pw
+                        odd[j] = c >= 0 && c < W ? src[c] : 0
+                    }
+                }
+            }
+            blindai_depthwise_plane_f32(padded, rowStride, evenCount, Int32(k), Int32(s), w + m * k * k, bias?[m] ?? 0,
+                                        out + (n * g.cOut + m) * outSpatial, oH, oW)
+        }
+    }
+
     static func depthwise3x3<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
                                           _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, planes: Range<Int>) {
         let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]

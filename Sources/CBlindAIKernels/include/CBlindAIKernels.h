@@ -21,6 +21,13 @@ void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
 /// dst[i] = src[i] < 0 ? 0 : src[i] for i < n (NaN and -0 kept); src may equal dst.
 void blindai_relu_f32(const float *src, float *dst, ptrdiff_t n);
 
+/// One plane of a depthwise convolution with k x k taps (dilation 1) and stride s (1 or 2), from a zero-padded
+/// copy of the input plane: (oh - 1) * s + k rows of row_stride floats. Stride 1: each row holds the padded
+/// columns 0 ..< ow + k - 1. Stride 2: each row holds the padded even columns (ow + (k - 1) / 2 of them) and,
+/// from odd_offset, the padded odd columns (ow + (k - 2) / 2). out[oh][ow] = bias + sum of w[kh * k + kw] * tap.
+void blindai_depthwise_plane_f32(const float *padded, ptrdiff_t row_stride, ptrdiff_t odd_offset, int k, int s,
+                                 const float *w, float bias, float *out, ptrdiff_t oh, ptrdiff_t ow);
+
 #ifdef __cplusplus
 }
 #endif
