@@ -220,7 +220,7 @@ enum ConvKernels {
         // Depthwise (one input channel per group): a direct kernel, im2col would be wasteful.
         if cig == 1 && g.group > 1 {
             let planes = g.batch * g.cOut
-            let chunks = CFParallel.chunks(planes, cost: outSpatial * kSize, minimum: 1 << 17)
+            let chunks = CFParallel.chunks(planes, cost: outSpatial * kSize, minimum: 1 << 21)
             if chunks > 1 {
                 let sx = CFShared(x), sw = CFShared(w), sb = CFShared(bias), so = CFShared(out)
                 let per = (planes + chunks - 1) / chunks
