@@ -53,6 +53,9 @@ enum InPlaceLoops {
                 } else if sa == 0 && sb == 1 {
                     let v = pa[ia]
                     for i in 0..<count { po[o + i] = f(v, pb[ib + i]) }
+                } else if sa == 1 && sb == 1 {
+                    // Both rows contiguous (a bias over the last axis): a plain loop that vectorises.
+                    for i in 0..<count { po[o + i] = f(pa[ia + i], pb[ib + i]) }
                 } else {
                     for i in 0..<count { po[o + i] = f(pa[ia + i * sa], pb[ib + i * sb]) }
                 }

@@ -95,8 +95,9 @@ public struct BroadcastPlan: Sendable {
         self.strides = strides
     }
 
-    /// Calls `body(outOffset, inputOffsets, innerCount, innerStrides)` for each innermost row.
-    @inlinable
+    /// Calls `body(outOffset, inputOffsets, innerCount, innerStrides)` for each innermost row. Always inlined, so
+    /// that the caller's element function is inlined into the row loops instead of being called per element.
+    @inlinable @inline(__always)
     public func forEachRow(_ body: (Int, [Int], Int, [Int]) -> Void) {
         let n = dims.count
         let inner = dims[n - 1]
