@@ -95,6 +95,10 @@ extension UnaryOp: InPlaceElementwise {
         case .relu: return InPlaceLoops.map(x, T.self) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sigmoid: return InPlaceLoops.map(x, T.self) { v in v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v)) }
         case .tanh: return InPlaceLoops.map(x, T.self) { T.tanh($0) }
+        case .erf where T.self == Float.self:
+            let p = x.mutableBuffer(Float.self)
+            blindai_erf_f32(p.baseAddress!, p.baseAddress!, p.count)
+            return x
         case .erf: return InPlaceLoops.map(x, T.self) { T.erf($0) }
         case .leakyRelu: return InPlaceLoops.map(x, T.self) { $0 >= 0 ? $0 : a * $0 }
         case .hardSigmoid: return InPlaceLoops.map(x, T.self) { Swift.max(0, Swift.min(1, a * $0 + b)) }

@@ -134,3 +134,81 @@ void blindai_depthwise_plane_f32(const float *padded, ptrdiff_t row_stride, ptrd
 #endif
     depthwise_scalar(padded, row_stride, odd_offset, k, s, w, bias, out, oh, 0, ow);
 }
+
+// erf for float32: Abramowitz and Stegun 7.1.26, erf(x) = 1 - (a1 t + ... + a5 t^5) exp(-x^2) with t = 1/(1 + p|x|),
+// odd in x; absolute error below 2e-7 over the whole line (the library's erff is exact but scalar, 7 % of a BERT
+// run). NaN gives NaN, +-inf gives +-1.
+#define ERF_P 0.3275911f
+#define ERF_A1 0.254829592f
+#define ERF_A2 -0.284496736f
+#define ERF_A3 1.421413741f
+#define ERF_A4 -1.453152027f
+#define ERF_A5 1.061405429f
+
+static float erf_scalar(float x) {
+    float ax = x < 0 ? -x : x;
+    if (ax != ax) return x;
+    float t = 1.0f / (1.0f + ERF_P * ax);
+    float poly = ((((ERF_A5 * t + ERF_A4) * t + ERF_A3) * t + ERF_A2) * t + ERF_A1) * t;
+    float x2 = ax * ax;
+    float e = x2 > 88.0f ? 0.0f : __builtin_expf(-x2);
+    float r = 1.0f - poly * e;
+    return x < 0 ? -r : r;
+}
+
+#ifdef BLINDAI_X86
+// exp(x) for x in [-88, 0] (Cephes-style range reduction and polynomial), AVX2/FMA.
+__attribute__((target("avx2,fma")))
+static inline __m256 exp_neg_avx2(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(n));
+}
+
+__attribute__((target("avx2,fma")))
+static void erf_avx2(const float *src, float *dst, ptrdiff_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(src + i);
+        __m256 ax = _mm256_andnot_ps(sign, x);
+        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), ax, one));
+        __m256 poly = _mm256_set1_ps(ERF_A5);
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A4));
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A3));
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A2));
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A1));
+        poly = _mm256_mul_ps(poly, t);
+        __m256 x2 = _mm256_mul_ps(ax, ax);
+        __m256 e = exp_neg_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x2));
+        // Past |x| = 9.4 the result is 1 to float precision (and exp is clamped there).
+        e = _mm256_andnot_ps(_mm256_cmp_ps(x2, _mm256_set1_ps(87.0f), _CMP_GT_OQ), e);
+        __m256 r = _mm256_fnmadd_ps(poly, e, one);
+        r = _mm256_or_ps(r, _mm256_and_ps(sign, x));  // odd: copy the sign of x
+        // NaN in, NaN out.
+        __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+        _mm256_storeu_ps(dst + i, _mm256_blendv_ps(r, x, nan));
+    }
+    for (; i < n; i++) dst[i] = erf_scalar(src[i]);
+}
+#endif
+
+void blindai_erf_f32(const float *src, float *dst, ptrdiff_t n) {
+#ifdef BLINDAI_X86
+    if (blindai_kernels_have_avx2_fma()) {
+        erf_avx2(src, dst, n);
+        return;
+    }
+#endif
+    for (ptrdiff_t i = 0; i < n; i++) dst[i] = erf_scalar(src[i]);
+}
