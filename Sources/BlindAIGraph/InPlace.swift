@@ -29,38 +29,18 @@ enum InPlaceLoops {
         return x
     }
 
+    /// x = kernel(x) for a float32 C kernel taking (source, destination, count), which may be the same buffer.
+    @inline(__always)
+    static func floatKernel(_ x: Tensor, _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+        let p = x.mutableBuffer(Float.self)
+        if let base = p.baseAddress, p.count > 0 { kernel(base, base, p.count) }
+        return x
+    }
+
     /// out = f(a, b) with broadcasting, where `out` is `a` or `b` and has the broadcast shape.
     @inline(__always)
     static func zip<T: TensorElement>(_ a: Tensor, _ b: Tensor, into out: Tensor, _: T.Type, _ f: (T, T) -> T) {
-        let pa = a.buffer(T.self).baseAddress!
-        let pb = b.buffer(T.self).baseAddress!
-        let po = out.mutableBuffer(T.self).baseAddress!
-        let n = out.count
-        if a.count == n && b.count == n {
-            for i in 0..<n { po[i] = f(pa[i], pb[i]) }
-        } else if b.count == 1 {
-            let v = pb[0]
-            for i in 0..<n { po[i] = f(pa[i], v) }
-        } else if a.count == 1 {
-            let v = pa[0]
-            for i in 0..<n { po[i] = f(v, pb[i]) }
-        } else {
-            BroadcastPlan(outShape: out.shape, inputShapes: [a.shape, b.shape]).forEachRow { o, offs, count, strides in
-                let sa = strides[0], sb = strides[1], ia = offs[0], ib = offs[1]
-                if sa == 1 && sb == 0 {
-                    let v = pb[ib]
-                    for i in 0..<count { po[o + i] = f(pa[ia + i], v) }
-                } else if sa == 0 && sb == 1 {
-                    let v = pa[ia]
-                    for i in 0..<count { po[o + i] = f(v, pb[ib + i]) }
-                } else if sa == 1 && sb == 1 {
-                    // Both rows contiguous (a bias over the last axis): a plain loop that vectorises.
-                    for i in 0..<count { po[o + i] = f(pa[ia + i], pb[ib + i]) }
-                } else {
-                    for i in 0..<count { po[o + i] = f(pa[ia + i * sa], pb[ib + i * sb]) }
-                }
-            }
-        }
+        Loops.zip(a, b, into: out.mutableBuffer(T.self).baseAddress!, shape: out.shape, T.self, f)
     }
 }
 
@@ -88,17 +68,11 @@ extension UnaryOp: InPlaceElementwise {
         case .log: return InPlaceLoops.map(x, T.self) { T.log($0) }
         case .sqrt: return InPlaceLoops.map(x, T.self) { $0.squareRoot() }
         case .reciprocal: return InPlaceLoops.map(x, T.self) { 1 / $0 }
-        case .relu where T.self == Float.self:
-            let p = x.mutableBuffer(Float.self)
-            blindai_relu_f32(p.baseAddress!, p.baseAddress!, p.count)
-            return x
+        case .relu where T.self == Float.self: return InPlaceLoops.floatKernel(x, blindai_relu_f32)
         case .relu: return InPlaceLoops.map(x, T.self) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sigmoid: return InPlaceLoops.map(x, T.self) { v in v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v)) }
         case .tanh: return InPlaceLoops.map(x, T.self) { T.tanh($0) }
-        case .erf where T.self == Float.self:
-            let p = x.mutableBuffer(Float.self)
-            blindai_erf_f32(p.baseAddress!, p.baseAddress!, p.count)
-            return x
+        case .erf where T.self == Float.self: return InPlaceLoops.floatKernel(x, blindai_erf_f32)
         case .erf: return InPlaceLoops.map(x, T.self) { T.erf($0) }
         case .leakyRelu: return InPlaceLoops.map(x, T.self) { $0 >= 0 ? $0 : a * $0 }
         case .hardSigmoid: return InPlaceLoops.map(x, T.self) { Swift.max(0, Swift.min(1, a * $0 + b)) }

@@ -175,17 +175,23 @@ public struct Tensor: Sendable {
     public var rank: Int { shape.count }
     public var byteCount: Int { count * dataType.byteSize }
 
+    /// Whether the elements may be viewed as `T`: the element type itself, or UInt16 for bfloat16's bits.
+    @inlinable
+    public func holds<T: TensorElement>(_: T.Type) -> Bool {
+        T.dataType == dataType || (dataType == .bfloat16 && T.self == UInt16.self)
+    }
+
     /// The elements, viewed as `T` (which must be the tensor's element type).
     @inlinable
     public func buffer<T: TensorElement>(_: T.Type = T.self) -> UnsafeBufferPointer<T> {
-        precondition(T.dataType == dataType || (dataType == .bfloat16 && T.self == UInt16.self), "tensor of \(dataType) read as \(T.dataType)")
+        precondition(holds(T.self), "tensor of \(dataType) read as \(T.dataType)")
         return UnsafeBufferPointer(start: storage.base.assumingMemoryBound(to: T.self), count: count)
     }
 
     /// Writable view for code that has just allocated this tensor and has not shared it yet.
     @inlinable
     public func mutableBuffer<T: TensorElement>(_: T.Type = T.self) -> UnsafeMutableBufferPointer<T> {
-        precondition(T.dataType == dataType || (dataType == .bfloat16 && T.self == UInt16.self), "tensor of \(dataType) written as \(T.dataType)")
+        precondition(holds(T.self), "tensor of \(dataType) written as \(T.dataType)")
         return UnsafeMutableBufferPointer(start: storage.base.assumingMemoryBound(to: T.self), count: count)
     }
 

@@ -133,26 +133,24 @@ import Testing
         })
     }
 
+    /// Range(start, limit, delta) with `start` given at run time and the other two as initializers.
+    func runRange<T: TensorElement>(_ start: T, _ limit: T, _ delta: T) throws {
+        var b = ModelBuilder(opset: 18)
+        b.input("a", T.dataType, [])
+        b.initializer("l", Tensor(shape: [], scalars: [limit]))
+        b.initializer("d", Tensor(shape: [], scalars: [delta]))
+        b.node("Range", ["a", "l", "d"], ["y"])
+        b.output("y", T.dataType, [])
+        let m = try ONNXModel(serialized: b.data())
+        do { _ = try m.run(["a": Tensor(shape: [], scalars: [start])]) } catch is EngineError {}
+    }
+
     @Test func rangeWithHugeCounts() throws {
         for (start, limit, delta) in [(Int64(0), Int64.max, Int64(1)), (Int64.min, Int64.max, Int64(1)), (0, 10, 0), (Int64.max, Int64.min, -1)] {
-            var b = ModelBuilder(opset: 18)
-            b.input("a", .int64, [])
-            b.initializer("l", Tensor(shape: [], scalars: [limit]))
-            b.initializer("d", Tensor(shape: [], scalars: [delta]))
-            b.node("Range", ["a", "l", "d"], ["y"])
-            b.output("y", .int64, [])
-            let m = try ONNXModel(serialized: b.data())
-            do { _ = try m.run(["a": Tensor(shape: [], scalars: [start])]) } catch is EngineError {}
+            try runRange(start, limit, delta)
         }
         for (start, limit, delta) in [(Float(0), Float.infinity, Float(1)), (0, 1e30, 1e-30), (0, 1, .nan), (.nan, 1, 1), (0, 10, 0)] {
-            var b = ModelBuilder(opset: 18)
-            b.input("a", .float32, [])
-            b.initializer("l", Tensor(shape: [], scalars: [limit]))
-            b.initializer("d", Tensor(shape: [], scalars: [delta]))
-            b.node("Range", ["a", "l", "d"], ["y"])
-            b.output("y", .float32, [])
-            let m = try ONNXModel(serialized: b.data())
-            do { _ = try m.run(["a": Tensor(shape: [], scalars: [start])]) } catch is EngineError {}
+            try runRange(start, limit, delta)
         }
     }
 

@@ -416,9 +416,40 @@ enum ConvKernels {
         }
     }
 
-    /// Depthwise 3x3, stride 1 or 2, no dilation (MobileNet, EfficientNet): each input plane is copied once
-    /// into a zero-padded buffer (for stride 2, de-interleaved into even and odd columns), so that every output
-    /// row is one branch-free loop over contiguous memory with the nine taps fused.
+    /// Copies one input plane [H, W] into `rows` zero-padded rows of `evenCount + oddCount` values, for the
+    /// direct depthwise kernels: padded row r holds input row r - ph; with stride 1 column c holds input column
+    /// c - pw; with stride 2 the row holds the even padded columns (2j - pw) and then the odd ones (2j + 1 - pw),
+    /// so that every tap of a strided output row reads contiguous memory. Zero outside the input.
+    static func padPlane<T: CFScalar>(_ input: UnsafePointer<T>, H: Int, W: Int, ph: Int, pw: Int, stride s: Int, rows: Int,
+                                      evenCount: Int, oddCount: Int, into padded: UnsafeMutablePointer<T>) {
+        let rowStride = evenCount + oddCount
+        for r in 0..<rows {
+            let dst = padded + r * rowStride
+            let ih = r - ph
+            if ih < 0 || ih >= H {
+                dst.update(repeating: T.zero, count: rowStride)
+                continue
+            }
+            let src = input + ih * W
+            if s == 1 {
+                let lo = Swift.min(Swift.max(pw, 0), evenCount), hi = Swift.max(lo, Swift.min(evenCount, W + pw))
+                if lo > 0 { dst.update(repeating: T.zero, count: lo) }
+                if hi > lo { (dst + lo).update(from: src + (lo - pw), count: hi - lo) }
+                if hi < evenCount { (dst + hi).update(repeating: T.zero, count: evenCount - hi) }
+            } else {
+                let odd = dst + evenCount
+                for j in 0..<evenCount {
+                    let c = 2 &* j &- pw
+                    dst[j] = c >= 0 && c < W ? src[c] : T.zero
+                }
+                for j in 0..<oddCount {
+                    let c = 2 &* j &+ 1 &- pw
+                    odd[j] = c >= 0 && c < W ? src[c] : T.zero
+                }
+            }
+        }
+    }
+
     /// Float32 depthwise k x k (2 ≤ k ≤ 15), stride 1 or 2, dilation 1: each input plane is copied once into a
     /// zero-padded buffer (stride 2: even and odd columns apart, so that every tap reads contiguous memory), then
     /// `blindai_depthwise_plane_f32` (AVX2/FMA when the CPU has it) computes the plane.
@@ -437,37 +468,15 @@ enum ConvKernels {
         for plane in planes {
             let n = plane / g.cOut, m = plane % g.cOut
             let input = x + (n * g.cIn + m / cog) * inSpatial
-            for r in 0..<Hp {
-                let dst = padded + r * rowStride
-                let ih = r - ph
-                if ih < 0 || ih >= H {
-                    dst.update(repeating: 0, count: rowStride)
-                    continue
-                }
-                let src = input + ih * W
-                if s == 1 {
-                    // column c holds input column c - pw
-                    let lo = Swift.min(Swift.max(pw, 0), evenCount), hi = Swift.max(lo, Swift.min(evenCount, W + pw))
-                    if lo > 0 { dst.update(repeating: 0, count: lo) }
-                    if hi > lo { (dst + lo).update(from: src + (lo - pw), count: hi - lo) }
-                    if hi < evenCount { (dst + hi).update(repeating: 0, count: evenCount - hi) }
-                } else {
-                    let odd = dst + evenCount
-                    for j in 0..<evenCount {
-                        let c = 2 &* j &- pw
-                        dst[j] = c >= 0 && c < W ? src[c] : 0
-                    }
-                    for j in 0..<oddCount {
-                        let c = 2 &* j &+ 1 &- pw
-                        odd[j] = c >= 0 && c < W ? src[c] : 0
-                    }
-                }
-            }
+            padPlane(input, H: H, W: W, ph: ph, pw: pw, stride: s, rows: Hp, evenCount: evenCount, oddCount: oddCount, into: padded)
             blindai_depthwise_plane_f32(padded, rowStride, evenCount, Int32(k), Int32(s), w + m * k * k, bias?[m] ?? 0,
                                         out + (n * g.cOut + m) * outSpatial, oH, oW)
         }
     }
 
+    /// Depthwise 3x3, stride 1 or 2, no dilation (MobileNet, EfficientNet): each input plane is copied once
+    /// into a zero-padded buffer (for stride 2, de-interleaved into even and odd columns), so that every output
+    /// row is one branch-free loop over contiguous memory with the nine taps fused.
     static func depthwise3x3<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
                                           _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, planes: Range<Int>) {
         let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
@@ -475,7 +484,8 @@ enum ConvKernels {
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
         let Hp = (oH - 1) * s + 3
         // Stride 1: rows of oW + 2 columns. Stride 2: even columns (oW + 1) then odd columns (oW).
-        let rowStride = s == 1 ? oW + 2 : 2 * oW + 1
+        let evenCount = s == 1 ? oW + 2 : oW + 1, oddCount = s == 1 ? 0 : oW
+        let rowStride = evenCount + oddCount
         let padded = UnsafeMutablePointer<T>.allocate(capacity: Hp * rowStride)
         defer { padded.deallocate() }
         for plane in planes {
@@ -483,33 +493,7 @@ enum ConvKernels {
             let input = x + (n * g.cIn + m / cog) * inSpatial
             let o = out + (n * g.cOut + m) * outSpatial
             let wk = w + m * 9
-            // Fill the padded plane.
-            for r in 0..<Hp {
-                let dst = padded + r * rowStride
-                let ih = r - ph
-                if ih < 0 || ih >= H {
-                    dst.update(repeating: T.zero, count: rowStride)
-                    continue
-                }
-                let src = input + ih * W
-                if s == 1 {
-                    // column c holds input column c - pw
-                    let lo = Swift.min(Swift.max(pw, 0), rowStride), hi = Swift.max(lo, Swift.min(rowStride, W + pw))
-                    if lo > 0 { dst.update(repeating: T.zero, count: lo) }
-                    if hi > lo { (dst + lo).update(from: src + (lo - pw), count: hi - lo) }
-                    if hi < rowStride { (dst + hi).update(repeating: T.zero, count: rowStride - hi) }
-                } else {
-                    let even = dst, odd = dst + (oW + 1)
-                    for j in 0...oW {
-                        let c = 2 &* j &- pw
-                        even[j] = c >= 0 && c < W ? src[c] : T.zero
-                    }
-                    for j in 0..<oW {
-                        let c = 2 &* j &+ 1 &- pw
-                        odd[j] = c >= 0 && c < W ? src[c] : T.zero
-                    }
-                }
-            }
+            padPlane(input, H: H, W: W, ph: ph, pw: pw, stride: s, rows: Hp, evenCount: evenCount, oddCount: oddCount, into: padded)
             let b = bias?[m] ?? T.zero
             let w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5], w20 = wk[6], w21 = wk[7], w22 = wk[8]
             for oh in 0..<oH {

@@ -68,17 +68,11 @@ struct UnaryOp: Operator {
         case .asinh: return try Loops.map(x, T.self, T.self, ctx) { T.fn($0, Foundation.asinh) }
         case .acosh: return try Loops.map(x, T.self, T.self, ctx) { T.fn($0, Foundation.acosh) }
         case .atanh: return try Loops.map(x, T.self, T.self, ctx) { T.fn($0, Foundation.atanh) }
-        case .relu where T.self == Float.self:
-            let out = try ctx.uninitialized(.float32, x.shape)
-            if x.count > 0 { blindai_relu_f32(x.buffer(Float.self).baseAddress!, out.mutableBuffer(Float.self).baseAddress!, x.count) }
-            return out
+        case .relu where T.self == Float.self: return try Loops.floatKernel(x, ctx, blindai_relu_f32)
         case .relu: return try Loops.map(x, T.self, T.self, ctx) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sigmoid: return try Loops.map(x, T.self, T.self, ctx) { v in v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v)) }
         case .tanh: return try Loops.map(x, T.self, T.self, ctx) { T.tanh($0) }
-        case .erf where T.self == Float.self:
-            let out = try ctx.uninitialized(.float32, x.shape)
-            if x.count > 0 { blindai_erf_f32(x.buffer(Float.self).baseAddress!, out.mutableBuffer(Float.self).baseAddress!, x.count) }
-            return out
+        case .erf where T.self == Float.self: return try Loops.floatKernel(x, ctx, blindai_erf_f32)
         case .erf: return try Loops.map(x, T.self, T.self, ctx) { T.erf($0) }
         case .floor: return try Loops.map(x, T.self, T.self, ctx) { $0.rounded(.down) }
         case .ceil: return try Loops.map(x, T.self, T.self, ctx) { $0.rounded(.up) }

@@ -7,7 +7,7 @@ public enum Loops {
     /// client) may give the other inputs another type.
     @inlinable
     public static func expect<T: TensorElement>(_ t: Tensor, _: T.Type) throws {
-        guard t.dataType == T.dataType || (t.dataType == .bfloat16 && T.self == UInt16.self) else {
+        guard t.holds(T.self) else {
             throw EngineError(.typeMismatch, "an input is \(t.dataType) where \(T.dataType) is expected")
         }
     }
@@ -23,6 +23,16 @@ public enum Loops {
         return out
     }
 
+    /// out = kernel(x) for a float32 x through a C kernel taking (source, destination, count).
+    @inlinable
+    public static func floatKernel(_ x: Tensor, _ ctx: ExecutionContext,
+                                   _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) throws -> Tensor {
+        try expect(x, Float.self)
+        let out = try ctx.uninitialized(.float32, x.shape)
+        if x.count > 0 { kernel(x.buffer(Float.self).baseAddress!, out.mutableBuffer(Float.self).baseAddress!, x.count) }
+        return out
+    }
+
     /// out = f(a, b) with NumPy broadcasting.
     @inlinable @inline(__always)
     public static func zip<T: TensorElement, R: TensorElement>(_ a: Tensor, _ b: Tensor, _: T.Type, _: R.Type, _ ctx: ExecutionContext, _ f: (T, T) -> R) throws -> Tensor {
@@ -30,10 +40,18 @@ public enum Loops {
         try expect(b, T.self)
         let shape = a.shape == b.shape ? a.shape : try Shape.broadcast([a.shape, b.shape])
         let out = try ctx.uninitialized(R.dataType, shape)
+        zip(a, b, into: out.mutableBuffer(R.self).baseAddress!, shape: shape, T.self, f)
+        return out
+    }
+
+    /// po = f(a, b) with NumPy broadcasting to `shape` (the broadcast shape of a and b). `po` may be the
+    /// storage of `a` or `b` when that input already has the output's shape (in-place steps).
+    @inlinable @inline(__always)
+    public static func zip<T: TensorElement, R: TensorElement>(_ a: Tensor, _ b: Tensor, into po: UnsafeMutablePointer<R>, shape: [Int],
+                                                               _: T.Type, _ f: (T, T) -> R) {
         let pa = a.buffer(T.self).baseAddress!
         let pb = b.buffer(T.self).baseAddress!
-        let po = out.mutableBuffer(R.self).baseAddress!
-        let n = out.count
+        let n = shape.reduce(1, *)
         if a.count == n && b.count == n {
             for i in 0..<n { po[i] = f(pa[i], pb[i]) }
         } else if b.count == 1 && a.count == n {
@@ -61,7 +79,6 @@ public enum Loops {
                 }
             }
         }
-        return out
     }
 
     /// out = f(a, b, c) with NumPy broadcasting (Where, Clip with tensors, ...).
