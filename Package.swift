@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
-            dependencies: ["BlindAIONNX", "BlindAICommands", "BlindAITestSupport"],
+            dependencies: ["BlindAIONNX", "BlindAICommands", "BlindAITestSupport", "CBlindAIKernels"],
             resources: [.copy("Fixtures")]
         ),
         // Vectors/: real SEV-SNP and TDX evidence read through #filePath (not bundled).

@@ -10,7 +10,8 @@ Engine alone: `blindai bench --json` (N runs after warm-up, same input). Server:
 keep-alive TLS connection), timed by the client. The two alternate for --rounds rounds, so that the machine's
 drift (frequency, neighbours on a shared VM: single runs of the engine alone vary by +-10 % here) falls on both
 alike. Reports the median over rounds of each round's median, the minimum over all runs, the time the server's
-own handler measured (from its Prometheus endpoint), and the overhead by medians and by minimums.
+own handler measured (from its Prometheus endpoint), and the overhead by medians, by minimums and paired by
+round (the median of each round's served median minus its engine median).
 Only loopback is used; the server is stopped at the end.
 """
 import argparse
@@ -142,6 +143,11 @@ def main() -> None:
     print(f"  of which in the server's handler (body read, decode, run, encode): mean {statistics.median(handler_means):.2f} ms")
     print(f"overhead by medians {s_med - e_med:.2f} ms = {100 * (s_med - e_med) / e_med:.1f} %, "
           f"by minimums {s_min - e_min:.2f} ms (budget: 5 % + 1 ms = {budget:.2f} ms)")
+    # Each round's two sides ran within seconds of each other: their difference cancels most of the host's slow
+    # drift, which the medians over rounds do not.
+    paired = [s - e for s, e in zip(served_medians, engine_medians)]
+    print(f"overhead paired by round (served median - engine median): median {statistics.median(paired):.2f} ms "
+          f"[{' '.join(f'{d:.2f}' for d in paired)}]")
 
 
 if __name__ == "__main__":

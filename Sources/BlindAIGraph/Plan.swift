@@ -1,4 +1,5 @@
 import BlindAITensor
+import CBlindAIKernels
 
 /// How a plan is built.
 public struct PlanOptions: Sendable {
@@ -95,6 +96,8 @@ public final class Plan: Sendable {
 
     /// Runs the plan on named inputs and returns every graph output by name.
     public func run(_ feeds: [String: Tensor], context: ExecutionContext? = nil) throws -> [String: Tensor] {
+        // The run is over: the engine's helper threads need not spin for a next parallel loop.
+        defer { blindai_parallel_rest() }
         let ctx = context ?? ExecutionContext(limits: options.limits)
         var values = [Tensor?](repeating: nil, count: inputs.count)
         let known = Set(inputs.map(\.name))

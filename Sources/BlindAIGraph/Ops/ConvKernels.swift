@@ -251,17 +251,26 @@ struct CFShared<T>: @unchecked Sendable {
 /// Intra-operator parallelism for the heavy kernels: the work is split into disjoint chunks run on the
 /// machine's cores. Small problems run on the calling thread.
 enum CFParallel {
-    static let workers: Int = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, 16))
+    /// Threads taking part in a parallel loop (the caller and the pool's helpers; `blindai_parallel_for`).
+    static let workers: Int = Int(blindai_parallel_threads())
 
     /// Multiply-accumulates below which a GEMM stays on one thread: about 40 µs of work, where waking a second
     /// thread stops paying (at 1 << 19, GPT-2 [2, 16] ran 1.65 ms instead of 1.31 ms; resnet18 is unaffected).
     static let gemmThreshold = 1 << 22
 
-    /// Runs body(i) for i in 0..<count, concurrently when count > 1.
+    /// Runs body(i) for i in 0..<count, concurrently when count > 1, on the engine's thread pool
+    /// (CBlindAIKernels/parallel.c says why not `DispatchQueue.concurrentPerform`).
     static func forEach(_ count: Int, _ body: @Sendable (Int) -> Void) {
         if count <= 0 { return }
         if count == 1 { body(0); return }
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        withoutActuallyEscaping(body) { body in
+            var body = body
+            withUnsafeMutablePointer(to: &body) { pointer in
+                blindai_parallel_for(count, { context, index in
+                    context!.assumingMemoryBound(to: (@Sendable (Int) -> Void).self).pointee(index)
+                }, pointer)
+            }
+        }
     }
 
     /// Number of chunks for `work` units of `cost` each (1 when the total is small).

@@ -31,6 +31,24 @@ void blindai_depthwise_plane_f32(const float *padded, ptrdiff_t row_stride, ptrd
 /// dst[i] = erf(src[i]) for i < n, within 2e-7 absolute (NaN kept, +-inf give +-1); src may equal dst.
 void blindai_erf_f32(const float *src, float *dst, ptrdiff_t n);
 
+/// The body of a parallel loop: called once for each index, from any participating thread.
+typedef void (*blindai_parallel_body)(void *context, long index);
+
+/// Runs body(context, i) for every i in 0 ..< count on the calling thread and the engine's helper threads, and
+/// returns when all are done. One loop uses the helpers at a time: a call made while another loop holds them
+/// (another inference, or a nested call) runs its indices on the calling thread. Helpers are started on first
+/// use: BLINDAI_NUM_THREADS participants (default: the cores this process may run on, at most 16); after a loop
+/// they spin BLINDAI_SPIN_MICROSECONDS (default 200) for the next one before they sleep.
+void blindai_parallel_for(long count, blindai_parallel_body body, void *context);
+
+/// Tells the helpers that no loop is coming soon (a whole inference has ended): they sleep now instead of
+/// spinning, leaving the cores to the rest of the process (in the server: sending the answer, reading the next
+/// request). The next loop wakes them.
+void blindai_parallel_rest(void);
+
+/// The number of threads that take part in a parallel loop (the caller included); starts the helpers.
+int blindai_parallel_threads(void);
+
 #ifdef __cplusplus
 }
 #endif
