@@ -38,16 +38,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def inference_seconds(metrics_port: int) -> tuple[float, int]:
-    """(sum of seconds, count) of the server's blindai_inference_duration_seconds timer."""
+def inference_seconds(metrics_port: int, timer: str = "blindai_inference_duration_seconds") -> tuple[float, int]:
+    """(sum of seconds, count) of one of the server's timers: the handler's (default) or the engine's run alone
+    (blindai_inference_compute_seconds)."""
     c = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=30)
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
     total, count = 0.0, 0
     for line in text.splitlines():
-        if line.startswith("blindai_inference_duration_seconds_sum"):
+        if line.startswith(timer + "_sum"):
             total = float(line.split()[-1])
-        elif line.startswith("blindai_inference_duration_seconds_count"):
+        elif line.startswith(timer + "_count"):
             count = int(float(line.split()[-1]))
     return total, count
 
@@ -59,6 +60,8 @@ def main() -> None:
     p.add_argument("--input", required=True, help="TensorProto .pb for the model's (single) input")
     p.add_argument("--iterations", type=int, default=30, help="runs per round, for each side")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=200,
+                   help="interleaved pairs: one run of the engine alone, one request to the server, alternately")
     a = p.parse_args()
 
     t = onnx.load_tensor(a.input)
@@ -71,7 +74,7 @@ def main() -> None:
     metrics_port = free_port()
     server = subprocess.Popen([a.blindai, "serve", "--host", "127.0.0.1", "--port", str(port), "--tee", "simulated",
                                "--metrics-port", str(metrics_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine_medians, engine_mins, served_medians, served_mins, handler_means = [], [], [], [], []
+    engine_medians, engine_mins, served_medians, served_mins, handler_means, compute_means, engine_means = [], [], [], [], [], [], []
     try:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
@@ -105,17 +108,61 @@ def main() -> None:
         payload = header + raw
         headers = {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"}
 
+        def serve_once() -> float:
+            s = time.perf_counter()
+            c.request("POST", "/v2/models/bench/infer", body=payload, headers=headers)
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200, r.status
+            return (time.perf_counter() - s) * 1000
+
+        # Interleaved: a `blindai bench --on-request` process runs the engine once per line it reads, so the two
+        # sides alternate run by run and the host's drift (which moves over seconds) falls on both alike.
+        engine_proc = subprocess.Popen([a.blindai, "bench", a.model, "--input", f"{in_name}={a.input}", "--on-request"],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert engine_proc.stdout.readline().strip() == "ready"
+
+        def engine_once() -> float:
+            engine_proc.stdin.write("\n")
+            engine_proc.stdin.flush()
+            return float(engine_proc.stdout.readline())
+
+        for _ in range(3):
+            serve_once()
+        pair_engine, pair_served = [], []
+        before_i = inference_seconds(metrics_port)
+        before_ic = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
+        for i in range(a.pairs):
+            if i % 2 == 0:
+                pair_engine.append(engine_once())
+                pair_served.append(serve_once())
+            else:
+                pair_served.append(serve_once())
+                pair_engine.append(engine_once())
+        after_i = inference_seconds(metrics_port)
+        after_ic = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
+        engine_proc.stdin.close()
+        engine_proc.wait(timeout=60)
+        diffs = [s - e for s, e in zip(pair_served, pair_engine)]
+        inter_handler = (after_i[0] - before_i[0]) / max(after_i[1] - before_i[1], 1) * 1000
+        inter_compute = (after_ic[0] - before_ic[0]) / max(after_ic[1] - before_ic[1], 1) * 1000
+        print(f"interleaved, {a.pairs} pairs: engine alone median {statistics.median(pair_engine):.2f} ms "
+              f"(mean {statistics.mean(pair_engine):.2f}), served median {statistics.median(pair_served):.2f} ms; "
+              f"server handler mean {inter_handler:.2f} ms, engine run in the server mean {inter_compute:.2f} ms", flush=True)
+
         for rnd in range(a.rounds):
             bench = subprocess.run([a.blindai, "bench", a.model, "--input", f"{in_name}={a.input}", "--iterations",
                                     str(a.iterations), "--json"], check=True, capture_output=True, text=True)
             engine = json.loads(bench.stdout.strip().splitlines()[-1])
             engine_medians.append(engine["median_ms"])
             engine_mins.append(engine["min_ms"])
+            engine_means.append(engine["mean_ms"])
 
             times = []
             for i in range(a.iterations + 3):
                 if i == 3:
                     before = inference_seconds(metrics_port)
+                    before_compute = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
                 s = time.perf_counter()
                 c.request("POST", "/v2/models/bench/infer", body=payload, headers=headers)
                 r = c.getresponse()
@@ -124,12 +171,15 @@ def main() -> None:
                 if i >= 3:
                     times.append((time.perf_counter() - s) * 1000)
             after = inference_seconds(metrics_port)
+            after_compute = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
             handler_means.append((after[0] - before[0]) / max(after[1] - before[1], 1) * 1000)
+            compute_means.append((after_compute[0] - before_compute[0]) / max(after_compute[1] - before_compute[1], 1) * 1000)
             served_medians.append(statistics.median(times))
             served_mins.append(min(times))
             print(f"round {rnd + 1}: engine median {engine_medians[-1]:.2f} ms (min {engine_mins[-1]:.2f}), "
                   f"served median {served_medians[-1]:.2f} ms (min {served_mins[-1]:.2f}), "
-                  f"server handler mean {handler_means[-1]:.2f} ms", flush=True)
+                  f"server handler mean {handler_means[-1]:.2f} ms, engine run in the server mean {compute_means[-1]:.2f} ms, "
+                  f"engine alone mean {engine_means[-1]:.2f} ms", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -141,8 +191,15 @@ def main() -> None:
     print(f"engine alone (blindai bench)     median {e_med:.2f} ms, min {e_min:.2f} ms")
     print(f"through the server (TLS, binary) median {s_med:.2f} ms, min {s_min:.2f} ms")
     print(f"  of which in the server's handler (body read, decode, run, encode): mean {statistics.median(handler_means):.2f} ms")
+    print(f"  of which the engine's run on the server's worker: mean {statistics.median(compute_means):.2f} ms "
+          f"(engine alone: mean {statistics.median(engine_means):.2f} ms)")
     print(f"overhead by medians {s_med - e_med:.2f} ms = {100 * (s_med - e_med) / e_med:.1f} %, "
           f"by minimums {s_min - e_min:.2f} ms (budget: 5 % + 1 ms = {budget:.2f} ms)")
+    if a.pairs:
+        e_pair = statistics.median(pair_engine)
+        print(f"overhead interleaved (median of served - engine over {a.pairs} adjacent pairs): "
+              f"{statistics.median(diffs):.2f} ms (budget: 5 % + 1 ms = {0.05 * e_pair + 1:.2f} ms); "
+              f"difference of medians {statistics.median(pair_served) - e_pair:.2f} ms")
     # Each round's two sides ran within seconds of each other: their difference cancels most of the host's slow
     # drift, which the medians over rounds do not.
     paired = [s - e for s, e in zip(served_medians, engine_medians)]

@@ -20,6 +20,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("dim-default"), help: "Size used for symbolic dimensions of generated inputs.") var dimDefault = 1
     @Flag(name: .customLong("no-optimize"), help: "Run the plain plan.") var noOptimize = false
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(name: .customLong("on-request"),
+          help: "For harnesses that interleave the engine with something else: after loading and warming up, print 'ready', then run once for each line read on standard input and print that run's milliseconds; stop at end of input.")
+    var onRequest = false
 
     func run() throws {
         do {
@@ -36,17 +39,29 @@ struct BenchCommand: ParsableCommand {
                 feeds[info.name] = try Self.generate(info, dimDefault: dimDefault, seed: &seed)
             }
             for _ in 0..<warmup { _ = try m.run(feeds) }
+            if onRequest {
+                // Unbuffered writes: the harness waits for each line.
+                FileHandle.standardOutput.write(Data("ready\n".utf8))
+                while readLine() != nil {
+                    let s = DispatchTime.now().uptimeNanoseconds
+                    _ = try m.run(feeds)
+                    let ms = Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6
+                    FileHandle.standardOutput.write(Data("\(ms)\n".utf8))
+                }
+                return
+            }
             var times: [Double] = []
             for _ in 0..<max(iterations, 1) {
                 let s = DispatchTime.now().uptimeNanoseconds
                 _ = try m.run(feeds)
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
             }
+            let mean = times.reduce(0, +) / Double(times.count)
             times.sort()
             let median = times[times.count / 2]
             let p90 = times[min(times.count - 1, Int(Double(times.count) * 0.9))]
             if json {
-                print("{\"model\": \"\(model)\", \"load_ms\": \(loadMs), \"median_ms\": \(median), \"p90_ms\": \(p90), \"min_ms\": \(times[0]), \"steps\": \(m.plan.stepCount)}")
+                print("{\"model\": \"\(model)\", \"load_ms\": \(loadMs), \"median_ms\": \(median), \"mean_ms\": \(mean), \"p90_ms\": \(p90), \"min_ms\": \(times[0]), \"steps\": \(m.plan.stepCount)}")
             } else {
                 print(String(format: "load %.1f ms, %d steps; inference median %.3f ms, p90 %.3f ms, min %.3f ms (%d runs)",
                              loadMs, m.plan.stepCount, median, p90, times[0], times.count))

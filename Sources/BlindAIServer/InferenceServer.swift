@@ -109,7 +109,8 @@ public final class InferenceServer: Sendable {
             let result = try await inferencePool.run(reservation, deadline: deadline) { flag in
                 if connectionClosed() { throw ServerError(.clientClosed, "the client closed the connection") }
                 return try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline,
-                                             isCancelled: { flag.isCancelled || connectionClosed() }, clientGone: connectionClosed)
+                                             isCancelled: { flag.isCancelled || connectionClosed() }, clientGone: connectionClosed,
+                                             computed: { [metrics = self.metrics] in metrics.computation(seconds: $0) })
             }
             metrics.inference(outcome: "ok", seconds: Self.seconds(since: start))
             return result
@@ -140,7 +141,8 @@ public final class InferenceServer: Sendable {
     /// The CPU-bound part of an inference, run on a worker thread.
     static func runInference(model: LoadedModel, body: Data, headerLength: Int?, limits: TensorLimits,
                              deadline: ContinuousClock.Instant, isCancelled: @escaping @Sendable () -> Bool,
-                             clientGone: @Sendable () -> Bool = { false }) throws -> (body: Data, headerLength: Int?) {
+                             clientGone: @Sendable () -> Bool = { false },
+                             computed: (Double) -> Void = { _ in }) throws -> (body: Data, headerLength: Int?) {
         guard ContinuousClock.now < deadline else {
             throw ServerError(.timeout, "the request waited longer than the request timeout")
         }
@@ -159,7 +161,9 @@ public final class InferenceServer: Sendable {
         let context = ExecutionContext(limits: limits, isCancelled: { isCancelled() || ContinuousClock.now >= deadline })
         let results: [String: Tensor]
         do {
+            let started = ContinuousClock.now
             results = try model.model.run(feeds, context: context)
+            computed(Self.seconds(since: started))
         } catch let e as EngineError where e.code == .cancelled {
             if ContinuousClock.now >= deadline {
                 throw ServerError(.timeout, "the inference exceeded the request timeout and was stopped")

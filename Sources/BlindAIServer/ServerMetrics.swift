@@ -45,6 +45,11 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// The engine's part of one successful inference (the model's run alone, without reading, decoding or encoding).
+    func computation(seconds: Double) {
+        CoreMetrics.Timer(label: "blindai_inference_compute_seconds", factory: factory).recordNanoseconds(Int64(seconds * 1e9))
+    }
+
     /// One upload or inline load finished (`outcome`: ok, or the error code).
     func upload(outcome: String) {
         CoreMetrics.Counter(label: "blindai_model_uploads_total", dimensions: [("outcome", outcome)], factory: factory).increment()

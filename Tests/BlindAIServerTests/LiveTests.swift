@@ -293,6 +293,8 @@ func binaryBody(_ request: InferenceRequest, _ binary: [Data]) throws -> (Data, 
             #expect(text.contains("blindai_inferences_total"))
             #expect(text.contains("blindai_models_loaded 1"))
             #expect(text.contains("blindai_inference_queue_depth"))
+            #expect(text.contains("blindai_inference_duration_seconds_count 1"))
+            #expect(text.contains("blindai_inference_compute_seconds_count 1"))
             #expect(!text.contains("secret-model-name"))
             #expect(text.contains(#"endpoint="/v2/models/{name}/infer""#) || text.contains("/v2/models/:name/infer"))
         }
