@@ -96,8 +96,10 @@ public final class Plan: Sendable {
 
     /// Runs the plan on named inputs and returns every graph output by name.
     public func run(_ feeds: [String: Tensor], context: ExecutionContext? = nil) throws -> [String: Tensor] {
-        // The run is over: the engine's helper threads need not spin for a next parallel loop.
-        defer { blindai_parallel_rest() }
+        // Counted in the engine's thread pool: concurrent runs share the cores instead of each taking them all,
+        // and when the last run ends the helpers stop spinning for a next parallel loop.
+        blindai_parallel_run_began()
+        defer { blindai_parallel_run_ended() }
         let ctx = context ?? ExecutionContext(limits: options.limits)
         var values = [Tensor?](repeating: nil, count: inputs.count)
         let known = Set(inputs.map(\.name))

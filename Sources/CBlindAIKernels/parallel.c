@@ -10,6 +10,10 @@
 // is usually still spinning when the next loop starts, so it neither sleeps nor moves. onnxruntime's pool spins
 // the same way.
 //
+// A loop takes as many helpers as there are cores that no other inference occupies (runs are counted by
+// blindai_parallel_run_began/ended): under a server's full load every run computes on its own core, inline, and
+// the helpers sleep; a lone run gets every core.
+//
 // Protocol: the owner of a loop (whoever wins `busy`; anyone else, including a nested call, runs its loop inline)
 // writes the job, then publishes it by storing `ticket` = generation << 32 | next index 0. Every participant
 // claims indices by compare-and-swap on `ticket`; a claim succeeds only while the ticket still names that
@@ -41,7 +45,9 @@ static struct {
     _Atomic(void *) context;
     _Atomic long count;
     _Atomic int sleepers;              // helpers waiting on `wake`
-    _Atomic int resting;               // set by blindai_parallel_rest: spinning helpers sleep at once
+    _Atomic int resting;               // no run is active: spinning helpers sleep at once
+    _Atomic int active_runs;           // inferences running (blindai_parallel_run_began/ended)
+    _Atomic int helpers_wanted;        // helpers 1 ... helpers_wanted take part in the current loop
     pthread_mutex_t mutex;
     pthread_cond_t wake;
 } pool = { .once = PTHREAD_ONCE_INIT, .mutex = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
@@ -99,7 +105,7 @@ static void run_indices(uint32_t gen) {
 }
 
 static void *helper_main(void *arg) {
-    (void)arg;
+    int id = (int)(intptr_t)arg;   // 1 ... threads - 1
     uint32_t seen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32);
     for (;;) {
         // Spin for the next generation, then sleep until one is published.
@@ -121,7 +127,7 @@ static void *helper_main(void *arg) {
             }
             cpu_relax();
         }
-        run_indices(gen);
+        if (id <= atomic_load_explicit(&pool.helpers_wanted, memory_order_relaxed)) run_indices(gen);
         seen = gen;
     }
     return NULL;
@@ -137,7 +143,7 @@ static void start_pool(void) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, (size_t)8 << 20);
         pthread_t thread;
-        if (pthread_create(&thread, &attr, helper_main, NULL) == 0) started++;
+        if (pthread_create(&thread, &attr, helper_main, (void *)(intptr_t)i) == 0) started++;
         pthread_attr_destroy(&attr);
     }
     pool.threads = started;
@@ -151,8 +157,12 @@ int blindai_parallel_threads(void) {
 void blindai_parallel_for(long count, blindai_parallel_body body, void *context) {
     if (count <= 0) return;
     pthread_once(&pool.once, start_pool);
+    // With several inferences running, each already keeps a core busy: a loop takes only the cores that no
+    // other run occupies (on 2 cores, 2 concurrent runs both run inline instead of 3 threads sharing 2 cores).
+    int active = atomic_load_explicit(&pool.active_runs, memory_order_relaxed);
+    int helpers = pool.threads - (active > 1 ? active : 1);
     int expected = 0;
-    if (count == 1 || pool.threads == 1 || count > (long)UINT32_MAX ||
+    if (count == 1 || helpers <= 0 || count > (long)UINT32_MAX ||
         !atomic_compare_exchange_strong(&pool.busy, &expected, 1)) {
         for (long i = 0; i < count; i++) body(context, i);
         return;
@@ -161,6 +171,7 @@ void blindai_parallel_for(long count, blindai_parallel_body body, void *context)
     atomic_store_explicit(&pool.context, context, memory_order_relaxed);
     atomic_store_explicit(&pool.count, count, memory_order_relaxed);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.helpers_wanted, helpers, memory_order_relaxed);
     atomic_store_explicit(&pool.resting, 0, memory_order_relaxed);
     uint32_t gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> 32) + 1;
     // Sequentially consistent with the helpers' `sleepers` increment: either this store is seen by a helper
@@ -180,6 +191,12 @@ void blindai_parallel_for(long count, blindai_parallel_body body, void *context)
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
 }
 
-void blindai_parallel_rest(void) {
-    atomic_store_explicit(&pool.resting, 1, memory_order_relaxed);
+void blindai_parallel_run_began(void) {
+    atomic_fetch_add_explicit(&pool.active_runs, 1, memory_order_relaxed);
+}
+
+void blindai_parallel_run_ended(void) {
+    if (atomic_fetch_sub_explicit(&pool.active_runs, 1, memory_order_relaxed) == 1) {
+        atomic_store_explicit(&pool.resting, 1, memory_order_relaxed);
+    }
 }

@@ -63,6 +63,17 @@ import Testing
         }
     }
 
+    @Test func asManyRunningInferencesAsCoresRunInline() {
+        // Each running inference keeps a core busy: with as many as there are threads, a loop takes no helper.
+        let threads = Int(blindai_parallel_threads())
+        for _ in 0..<threads { blindai_parallel_run_began() }
+        defer { for _ in 0..<threads { blindai_parallel_run_ended() } }
+        let caller = pthread_self()
+        let c = Counters(64)
+        Self.parallelFor(64) { i in c.pointer[i] = pthread_equal(pthread_self(), caller) != 0 ? 1 : 2 }
+        #expect(c.values == Array(repeating: 1, count: 64))
+    }
+
     @Test func nestedLoopsRunInline() {
         let outer = 6, inner = 50
         let c = Counters(outer * inner)

@@ -35,16 +35,19 @@ void blindai_erf_f32(const float *src, float *dst, ptrdiff_t n);
 typedef void (*blindai_parallel_body)(void *context, long index);
 
 /// Runs body(context, i) for every i in 0 ..< count on the calling thread and the engine's helper threads, and
-/// returns when all are done. One loop uses the helpers at a time: a call made while another loop holds them
+/// returns when all are done. One loop uses the helpers at a time (and only as many as
+/// blindai_parallel_run_began says are free): a call made while another loop holds them
 /// (another inference, or a nested call) runs its indices on the calling thread. Helpers are started on first
 /// use: BLINDAI_NUM_THREADS participants (default: the cores this process may run on, at most 16); after a loop
 /// they spin BLINDAI_SPIN_MICROSECONDS (default 200) for the next one before they sleep.
 void blindai_parallel_for(long count, blindai_parallel_body body, void *context);
 
-/// Tells the helpers that no loop is coming soon (a whole inference has ended): they sleep now instead of
-/// spinning, leaving the cores to the rest of the process (in the server: sending the answer, reading the next
-/// request). The next loop wakes them.
-void blindai_parallel_rest(void);
+/// Count one whole inference in and out. A loop gets only the helpers of cores that no other running inference
+/// occupies (threads - running inferences: none with as many concurrent inferences as cores, where each computes
+/// inline on its own core). When the last inference ends the helpers sleep at once instead of spinning, leaving
+/// the cores to the rest of the process (in the server: sending the answer, reading the next request).
+void blindai_parallel_run_began(void);
+void blindai_parallel_run_ended(void);
 
 /// The number of threads that take part in a parallel loop (the caller included); starts the helpers.
 int blindai_parallel_threads(void);
