@@ -7,9 +7,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import ServiceLifecycle
 import Testing
 
 /// Runs `server` on a loopback port (TLS unless the server is plain HTTP) and hands the base URL and an
@@ -19,7 +21,13 @@ func withLiveServer<T: Sendable>(_ server: InferenceServer, _ body: @Sendable (S
     let app = try server.makeApplication { channel in
         portCont.yield(channel.localAddress?.port ?? 0)
     }
-    let serverTask = Task { try await app.runService(gracefulShutdownSignals: []) }
+    // Stopped by a graceful shutdown, not by cancelling the task: cancelling swift-nio's async server channel can
+    // drop a connection it has accepted but not handed out yet, which traps ("Deinited NIOAsyncWriter without
+    // calling finish()", apple/swift-nio#3481).
+    var logger = Logger(label: "blindai.test")
+    logger.logLevel = .critical
+    let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+    let serverTask = Task { try await group.run() }
     var iterator = ports.makeAsyncIterator()
     guard let port = await iterator.next() else { throw CancellationError() }
     var tls = TLSConfiguration.makeClientConfiguration()
@@ -32,12 +40,12 @@ func withLiveServer<T: Sendable>(_ server: InferenceServer, _ body: @Sendable (S
     do {
         let result = try await body("\(scheme)://localhost:\(port)", client)
         try await client.shutdown()
-        serverTask.cancel()
+        await group.triggerGracefulShutdown()
         _ = await serverTask.result
         return result
     } catch {
         try? await client.shutdown()
-        serverTask.cancel()
+        await group.triggerGracefulShutdown()
         _ = await serverTask.result
         throw error
     }
