@@ -55,6 +55,18 @@ public final class InferenceServer: Sendable {
     /// Reads an inference body (at most `maxRequestBytes`, counted as it arrives).
     /// `expected` (a declared length: a hint only, never trusted) sizes the buffer up front, at most `limit`.
     func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, expected: Int? = nil) async throws -> Data where S.Element == ByteBuffer {
+        try await collectRequestBody(body, limit: limit, expected: expected, alignedAt: nil)
+    }
+
+    /// Reads a whole request body, counting against `limit` as it arrives (a declared length is never trusted).
+    /// With a declared length and `alignedAt`, the bytes are gathered in one allocation placed so that the byte at
+    /// that offset (where an inference request's binary tensors start) is 64-byte aligned: the engine can then use
+    /// input tensors in place instead of copying them out of the body (`TensorStorage.borrowing`).
+    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, expected: Int?, alignedAt offset: Int?) async throws -> Data
+    where S.Element == ByteBuffer {
+        if let expected, let offset, expected > 0, expected <= limit, offset >= 0, offset <= expected {
+            return try await collectAligned(body, length: expected, alignedAt: offset)
+        }
         var data = Data()
         if let expected, expected > 0 { data.reserveCapacity(min(expected, limit)) }
         do {
@@ -70,6 +82,32 @@ public final class InferenceServer: Sendable {
             throw ServerError(.badRequest, "the request body could not be read")
         }
         return data
+    }
+
+    private func collectAligned<S: AsyncSequence>(_ body: S, length: Int, alignedAt offset: Int) async throws -> Data
+    where S.Element == ByteBuffer {
+        let pad = (64 - offset % 64) % 64
+        let base = UnsafeMutableRawPointer.allocate(byteCount: pad + length, alignment: 64)
+        var count = 0
+        do {
+            for try await chunk in body {
+                // HTTP framing holds the body to its declared length; checked again here all the same.
+                guard chunk.readableBytes <= length - count else {
+                    throw ServerError(.badRequest, "the request body is longer than its declared length")
+                }
+                chunk.withUnsafeReadableBytes { raw in
+                    if let b = raw.baseAddress { (base + pad + count).copyMemory(from: b, byteCount: raw.count) }
+                }
+                count += chunk.readableBytes
+            }
+        } catch let e as ServerError {
+            base.deallocate()
+            throw e
+        } catch {
+            base.deallocate()
+            throw ServerError(.badRequest, "the request body could not be read")
+        }
+        return Data(bytesNoCopy: base + pad, count: count, deallocator: .custom { _, _ in base.deallocate() })
     }
 
     /// Runs one inference request on `model`: admission (429 when saturated), body (413 over the limit),
@@ -103,7 +141,7 @@ public final class InferenceServer: Sendable {
             } else {
                 hl = nil
             }
-            let data = try await collectRequestBody(body, limit: limits.maxRequestBytes, expected: declaredLength)
+            let data = try await collectRequestBody(body, limit: limits.maxRequestBytes, expected: declaredLength, alignedAt: hl)
             let deadline = start + limits.requestTimeout
             let tensorLimits = limits.tensorLimits
             let result = try await inferencePool.run(reservation, deadline: deadline) { flag in

@@ -121,16 +121,16 @@ enum TensorCoding {
         guard bytes.count == count * size else {
             throw ServerError.badRequest("input '\(name)' of shape \(shape) and datatype \(oip.rawValue) needs \(count * size) bytes of binary data, got \(bytes.count)")
         }
-        let t = try Tensor(uninitialized: dataType, shape: shape, limits: limits)
-        if dataType == .bool {
-            // A Swift Bool must be 0 or 1: normalise instead of copying arbitrary bytes.
-            let out = t.storage.base.assumingMemoryBound(to: UInt8.self)
-            for (i, b) in bytes.enumerated() { out[i] = b == 0 ? 0 : 1 }
-        } else {
-            bytes.withUnsafeBytes { raw in
-                if let b = raw.baseAddress { t.storage.base.copyMemory(from: b, byteCount: raw.count) }
-            }
+        if dataType != .bool {
+            // In place when the body put the bytes at a suitable address (the server gathers the body so that
+            // the binary part is 64-byte aligned); the engine never writes into storage it does not own.
+            _ = try limits.checkedCount(shape, dataType)
+            return Tensor(dataType: dataType, shape: shape, storage: TensorStorage.borrowing(bytes, alignment: size))
         }
+        // A Swift Bool must be 0 or 1: normalise instead of copying arbitrary bytes.
+        let t = try Tensor(uninitialized: dataType, shape: shape, limits: limits)
+        let out = t.storage.base.assumingMemoryBound(to: UInt8.self)
+        for (i, b) in bytes.enumerated() { out[i] = b == 0 ? 0 : 1 }
         return t
     }
 

@@ -2,6 +2,7 @@ import BlindAIProtocol
 import BlindAITensor
 @testable import BlindAIServer
 import Foundation
+import NIOCore
 import Testing
 
 /// The pieces without sockets: the upload state machine, API keys, the protocol types.
@@ -229,5 +230,58 @@ import Testing
         #expect(try await pool.run(try pool.reserve()) { _ in 3 } == 3)
         await pool.shutdown()
         #expect(throws: ServerError.self) { try pool.reserve() }
+    }
+}
+
+/// An inference body is gathered so that its binary tensors can be used in place.
+@Suite struct RequestBodyTests {
+    static func chunks(_ data: Data, sizes: [Int]) -> AsyncStream<ByteBuffer> {
+        AsyncStream { c in
+            var rest = data[...]
+            for n in sizes where !rest.isEmpty {
+                c.yield(ByteBuffer(bytes: rest.prefix(n)))
+                rest = rest.dropFirst(n)
+            }
+            if !rest.isEmpty { c.yield(ByteBuffer(bytes: rest)) }
+            c.finish()
+        }
+    }
+
+    @Test func binaryTensorsAreUsedInPlace() async throws {
+        let server = try makeServer()
+        let header = Data(#"{"inputs":[{"x":1}]}"#.utf8)   // 19 bytes: the binary part starts unaligned
+        let floats: [Float] = (0..<1000).map { Float($0) * 0.5 }
+        let payload = header + floats.withUnsafeBytes { Data($0) }
+
+        let body = try await server.collectRequestBody(Self.chunks(payload, sizes: [7, 1000, 50]), limit: 1 << 20,
+                                                       expected: payload.count, alignedAt: header.count)
+        #expect(body == payload)
+        let (_, binary) = try BinaryFraming.split(body, headerLength: header.count)
+        let t = try TensorCoding.fromBinary(binary, name: "x", dataType: .float32, oip: .fp32, shape: [1000], count: 1000, limits: .default)
+        #expect(!t.storage.ownsMemory)
+        #expect(Int(bitPattern: t.storage.base) % 64 == 0)
+        #expect(t.scalars(as: Float.self) == floats)
+
+        // Length not declared (chunked): gathered as it comes, the tensor is a copy with the same values.
+        let plain = try await server.collectRequestBody(Self.chunks(payload, sizes: [3]), limit: 1 << 20)
+        let (_, binary2) = try BinaryFraming.split(plain, headerLength: header.count)
+        let t2 = try TensorCoding.fromBinary(binary2, name: "x", dataType: .float32, oip: .fp32, shape: [1000], count: 1000, limits: .default)
+        #expect(t2.scalars(as: Float.self) == floats)
+
+        // The tensor limits still apply to a tensor used in place.
+        #expect(throws: EngineError.self) {
+            _ = try TensorCoding.fromBinary(binary, name: "x", dataType: .float32, oip: .fp32, shape: [1000], count: 1000,
+                                            limits: TensorLimits(maxTensorBytes: 1000))
+        }
+        await server.shutdown()
+    }
+
+    @Test func aBodyLongerThanDeclaredIsRefused() async throws {
+        let server = try makeServer()
+        let payload = Data(repeating: 1, count: 300)
+        await #expect(throws: ServerError.self) {
+            _ = try await server.collectRequestBody(Self.chunks(payload, sizes: [100]), limit: 1 << 20, expected: 200, alignedAt: 10)
+        }
+        await server.shutdown()
     }
 }
