@@ -141,9 +141,12 @@ static void kernel_avx2(ptrdiff_t kc, const float *a, const float *b, float *c, 
 }
 #endif
 
-void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
-                   float beta, float *c, ptrdiff_t ldc) {
+// The blocked loops shared by blindai_sgemm and blindai_sgemm_packed_a. With `packed_a` (the layout of
+// blindai_sgemm_pack_a: per K block of KC, MR-row panels of op(A) for every row), A is not packed here and `a`
+// is unused; `row0` is the first row of this call's C within the packed rows (a multiple of MR).
+static void gemm_blocks(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                        float alpha, const float *a, ptrdiff_t lda, const float *packed_a, ptrdiff_t packed_rows,
+                        ptrdiff_t row0, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return;
     // Scale C by beta first; beta == 0 overwrites (so NaN/garbage in C is ignored).
     for (ptrdiff_t i = 0; i < m; i++) {
@@ -161,8 +164,10 @@ void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
     ptrdiff_t nc_max = n < NC ? n : NC;
     ptrdiff_t mc_max = m < MC ? m : MC;
     float *bp = aligned_alloc(64, (size_t)(((KC * ((nc_max + NR - 1) / NR * NR)) * sizeof(float) + 63) / 64 * 64));
-    float *ap = aligned_alloc(64, (size_t)(((KC * ((mc_max + MR - 1) / MR * MR)) * sizeof(float) + 63) / 64 * 64));
-    if (!bp || !ap) { free(bp); free(ap); abort(); }
+    float *ap = packed_a ? NULL : aligned_alloc(64, (size_t)(((KC * ((mc_max + MR - 1) / MR * MR)) * sizeof(float) + 63) / 64 * 64));
+    if (!bp || (!packed_a && !ap)) { free(bp); free(ap); abort(); }
+    // Rows of the packed A, rounded up to whole panels: the size of one K block's panels is kc * pr.
+    ptrdiff_t pr = (packed_rows + MR - 1) / MR * MR;
 
     for (ptrdiff_t j0 = 0; j0 < n; j0 += NC) {
         ptrdiff_t nc = n - j0 < NC ? n - j0 : NC;
@@ -171,12 +176,18 @@ void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
             pack_b(trans_b, b, ldb, p0, kc, j0, nc, bp);
             for (ptrdiff_t i0 = 0; i0 < m; i0 += MC) {
                 ptrdiff_t mc = m - i0 < MC ? m - i0 : MC;
-                pack_a(trans_a, a, lda, i0, mc, p0, kc, ap);
+                const float *apanel;
+                if (packed_a) {
+                    apanel = packed_a + p0 * pr + (row0 + i0) * kc;
+                } else {
+                    pack_a(trans_a, a, lda, i0, mc, p0, kc, ap);
+                    apanel = ap;
+                }
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t cols = nc - jr < NR ? nc - jr : NR;
                     for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
                         ptrdiff_t rows = mc - ir < MR ? mc - ir : MR;
-                        kernel(kc, ap + ir * kc, bp + jr * kc, c + (i0 + ir) * ldc + j0 + jr, ldc, rows, cols, alpha);
+                        kernel(kc, apanel + ir * kc, bp + jr * kc, c + (i0 + ir) * ldc + j0 + jr, ldc, rows, cols, alpha);
                     }
                 }
             }
@@ -184,4 +195,31 @@ void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
     }
     free(bp);
     free(ap);
+}
+
+void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                   float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                   float beta, float *c, ptrdiff_t ldc) {
+    gemm_blocks(trans_a, trans_b, m, n, k, alpha, a, lda, NULL, 0, 0, b, ldb, beta, c, ldc);
+}
+
+ptrdiff_t blindai_sgemm_packed_a_count(ptrdiff_t m, ptrdiff_t k) {
+    if (m <= 0 || k <= 0) return 0;
+    return k * ((m + MR - 1) / MR * MR);
+}
+
+void blindai_sgemm_pack_a(int trans_a, ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, float *dst) {
+    if (m <= 0 || k <= 0) return;
+    ptrdiff_t pr = (m + MR - 1) / MR * MR;
+    for (ptrdiff_t p0 = 0; p0 < k; p0 += KC) {
+        ptrdiff_t kc = k - p0 < KC ? k - p0 : KC;
+        // All rows at once: pack_a writes MR-row panels in row order, which is the layout for every MC block.
+        pack_a(trans_a, a, lda, 0, m, p0, kc, dst + p0 * pr);
+    }
+}
+
+void blindai_sgemm_packed_a(const float *packed_a, ptrdiff_t packed_rows, ptrdiff_t row0, ptrdiff_t m,
+                            int trans_b, ptrdiff_t n, ptrdiff_t k, float alpha, const float *b, ptrdiff_t ldb,
+                            float beta, float *c, ptrdiff_t ldc) {
+    gemm_blocks(0, trans_b, m, n, k, alpha, NULL, 0, packed_a, packed_rows, row0, b, ldb, beta, c, ldc);
 }

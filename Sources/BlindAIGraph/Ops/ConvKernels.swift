@@ -281,6 +281,33 @@ enum CFParallel {
         return Swift.min(workers, work)
     }
 
+    /// blindai_sgemm_packed_a over a whole prepacked A [m, k], split like `sgemm`.
+    static func sgemmPackedA(_ pa: UnsafePointer<Float>, _ m: Int, _ n: Int, _ k: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                             _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: Swift.max(k, 1))
+        if workers == 1 || (!macs.overflow && macs.partialValue < gemmThreshold) || (n < 32 && m < 24) {
+            blindai_sgemm_packed_a(pa, m, 0, m, 0, n, k, 1, b, ldb, beta, c, ldc)
+            return
+        }
+        let sa = CFShared(pa), sb = CFShared(b), sc = CFShared(c)
+        if n >= 64 || n >= m {
+            let per = ((n + workers - 1) / workers + 15) / 16 * 16
+            let count = (n + per - 1) / per
+            forEach(count) { t in
+                let j0 = t * per, nn = Swift.min(per, n - j0)
+                blindai_sgemm_packed_a(sa.value, m, 0, m, 0, nn, k, 1, sb.value + j0, ldb, beta, sc.value + j0, ldc)
+            }
+        } else {
+            // Row chunks start at multiples of the 6-high micro-tile, as the packed panels do.
+            let per = ((m + workers - 1) / workers + 5) / 6 * 6
+            let count = (m + per - 1) / per
+            forEach(count) { t in
+                let i0 = t * per, mm = Swift.min(per, m - i0)
+                blindai_sgemm_packed_a(sa.value, m, i0, mm, 0, n, k, 1, sb.value, ldb, beta, sc.value + i0 * ldc, ldc)
+            }
+        }
+    }
+
     /// blindai_sgemm split by columns (or rows when N is small) across the cores.
     static func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                       _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,

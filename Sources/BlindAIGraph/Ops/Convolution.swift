@@ -212,8 +212,10 @@ private func convValidRange(_ n: Int, stride: Int, offset: Int, limit: Int) -> (
 
 enum ConvKernels {
     /// Forward convolution over contiguous NC(D)(H)W buffers. `bias` has cOut values or is nil.
+    /// `packed`, only for float32, holds `w` packed for blindai_sgemm_packed_a (`PackedConvWeights.matching`).
     static func forward<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
-                                     _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, _ ctx: ExecutionContext) throws {
+                                     _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, _ ctx: ExecutionContext,
+                                     packed: PackedConvWeights? = nil) throws {
         let outSpatial = g.outSpatial, inSpatial = g.inSpatial, kSize = g.kernelSize
         let cig = g.cInPerGroup, cog = g.cOutPerGroup
         if g.batch == 0 || g.cOut == 0 || outSpatial == 0 { return }
@@ -272,8 +274,15 @@ enum ConvKernels {
                 } else {
                     b = xg
                 }
-                T.cfGemm(transA: false, transB: false, m: cog, n: outSpatial, k: kDim, a: wg, lda: kDim, b: b, ldb: outSpatial,
-                         accumulate: accumulate, c: og, ldc: outSpatial)
+                if let packed {
+                    // T is Float here (the caller passes `packed` only then).
+                    CFParallel.sgemmPackedA(packed.group(grp), cog, outSpatial, kDim,
+                                            UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), outSpatial, accumulate ? 1 : 0,
+                                            UnsafeMutableRawPointer(og).assumingMemoryBound(to: Float.self), outSpatial)
+                } else {
+                    T.cfGemm(transA: false, transB: false, m: cog, n: outSpatial, k: kDim, a: wg, lda: kDim, b: b, ldb: outSpatial,
+                             accumulate: accumulate, c: og, ldc: outSpatial)
+                }
             }
         }
     }
@@ -601,6 +610,8 @@ enum ConvKernels {
 struct ConvOp: Operator {
     let attrs: ConvAttributes
     let transposed: Bool
+    /// The weights packed once at build time when they are a float32 constant (nil otherwise).
+    var packed: PackedConvWeights? = nil
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), w = try inputs.required(1)
@@ -633,7 +644,7 @@ struct ConvOp: Operator {
         if transposed {
             try ConvKernels.transposed(px, pw, pb, po, g, ctx)
         } else {
-            try ConvKernels.forward(px, pw, pb, po, g, ctx)
+            try ConvKernels.forward(px, pw, pb, po, g, ctx, packed: T.self == Float.self ? packed?.matching(w, g) : nil)
         }
         return out
     }
@@ -904,7 +915,11 @@ struct CausalConvWithStateOp: Operator {
 
 extension StandardOperators {
     static func registerConvolution(_ r: inout OperatorRegistry) {
-        r.register("Conv") { c in ConvOp(attrs: try ConvAttributes(c), transposed: false) }
+        r.register("Conv") { c in
+            let attrs = try ConvAttributes(c)
+            let weights = c.constantInputs.count > 1 ? c.constantInputs[1] : nil
+            return ConvOp(attrs: attrs, transposed: false, packed: weights.flatMap { PackedConvWeights(weights: $0, group: attrs.group) })
+        }
         r.register("ConvTranspose") { c in ConvOp(attrs: try ConvAttributes(c), transposed: true) }
         r.register("ConvInteger") { c in ConvIntegerOp(attrs: try ConvAttributes(c), quantized: false) }
         r.register("QLinearConv") { c in ConvIntegerOp(attrs: try ConvAttributes(c), quantized: true) }
@@ -917,4 +932,52 @@ extension StandardOperators {
             return CausalConvWithStateOp(silu: activation != "none")
         }
     }
+}
+
+/// A convolution's float32 weights, rearranged once when the model is compiled into the panels the GEMM
+/// micro-kernel reads (`blindai_sgemm_pack_a`), one block per group, so that no run packs them again (packing
+/// the weights took about half of the packing time, itself 17 % of a ResNet18 run, and each thread of a
+/// column-split GEMM packed them on its own). Costs memory about the size of the weights. Immutable.
+final class PackedConvWeights: @unchecked Sendable {
+    /// The storage that was packed: a run uses the packed form only for this very weight tensor.
+    let source: TensorStorage
+    let shape: [Int]
+    let rowsPerGroup: Int
+    let k: Int
+    let groups: Int
+    private let perGroup: Int
+    private let base: UnsafeMutablePointer<Float>
+
+    /// nil when the weights are not float32, not a conv weight shape, or depthwise (which does not use the GEMM).
+    init?(weights w: Tensor, group: Int) {
+        guard w.dataType == .float32, w.shape.count >= 3, group >= 1, w.shape[0] > 0, w.shape[0] % group == 0 else { return nil }
+        let cig = w.shape[1]
+        let kSize = w.shape.dropFirst(2).reduce(1, *)
+        if cig == 1 && group > 1 { return nil }
+        let rows = w.shape[0] / group, k = cig * kSize
+        guard k > 0, w.count == rows * group * k else { return nil }
+        let per = Int(blindai_sgemm_packed_a_count(rows, k))
+        source = w.storage
+        shape = w.shape
+        rowsPerGroup = rows
+        self.k = k
+        groups = group
+        perGroup = per
+        base = .allocate(capacity: per * group)
+        let pw = w.buffer(Float.self).baseAddress!
+        for grp in 0..<group {
+            blindai_sgemm_pack_a(0, rows, k, pw + grp * rows * k, k, base + grp * per)
+        }
+    }
+
+    deinit { base.deallocate() }
+
+    /// Self when `w` is the tensor that was packed and `g` the geometry it was packed for.
+    func matching(_ w: Tensor, _ g: ConvGeometry) -> PackedConvWeights? {
+        guard w.storage === source, w.shape == shape, g.group == groups, g.cOutPerGroup == rowsPerGroup,
+              g.cInPerGroup * g.kernelSize == k else { return nil }
+        return self
+    }
+
+    func group(_ grp: Int) -> UnsafePointer<Float> { UnsafePointer(base + grp * perGroup) }
 }

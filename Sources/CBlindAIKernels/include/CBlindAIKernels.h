@@ -18,6 +18,17 @@ void blindai_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
                    float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                    float beta, float *c, ptrdiff_t ldc);
 
+/// A prepacked left operand: op(A) [M, K] rearranged once (blindai_sgemm_pack_a into a buffer of
+/// blindai_sgemm_packed_a_count(M, K) floats) for many products with different right operands, as a
+/// convolution's weights are. blindai_sgemm_packed_a then computes rows row0 ..< row0 + m of
+/// C = alpha * op(A) * op(B) + beta * C, where row0 is a multiple of 6 (the micro-tile height) and c points at
+/// row row0 of C; packed_rows is the M the buffer was packed with.
+ptrdiff_t blindai_sgemm_packed_a_count(ptrdiff_t m, ptrdiff_t k);
+void blindai_sgemm_pack_a(int trans_a, ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, float *dst);
+void blindai_sgemm_packed_a(const float *packed_a, ptrdiff_t packed_rows, ptrdiff_t row0, ptrdiff_t m,
+                            int trans_b, ptrdiff_t n, ptrdiff_t k, float alpha, const float *b, ptrdiff_t ldb,
+                            float beta, float *c, ptrdiff_t ldc);
+
 /// dst[i] = src[i] < 0 ? 0 : src[i] for i < n (NaN and -0 kept); src may equal dst.
 void blindai_relu_f32(const float *src, float *dst, ptrdiff_t n);
 
