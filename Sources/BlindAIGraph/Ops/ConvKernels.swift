@@ -290,8 +290,11 @@ enum CFParallel {
             return
         }
         let sa = CFShared(pa), sb = CFShared(b), sc = CFShared(c)
+        // A few chunks per thread (claimed dynamically): when a core stalls (a busy host, another process), the
+        // others take its share. A is already packed, so smaller chunks cost no extra packing of A.
+        let parts = workers * 3
         if n >= 64 || n >= m {
-            let per = ((n + workers - 1) / workers + 15) / 16 * 16
+            let per = Swift.max(((n + parts - 1) / parts + 15) / 16 * 16, 64)
             let count = (n + per - 1) / per
             forEach(count) { t in
                 let j0 = t * per, nn = Swift.min(per, n - j0)
@@ -299,7 +302,7 @@ enum CFParallel {
             }
         } else {
             // Row chunks start at multiples of the 6-high micro-tile, as the packed panels do.
-            let per = ((m + workers - 1) / workers + 5) / 6 * 6
+            let per = Swift.max(((m + parts - 1) / parts + 5) / 6 * 6, 24)
             let count = (m + per - 1) / per
             forEach(count) { t in
                 let i0 = t * per, mm = Swift.min(per, m - i0)
