@@ -107,14 +107,16 @@ static void run_indices(uint32_t gen) {
 static void *helper_main(void *arg) {
     int id = (int)(intptr_t)arg;   // 1 ... threads - 1
     uint32_t seen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32);
+    int wanted = 1;
     for (;;) {
-        // Spin for the next generation, then sleep until one is published.
+        // Spin for the next generation, then sleep until one is published. A helper the last loop did not want
+        // (other inferences occupy the cores) sleeps at once instead of spinning beside them.
         long start = now_ns();
         uint32_t gen;
-        for (unsigned spins = 0;; spins++) {
+        for (unsigned spins = wanted ? 0 : 255;; spins++) {
             gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32);
             if (gen != seen) break;
-            if ((spins & 255) == 255 && (now_ns() - start > pool.spin_ns ||
+            if ((spins & 255) == 255 && (!wanted || now_ns() - start > pool.spin_ns ||
                                          atomic_load_explicit(&pool.resting, memory_order_relaxed))) {
                 pthread_mutex_lock(&pool.mutex);
                 atomic_fetch_add(&pool.sleepers, 1);
@@ -127,14 +129,16 @@ static void *helper_main(void *arg) {
             }
             cpu_relax();
         }
-        if (id <= atomic_load_explicit(&pool.helpers_wanted, memory_order_relaxed)) run_indices(gen);
+        wanted = id <= atomic_load_explicit(&pool.helpers_wanted, memory_order_relaxed);
+        if (wanted) run_indices(gen);
         seen = gen;
     }
     return NULL;
 }
 
 static void start_pool(void) {
-    int n = (int)env_long("BLINDAI_NUM_THREADS", cores(), 1, MAX_THREADS);
+    int available = cores();
+    int n = (int)env_long("BLINDAI_NUM_THREADS", available < MAX_THREADS ? available : MAX_THREADS, 1, MAX_THREADS);
     pool.spin_ns = env_long("BLINDAI_SPIN_MICROSECONDS", 200, 0, 1000000) * 1000L;
     int started = 1;
     for (int i = 1; i < n; i++) {
@@ -143,7 +147,8 @@ static void start_pool(void) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, (size_t)8 << 20);
         pthread_t thread;
-        if (pthread_create(&thread, &attr, helper_main, (void *)(intptr_t)i) == 0) started++;
+        // Helper ids are 1 ... started - 1 with no gap, even if a thread could not be created.
+        if (pthread_create(&thread, &attr, helper_main, (void *)(intptr_t)started) == 0) started++;
         pthread_attr_destroy(&attr);
     }
     pool.threads = started;
