@@ -1,4 +1,4 @@
-import BlindAIGraph
+@testable import BlindAIGraph
 import BlindAIONNX
 import BlindAITensor
 import BlindAITestSupport
@@ -9,16 +9,9 @@ import Testing
 /// The engine's intra-operator pool (CBlindAIKernels/parallel.c): every index of a loop runs exactly once,
 /// whoever calls, however many call at once, and nested loops run inline.
 @Suite struct ThreadPoolTests {
-    /// Runs `body` for 0..<count through `blindai_parallel_for`.
+    /// Runs `body` for 0..<count through the engine's bridge to `blindai_parallel_for`.
     static func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
-        withoutActuallyEscaping(body) { body in
-            var body = body
-            withUnsafeMutablePointer(to: &body) { pointer in
-                blindai_parallel_for(count, { context, index in
-                    context!.assumingMemoryBound(to: (@Sendable (Int) -> Void).self).pointee(index)
-                }, pointer)
-            }
-        }
+        CFParallel.forEach(count, body)
     }
 
     /// A buffer of counters that loop bodies on several threads bump at distinct indices.
