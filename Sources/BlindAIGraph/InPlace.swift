@@ -71,6 +71,7 @@ extension UnaryOp: InPlaceElementwise {
         case .relu where T.self == Float.self: return InPlaceLoops.floatKernel(x, blindai_relu_f32)
         case .relu: return InPlaceLoops.map(x, T.self) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sigmoid: return InPlaceLoops.map(x, T.self) { v in v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v)) }
+        case .tanh where T.self == Float.self: return InPlaceLoops.floatKernel(x, blindai_tanh_f32)
         case .tanh: return InPlaceLoops.map(x, T.self) { T.tanh($0) }
         case .erf where T.self == Float.self: return InPlaceLoops.floatKernel(x, blindai_erf_f32)
         case .erf: return InPlaceLoops.map(x, T.self) { T.erf($0) }

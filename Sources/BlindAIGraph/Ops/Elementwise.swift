@@ -71,6 +71,7 @@ struct UnaryOp: Operator {
         case .relu where T.self == Float.self: return try Loops.floatKernel(x, ctx, blindai_relu_f32)
         case .relu: return try Loops.map(x, T.self, T.self, ctx) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sigmoid: return try Loops.map(x, T.self, T.self, ctx) { v in v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v)) }
+        case .tanh where T.self == Float.self: return try Loops.floatKernel(x, ctx, blindai_tanh_f32)
         case .tanh: return try Loops.map(x, T.self, T.self, ctx) { T.tanh($0) }
         case .erf where T.self == Float.self: return try Loops.floatKernel(x, ctx, blindai_erf_f32)
         case .erf: return try Loops.map(x, T.self, T.self, ctx) { T.erf($0) }

@@ -39,6 +39,10 @@ void blindai_relu_f32(const float *src, float *dst, ptrdiff_t n);
 void blindai_depthwise_plane_f32(const float *padded, ptrdiff_t row_stride, ptrdiff_t odd_offset, int k, int s,
                                  const float *w, float bias, float *out, ptrdiff_t oh, ptrdiff_t ow);
 
+/// dst[i] = tanh(src[i]) for i < n, within 1e-6 relative or 1e-7 absolute (NaN kept, +-inf give +-1, -0 kept);
+/// src may equal dst.
+void blindai_tanh_f32(const float *src, float *dst, ptrdiff_t n);
+
 /// dst[i] = erf(src[i]) for i < n, within 2e-7 absolute (NaN kept, +-inf give +-1); src may equal dst.
 void blindai_erf_f32(const float *src, float *dst, ptrdiff_t n);
 
