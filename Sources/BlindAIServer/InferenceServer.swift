@@ -52,17 +52,12 @@ public final class InferenceServer: Sendable {
 
     // MARK: Inference
 
-    /// Reads an inference body (at most `maxRequestBytes`, counted as it arrives).
-    /// `expected` (a declared length: a hint only, never trusted) sizes the buffer up front, at most `limit`.
-    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, expected: Int? = nil) async throws -> Data where S.Element == ByteBuffer {
-        try await collectRequestBody(body, limit: limit, expected: expected, alignedAt: nil)
-    }
-
-    /// Reads a whole request body, counting against `limit` as it arrives (a declared length is never trusted).
+    /// Reads a whole request body, counting against `limit` as it arrives. `expected` (a declared length: a hint
+    /// only, never trusted) sizes the buffer up front, at most `limit`.
     /// With a declared length and `alignedAt`, the bytes are gathered in one allocation placed so that the byte at
     /// that offset (where an inference request's binary tensors start) is 64-byte aligned: the engine can then use
     /// input tensors in place instead of copying them out of the body (`TensorStorage.borrowing`).
-    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, expected: Int?, alignedAt offset: Int?) async throws -> Data
+    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, expected: Int? = nil, alignedAt offset: Int? = nil) async throws -> Data
     where S.Element == ByteBuffer {
         if let expected, let offset, expected > 0, expected <= limit, offset >= 0, offset <= expected {
             return try await collectAligned(body, length: expected, alignedAt: offset)

@@ -176,83 +176,92 @@ static inline __m256 exp_neg_avx2(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(n));
 }
 
-__attribute__((target("avx2,fma")))
-static void erf_avx2(const float *src, float *dst, ptrdiff_t n) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+// Applies an odd function 8 floats at a time: core(|x|) for x >= 0, the sign of x copied back (so -0 stays -0),
+// NaN in, NaN out; the tail through the scalar function. Inlined into each caller with its core.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void odd_avx2(const float *src, float *dst, ptrdiff_t n, __m256 (*core)(__m256), float (*scalar)(float)) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
     ptrdiff_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 x = _mm256_loadu_ps(src + i);
-        __m256 ax = _mm256_andnot_ps(sign, x);
-        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), ax, one));
-        __m256 poly = _mm256_set1_ps(ERF_A5);
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A4));
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A3));
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A2));
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A1));
-        poly = _mm256_mul_ps(poly, t);
-        __m256 x2 = _mm256_mul_ps(ax, ax);
-        __m256 e = exp_neg_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x2));
-        // Past |x| = 9.4 the result is 1 to float precision (and exp is clamped there).
-        e = _mm256_andnot_ps(_mm256_cmp_ps(x2, _mm256_set1_ps(87.0f), _CMP_GT_OQ), e);
-        __m256 r = _mm256_fnmadd_ps(poly, e, one);
-        r = _mm256_or_ps(r, _mm256_and_ps(sign, x));  // odd: copy the sign of x
-        // NaN in, NaN out.
-        __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-        _mm256_storeu_ps(dst + i, _mm256_blendv_ps(r, x, nan));
+        __m256 r = _mm256_or_ps(core(_mm256_andnot_ps(sign, x)), _mm256_and_ps(sign, x));
+        _mm256_storeu_ps(dst + i, _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
     }
-    for (; i < n; i++) dst[i] = erf_scalar(src[i]);
+    for (; i < n; i++) dst[i] = scalar(src[i]);
 }
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 erf_core(__m256 ax) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), ax, one));
+    __m256 poly = _mm256_set1_ps(ERF_A5);
+    poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A4));
+    poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A3));
+    poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A2));
+    poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(ERF_A1));
+    poly = _mm256_mul_ps(poly, t);
+    __m256 x2 = _mm256_mul_ps(ax, ax);
+    __m256 e = exp_neg_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x2));
+    // Past |x| = 9.4 the result is 1 to float precision (and exp is clamped there).
+    e = _mm256_andnot_ps(_mm256_cmp_ps(x2, _mm256_set1_ps(87.0f), _CMP_GT_OQ), e);
+    return _mm256_fnmadd_ps(poly, e, one);
+}
+
+__attribute__((target("avx2,fma")))
+static void erf_avx2(const float *src, float *dst, ptrdiff_t n) { odd_avx2(src, dst, n, erf_core, erf_scalar); }
 #endif
 
-void blindai_erf_f32(const float *src, float *dst, ptrdiff_t n) {
+#ifdef BLINDAI_X86
+#define AVX2_VARIANT(f) (f)
+#else
+#define AVX2_VARIANT(f) NULL
+#endif
+
+// Runs the AVX2 variant of a float32 kernel when the CPU has AVX2 and FMA, the scalar function otherwise.
+static void dispatch_f32(const float *src, float *dst, ptrdiff_t n, void (*avx2)(const float *, float *, ptrdiff_t),
+                         float (*scalar)(float)) {
 #ifdef BLINDAI_X86
     if (blindai_kernels_have_avx2_fma()) {
-        erf_avx2(src, dst, n);
+        avx2(src, dst, n);
         return;
     }
+#else
+    (void)avx2;
 #endif
-    for (ptrdiff_t i = 0; i < n; i++) dst[i] = erf_scalar(src[i]);
+    for (ptrdiff_t i = 0; i < n; i++) dst[i] = scalar(src[i]);
+}
+
+void blindai_erf_f32(const float *src, float *dst, ptrdiff_t n) {
+    dispatch_f32(src, dst, n, AVX2_VARIANT(erf_avx2), erf_scalar);
 }
 
 // tanh: below |x| = 0.625 its Taylor series to x^19 (relative error under 1e-8 there, no cancellation); above,
 // (1 - t) / (1 + t) with t = exp(-2|x|) <= 0.29 (no cancellation either). Odd: the sign of x is copied, so -0 stays
 // -0; NaN in, NaN out; +-inf give +-1. The C library's tanhf (through expm1f) took 24 % of a GPT-2 run.
 #ifdef BLINDAI_X86
-__attribute__((target("avx2,fma")))
-static void tanh_avx2(const float *src, float *dst, ptrdiff_t n) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    ptrdiff_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_loadu_ps(src + i);
-        __m256 ax = _mm256_andnot_ps(sign, x);
-        __m256 y = _mm256_mul_ps(ax, ax);
-        __m256 q = _mm256_set1_ps(-2.3912911424355248e-4f);
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(5.90027440945586e-4f));
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-1.4558343870513183e-3f));
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(3.592128036572481e-3f));
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-8.863235529902197e-3f));
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(2.1869488536155203e-2f));
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-5.396825396825397e-2f));
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(1.3333333333333333e-1f));
-        q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-3.333333333333333e-1f));
-        __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(ax, y), q, ax);
-        __m256 t = exp_neg_avx2(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)));
-        __m256 large = _mm256_div_ps(_mm256_sub_ps(one, t), _mm256_add_ps(one, t));
-        __m256 r = _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
-        r = _mm256_or_ps(r, _mm256_and_ps(sign, x));
-        __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-        _mm256_storeu_ps(dst + i, _mm256_blendv_ps(r, x, nan));
-    }
-    for (; i < n; i++) dst[i] = tanhf(src[i]);
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 tanh_core(__m256 ax) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 y = _mm256_mul_ps(ax, ax);
+    __m256 q = _mm256_set1_ps(-2.3912911424355248e-4f);
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(5.90027440945586e-4f));
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-1.4558343870513183e-3f));
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(3.592128036572481e-3f));
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-8.863235529902197e-3f));
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(2.1869488536155203e-2f));
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-5.396825396825397e-2f));
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(1.3333333333333333e-1f));
+    q = _mm256_fmadd_ps(q, y, _mm256_set1_ps(-3.333333333333333e-1f));
+    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(ax, y), q, ax);
+    __m256 t = exp_neg_avx2(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)));
+    __m256 large = _mm256_div_ps(_mm256_sub_ps(one, t), _mm256_add_ps(one, t));
+    return _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
 }
+
+__attribute__((target("avx2,fma")))
+static void tanh_avx2(const float *src, float *dst, ptrdiff_t n) { odd_avx2(src, dst, n, tanh_core, tanhf); }
 #endif
 
 void blindai_tanh_f32(const float *src, float *dst, ptrdiff_t n) {
-#ifdef BLINDAI_X86
-    if (blindai_kernels_have_avx2_fma()) {
-        tanh_avx2(src, dst, n);
-        return;
-    }
-#endif
-    for (ptrdiff_t i = 0; i < n; i++) dst[i] = tanhf(src[i]);
+    dispatch_f32(src, dst, n, AVX2_VARIANT(tanh_avx2), tanhf);
 }

@@ -281,65 +281,49 @@ enum CFParallel {
         return Swift.min(workers, work)
     }
 
-    /// blindai_sgemm_packed_a over a whole prepacked A [m, k], split like `sgemm`.
-    static func sgemmPackedA(_ pa: UnsafePointer<Float>, _ m: Int, _ n: Int, _ k: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                             _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    /// Runs body(rows, columns) over chunks of an [m, n] GEMM output across the cores: column chunks (multiples of
+    /// the 16-wide micro-tile, at least `minColumns`) unless N is small, then row chunks (multiples of the 6-high
+    /// micro-tile, where prepacked A panels start too; at least `minRows`). About `parts` chunks, claimed
+    /// dynamically; one call over the whole output when the product is small.
+    static func splitGemm(_ m: Int, _ n: Int, _ k: Int, parts: Int, minColumns: Int = 16, minRows: Int = 6,
+                          _ body: @Sendable (_ rows: Range<Int>, _ columns: Range<Int>) -> Void) {
         let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: Swift.max(k, 1))
         if workers == 1 || (!macs.overflow && macs.partialValue < gemmThreshold) || (n < 32 && m < 24) {
-            blindai_sgemm_packed_a(pa, m, 0, m, 0, n, k, 1, b, ldb, beta, c, ldc)
+            body(0..<m, 0..<n)
             return
         }
-        let sa = CFShared(pa), sb = CFShared(b), sc = CFShared(c)
-        // A few chunks per thread (claimed dynamically): when a core stalls (a busy host, another process), the
-        // others take its share. A is already packed, so smaller chunks cost no extra packing of A.
-        let parts = workers * 3
         if n >= 64 || n >= m {
-            let per = Swift.max(((n + parts - 1) / parts + 15) / 16 * 16, 64)
-            let count = (n + per - 1) / per
-            forEach(count) { t in
-                let j0 = t * per, nn = Swift.min(per, n - j0)
-                blindai_sgemm_packed_a(sa.value, m, 0, m, 0, nn, k, 1, sb.value + j0, ldb, beta, sc.value + j0, ldc)
-            }
+            let per = Swift.max(((n + parts - 1) / parts + 15) / 16 * 16, minColumns)
+            forEach((n + per - 1) / per) { t in body(0..<m, (t * per)..<Swift.min(n, (t + 1) * per)) }
         } else {
-            // Row chunks start at multiples of the 6-high micro-tile, as the packed panels do.
-            let per = Swift.max(((m + parts - 1) / parts + 5) / 6 * 6, 24)
-            let count = (m + per - 1) / per
-            forEach(count) { t in
-                let i0 = t * per, mm = Swift.min(per, m - i0)
-                blindai_sgemm_packed_a(sa.value, m, i0, mm, 0, n, k, 1, sb.value, ldb, beta, sc.value + i0 * ldc, ldc)
-            }
+            let per = Swift.max(((m + parts - 1) / parts + 5) / 6 * 6, minRows)
+            forEach((m + per - 1) / per) { t in body((t * per)..<Swift.min(m, (t + 1) * per), 0..<n) }
         }
     }
 
-    /// blindai_sgemm split by columns (or rows when N is small) across the cores.
+    /// blindai_sgemm_packed_a over a whole prepacked A [m, k]. A few chunks per thread: when a core stalls (a busy
+    /// host, another process), the others take its share; A is already packed, so smaller chunks cost no extra
+    /// packing of A.
+    static func sgemmPackedA(_ pa: UnsafePointer<Float>, _ m: Int, _ n: Int, _ k: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                             _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        let sa = CFShared(pa), sb = CFShared(b), sc = CFShared(c)
+        splitGemm(m, n, k, parts: workers * 3, minColumns: 64, minRows: 24) { rows, cols in
+            blindai_sgemm_packed_a(sa.value, m, rows.lowerBound, rows.count, 0, cols.count, k, 1, sb.value + cols.lowerBound, ldb,
+                                   beta, sc.value + rows.lowerBound * ldc + cols.lowerBound, ldc)
+        }
+    }
+
+    /// blindai_sgemm split across the cores, one chunk per thread.
     static func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                       _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                       _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         let ta: Int32 = transA ? 1 : 0, tb: Int32 = transB ? 1 : 0
-        let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: Swift.max(k, 1))
-        if workers == 1 || (!macs.overflow && macs.partialValue < gemmThreshold) || (n < 32 && m < 24) {
-            blindai_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-            return
-        }
         let pa = CFShared(a), pb = CFShared(b), pc = CFShared(c)
-        if n >= 64 || n >= m {
-            // Column chunks, multiples of the 16-wide micro-tile.
-            let per = ((n + workers - 1) / workers + 15) / 16 * 16
-            let count = (n + per - 1) / per
-            forEach(count) { t in
-                let j0 = t * per, nn = Swift.min(per, n - j0)
-                let bj = transB ? pb.value + j0 * ldb : pb.value + j0
-                blindai_sgemm(ta, tb, m, nn, k, alpha, pa.value, lda, bj, ldb, beta, pc.value + j0, ldc)
-            }
-        } else {
-            // Row chunks, multiples of the 6-high micro-tile.
-            let per = ((m + workers - 1) / workers + 5) / 6 * 6
-            let count = (m + per - 1) / per
-            forEach(count) { t in
-                let i0 = t * per, mm = Swift.min(per, m - i0)
-                let ai = transA ? pa.value + i0 : pa.value + i0 * lda
-                blindai_sgemm(ta, tb, mm, n, k, alpha, ai, lda, pb.value, ldb, beta, pc.value + i0 * ldc, ldc)
-            }
+        splitGemm(m, n, k, parts: workers) { rows, cols in
+            let i0 = rows.lowerBound, j0 = cols.lowerBound
+            let ai = transA ? pa.value + i0 : pa.value + i0 * lda
+            let bj = transB ? pb.value + j0 * ldb : pb.value + j0
+            blindai_sgemm(ta, tb, rows.count, cols.count, k, alpha, ai, lda, bj, ldb, beta, pc.value + i0 * ldc + j0, ldc)
         }
     }
 }

@@ -425,6 +425,12 @@ enum ConvKernels {
         }
     }
 
+    /// The shape of the zero-padded plane copy that `padPlane` writes for a k x k kernel: its rows, and per row the
+    /// even columns, then (stride 2) the odd ones.
+    static func paddedLayout(oH: Int, oW: Int, k: Int, stride s: Int) -> (rows: Int, even: Int, odd: Int) {
+        ((oH - 1) * s + k, s == 1 ? oW + k - 1 : oW + (k - 1) / 2, s == 1 ? 0 : oW + (k - 2) / 2)
+    }
+
     /// Copies one input plane [H, W] into `rows` zero-padded rows of `evenCount + oddCount` values, for the
     /// direct depthwise kernels: padded row r holds input row r - ph; with stride 1 column c holds input column
     /// c - pw; with stride 2 the row holds the even padded columns (2j - pw) and then the odd ones (2j + 1 - pw),
@@ -468,9 +474,7 @@ enum ConvKernels {
         let k = g.kernel[2], s = g.stride[2], ph = g.padBegin[1], pw = g.padBegin[2]
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
         if oH <= 0 || oW <= 0 { return }
-        let Hp = (oH - 1) * s + k
-        let evenCount = s == 1 ? oW + k - 1 : oW + (k - 1) / 2
-        let oddCount = s == 1 ? 0 : oW + (k - 2) / 2
+        let (Hp, evenCount, oddCount) = paddedLayout(oH: oH, oW: oW, k: k, stride: s)
         let rowStride = evenCount + oddCount
         let padded = UnsafeMutablePointer<Float>.allocate(capacity: Hp * rowStride)
         defer { padded.deallocate() }
@@ -491,9 +495,8 @@ enum ConvKernels {
         let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
         let s = g.stride[2], ph = g.padBegin[1], pw = g.padBegin[2]
         let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
-        let Hp = (oH - 1) * s + 3
         // Stride 1: rows of oW + 2 columns. Stride 2: even columns (oW + 1) then odd columns (oW).
-        let evenCount = s == 1 ? oW + 2 : oW + 1, oddCount = s == 1 ? 0 : oW
+        let (Hp, evenCount, oddCount) = paddedLayout(oH: oH, oW: oW, k: 3, stride: s)
         let rowStride = evenCount + oddCount
         let padded = UnsafeMutablePointer<T>.allocate(capacity: Hp * rowStride)
         defer { padded.deallocate() }
