@@ -53,6 +53,16 @@ def inference_seconds(metrics_port: int, timer: str = "blindai_inference_duratio
     return total, count
 
 
+def timer_snapshot(metrics_port: int) -> tuple[tuple[float, int], tuple[float, int]]:
+    """The handler's timer and the engine's (blindai_inference_compute_seconds), read together."""
+    return inference_seconds(metrics_port), inference_seconds(metrics_port, "blindai_inference_compute_seconds")
+
+
+def means_ms(before, after) -> tuple[float, float]:
+    """Mean milliseconds of the handler's and the engine's timers between two snapshots."""
+    return tuple((a[0] - b[0]) / max(a[1] - b[1], 1) * 1000 for b, a in zip(before, after))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--blindai", default=".build/release/blindai")
@@ -130,8 +140,7 @@ def main() -> None:
         for _ in range(3):
             serve_once()
         pair_engine, pair_served = [], []
-        before_i = inference_seconds(metrics_port)
-        before_ic = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
+        before = timer_snapshot(metrics_port)
         for i in range(a.pairs):
             if i % 2 == 0:
                 pair_engine.append(engine_once())
@@ -139,13 +148,10 @@ def main() -> None:
             else:
                 pair_served.append(serve_once())
                 pair_engine.append(engine_once())
-        after_i = inference_seconds(metrics_port)
-        after_ic = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
+        inter_handler, inter_compute = means_ms(before, timer_snapshot(metrics_port))
         engine_proc.stdin.close()
         engine_proc.wait(timeout=60)
         diffs = [s - e for s, e in zip(pair_served, pair_engine)]
-        inter_handler = (after_i[0] - before_i[0]) / max(after_i[1] - before_i[1], 1) * 1000
-        inter_compute = (after_ic[0] - before_ic[0]) / max(after_ic[1] - before_ic[1], 1) * 1000
         print(f"interleaved, {a.pairs} pairs: engine alone median {statistics.median(pair_engine):.2f} ms "
               f"(mean {statistics.mean(pair_engine):.2f}), served median {statistics.median(pair_served):.2f} ms; "
               f"server handler mean {inter_handler:.2f} ms, engine run in the server mean {inter_compute:.2f} ms", flush=True)
@@ -158,22 +164,13 @@ def main() -> None:
             engine_mins.append(engine["min_ms"])
             engine_means.append(engine["mean_ms"])
 
-            times = []
-            for i in range(a.iterations + 3):
-                if i == 3:
-                    before = inference_seconds(metrics_port)
-                    before_compute = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
-                s = time.perf_counter()
-                c.request("POST", "/v2/models/bench/infer", body=payload, headers=headers)
-                r = c.getresponse()
-                r.read()
-                assert r.status == 200, r.status
-                if i >= 3:
-                    times.append((time.perf_counter() - s) * 1000)
-            after = inference_seconds(metrics_port)
-            after_compute = inference_seconds(metrics_port, "blindai_inference_compute_seconds")
-            handler_means.append((after[0] - before[0]) / max(after[1] - before[1], 1) * 1000)
-            compute_means.append((after_compute[0] - before_compute[0]) / max(after_compute[1] - before_compute[1], 1) * 1000)
+            for _ in range(3):
+                serve_once()
+            before = timer_snapshot(metrics_port)
+            times = [serve_once() for _ in range(a.iterations)]
+            handler_mean, compute_mean = means_ms(before, timer_snapshot(metrics_port))
+            handler_means.append(handler_mean)
+            compute_means.append(compute_mean)
             served_medians.append(statistics.median(times))
             served_mins.append(min(times))
             print(f"round {rnd + 1}: engine median {engine_medians[-1]:.2f} ms (min {engine_mins[-1]:.2f}), "
