@@ -49,3 +49,60 @@ import Testing
         }
     }
 }
+
+/// The direct depthwise kernels (float64 through the generic 3x3 one, float32 through the C plane kernel) against
+/// a naive convolution.
+@Suite struct DepthwiseTests {
+    static func naive(_ x: [Double], _ w: [Double], c: Int, h: Int, wd: Int, k: Int, stride: Int, pad: Int) -> [Double] {
+        let oh = (h + 2 * pad - k) / stride + 1, ow = (wd + 2 * pad - k) / stride + 1
+        var out = [Double](repeating: 0, count: c * oh * ow)
+        for ch in 0..<c {
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    var acc = 0.0
+                    for a in 0..<k {
+                        for b in 0..<k {
+                            let r = i * stride - pad + a, q = j * stride - pad + b
+                            if r >= 0 && r < h && q >= 0 && q < wd { acc += x[(ch * h + r) * wd + q] * w[(ch * k + a) * k + b] }
+                        }
+                    }
+                    out[(ch * oh + i) * ow + j] = acc
+                }
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: [(3, 1), (3, 2), (5, 1), (5, 2)])
+    func matchesANaiveConvolution(_ kernel: (Int, Int)) throws {
+        let (k, stride) = kernel
+        let c = 6, h = 11, wd = 13, pad = k / 2
+        let x = PackedWeightsTests.values(c * h * wd, 7).map(Double.init)
+        let w = PackedWeightsTests.values(c * k * k, 8).map(Double.init)
+        let expected = Self.naive(x, w, c: c, h: h, wd: wd, k: k, stride: stride, pad: pad)
+        for type in [DataType.float64, .float32] {
+            var b = ModelBuilder()
+            b.input("x", type, [1, c, h, wd])
+            if type == .float64 {
+                b.initializer("w", Tensor(shape: [c, 1, k, k], scalars: w))
+            } else {
+                b.initializer("w", Tensor(shape: [c, 1, k, k], scalars: w.map { Float($0) }))
+            }
+            b.node("Conv", ["x", "w"], ["y"], attributes: [
+                ModelBuilder.intAttribute("group", c), ModelBuilder.intsAttribute("pads", [pad, pad, pad, pad]),
+                ModelBuilder.intsAttribute("strides", [stride, stride]),
+            ])
+            b.output("y", type, [nil, nil, nil, nil])
+            let m = try ONNXModel(serialized: b.data())
+            let got: [Double]
+            if type == .float64 {
+                got = try m.run(["x": Tensor(shape: [1, c, h, wd], scalars: x)])["y"]!.scalars(as: Double.self)
+            } else {
+                got = try m.run(["x": Tensor(shape: [1, c, h, wd], scalars: x.map { Float($0) })])["y"]!.scalars(as: Float.self).map(Double.init)
+            }
+            #expect(got.count == expected.count)
+            let tolerance = type == .float64 ? 1e-12 : 1e-4
+            #expect(zip(got, expected).allSatisfy { abs($0 - $1) <= tolerance }, "\(type) k \(k) stride \(stride)")
+        }
+    }
+}

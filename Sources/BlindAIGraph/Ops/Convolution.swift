@@ -470,20 +470,28 @@ enum ConvKernels {
     /// `blindai_depthwise_plane_f32` (AVX2/FMA when the CPU has it) computes the plane.
     static func depthwiseSquareFloat(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                                      _ out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, planes: Range<Int>) {
-        let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
-        let k = g.kernel[2], s = g.stride[2], ph = g.padBegin[1], pw = g.padBegin[2]
-        let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
+        let oH = g.outSize[1], oW = g.outSize[2], k = g.kernel[2], s = g.stride[2]
         if oH <= 0 || oW <= 0 { return }
-        let (Hp, evenCount, oddCount) = paddedLayout(oH: oH, oW: oW, k: k, stride: s)
+        forEachPaddedPlane(x, g, k: k, planes: planes) { padded, rowStride, evenCount, n, m in
+            blindai_depthwise_plane_f32(padded, rowStride, evenCount, Int32(k), Int32(s), w + m * k * k, bias?[m] ?? 0,
+                                        out + (n * g.cOut + m) * g.outSpatial, oH, oW)
+        }
+    }
+
+    /// For each plane (batch n, output channel m) in `planes`: copies its input plane into one zero-padded buffer
+    /// (`padPlane`, `paddedLayout` for a k x k kernel) and calls body(padded, rowStride, evenCount, n, m).
+    static func forEachPaddedPlane<T: CFScalar>(_ x: UnsafePointer<T>, _ g: ConvGeometry, k: Int, planes: Range<Int>,
+                                                _ body: (UnsafeMutablePointer<T>, Int, Int, Int, Int) -> Void) {
+        let s = g.stride[2], cog = g.cOutPerGroup
+        let (rows, evenCount, oddCount) = paddedLayout(oH: g.outSize[1], oW: g.outSize[2], k: k, stride: s)
         let rowStride = evenCount + oddCount
-        let padded = UnsafeMutablePointer<Float>.allocate(capacity: Hp * rowStride)
+        let padded = UnsafeMutablePointer<T>.allocate(capacity: rows * rowStride)
         defer { padded.deallocate() }
         for plane in planes {
             let n = plane / g.cOut, m = plane % g.cOut
-            let input = x + (n * g.cIn + m / cog) * inSpatial
-            padPlane(input, H: H, W: W, ph: ph, pw: pw, stride: s, rows: Hp, evenCount: evenCount, oddCount: oddCount, into: padded)
-            blindai_depthwise_plane_f32(padded, rowStride, evenCount, Int32(k), Int32(s), w + m * k * k, bias?[m] ?? 0,
-                                        out + (n * g.cOut + m) * outSpatial, oH, oW)
+            padPlane(x + (n * g.cIn + m / cog) * g.inSpatial, H: g.inSize[1], W: g.inSize[2], ph: g.padBegin[1], pw: g.padBegin[2],
+                     stride: s, rows: rows, evenCount: evenCount, oddCount: oddCount, into: padded)
+            body(padded, rowStride, evenCount, n, m)
         }
     }
 
@@ -492,20 +500,11 @@ enum ConvKernels {
     /// row is one branch-free loop over contiguous memory with the nine taps fused.
     static func depthwise3x3<T: CFScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ bias: UnsafePointer<T>?,
                                           _ out: UnsafeMutablePointer<T>, _ g: ConvGeometry, planes: Range<Int>) {
-        let H = g.inSize[1], W = g.inSize[2], oH = g.outSize[1], oW = g.outSize[2]
-        let s = g.stride[2], ph = g.padBegin[1], pw = g.padBegin[2]
-        let inSpatial = g.inSpatial, outSpatial = g.outSpatial, cog = g.cOutPerGroup
+        let oH = g.outSize[1], oW = g.outSize[2], s = g.stride[2]
         // Stride 1: rows of oW + 2 columns. Stride 2: even columns (oW + 1) then odd columns (oW).
-        let (Hp, evenCount, oddCount) = paddedLayout(oH: oH, oW: oW, k: 3, stride: s)
-        let rowStride = evenCount + oddCount
-        let padded = UnsafeMutablePointer<T>.allocate(capacity: Hp * rowStride)
-        defer { padded.deallocate() }
-        for plane in planes {
-            let n = plane / g.cOut, m = plane % g.cOut
-            let input = x + (n * g.cIn + m / cog) * inSpatial
-            let o = out + (n * g.cOut + m) * outSpatial
+        forEachPaddedPlane(x, g, k: 3, planes: planes) { padded, rowStride, _, n, m in
+            let o = out + (n * g.cOut + m) * g.outSpatial
             let wk = w + m * 9
-            padPlane(input, H: H, W: W, ph: ph, pw: pw, stride: s, rows: Hp, evenCount: evenCount, oddCount: oddCount, into: padded)
             let b = bias?[m] ?? T.zero
             let w00 = wk[0], w01 = wk[1], w02 = wk[2], w10 = wk[3], w11 = wk[4], w12 = wk[5], w20 = wk[6], w21 = wk[7], w22 = wk[8]
             for oh in 0..<oH {
