@@ -47,8 +47,7 @@ else
 fi
 
 echo "== Release build: the Swift suites"
-swift build -c release --build-tests --enable-testable-imports
-swift test -c release --skip-build --enable-testable-imports
+swift test -c release
 swift build -c release --product blindai
 echo "== ONNX node conformance (release), optimised plan"
 .build/release/blindai conformance conformance-data/node --manifest conformance/node.txt

@@ -1,5 +1,15 @@
 import BlindAITensor
 
+/// Records which attributes a builder reads, and as what (tests sweep each operator's own attributes with
+/// extreme values). Not used in production, where `OpBuildContext.probe` is nil.
+final class AttributeProbe: @unchecked Sendable {
+    enum Kind: Sendable { case int, ints, float, floats, string, strings, tensor, graph }
+    private(set) var asked: [(name: String, kind: Kind)] = []
+    func record(_ name: String, _ kind: Kind) {
+        if !asked.contains(where: { $0.name == name }) { asked.append((name, kind)) }
+    }
+}
+
 /// What an operator builder sees of its node: attributes, the opset in force, and a way to compile subgraphs.
 public struct OpBuildContext {
     public let node: Node
@@ -10,6 +20,8 @@ public struct OpBuildContext {
     let compileSubgraph: (Graph) throws -> SubgraphPlan
     /// Subgraphs compiled by the builder; the planner wires their captured outer values as extra inputs.
     var compiled: [SubgraphPlan] = []
+    /// Tests only: records the attributes the builder reads.
+    var probe: AttributeProbe?
 
     init(node: Node, opset: Int, constantInputs: [Tensor?], compileSubgraph: @escaping (Graph) throws -> SubgraphPlan) {
         self.node = node
@@ -30,6 +42,7 @@ public struct OpBuildContext {
     }
 
     public func int(_ name: String) throws -> Int? {
+        probe?.record(name, .int)
         switch node.attributes[name] {
         case nil: return nil
         case .int(let v): return v
@@ -39,6 +52,7 @@ public struct OpBuildContext {
     public func int(_ name: String, default d: Int) throws -> Int { try int(name) ?? d }
 
     public func float(_ name: String) throws -> Float? {
+        probe?.record(name, .float)
         switch node.attributes[name] {
         case nil: return nil
         case .float(let v): return v
@@ -49,6 +63,7 @@ public struct OpBuildContext {
     public func float(_ name: String, default d: Float) throws -> Float { try float(name) ?? d }
 
     public func string(_ name: String) throws -> String? {
+        probe?.record(name, .string)
         switch node.attributes[name] {
         case nil: return nil
         case .string(let v): return v
@@ -58,6 +73,7 @@ public struct OpBuildContext {
     public func string(_ name: String, default d: String) throws -> String { try string(name) ?? d }
 
     public func ints(_ name: String) throws -> [Int]? {
+        probe?.record(name, .ints)
         switch node.attributes[name] {
         case nil: return nil
         case .ints(let v): return v
@@ -67,6 +83,7 @@ public struct OpBuildContext {
     }
 
     public func floats(_ name: String) throws -> [Float]? {
+        probe?.record(name, .floats)
         switch node.attributes[name] {
         case nil: return nil
         case .floats(let v): return v
@@ -76,6 +93,7 @@ public struct OpBuildContext {
     }
 
     public func strings(_ name: String) throws -> [String]? {
+        probe?.record(name, .strings)
         switch node.attributes[name] {
         case nil: return nil
         case .strings(let v): return v
@@ -85,6 +103,7 @@ public struct OpBuildContext {
     }
 
     public func tensor(_ name: String) throws -> Tensor? {
+        probe?.record(name, .tensor)
         switch node.attributes[name] {
         case nil: return nil
         case .tensor(let v): return v
@@ -94,6 +113,7 @@ public struct OpBuildContext {
 
     /// Compiles the subgraph attribute `name`; its captured outer-scope values become implicit node inputs.
     public mutating func subgraph(_ name: String) throws -> SubgraphPlan {
+        probe?.record(name, .graph)
         guard case .graph(let g)? = node.attributes[name] else { throw mismatch(name, "a graph") }
         let plan = try compileSubgraph(g)
         compiled.append(plan)
