@@ -48,7 +48,6 @@ fi
 
 echo "== Release build: the Swift suites"
 swift test -c release
-swift build -c release --product blindai
 echo "== ONNX node conformance (release), optimised plan"
 .build/release/blindai conformance conformance-data/node --manifest conformance/node.txt
 echo "== ONNX node conformance (release), plain plan"
