@@ -92,3 +92,17 @@ func flipSerialBit(_ der: [UInt8]) throws -> [UInt8] {
     out[at + 1 + Int(serialTLV[1])] ^= 0x01
     return out
 }
+
+extension TDXVerifier {
+    /// The quote layer alone, for vectors published without CRLs or QE identity (the production verifier refuses them).
+    static func quoteLayer(anchors: TDXTrustAnchors = .intel) -> TDXVerifier {
+        var v = TDXVerifier(anchors: anchors)
+        v.requiresRevocationAndQEIdentity = false
+        return v
+    }
+}
+
+extension TDXCollateral {
+    /// Whether the CRLs and QE identity the production verifier requires are all present.
+    var isComplete: Bool { pckCRL != nil && rootCACRL != nil && qeIdentityJSON != nil }
+}

@@ -189,23 +189,41 @@ import Testing
 
             var tdxOnly = good
             tdxOnly.snp = nil
-            tdxOnly.tdx = AttestationPolicy.TDXRules()
+            tdxOnly.tdx = AttestationPolicy.TDXRules(anyMeasurement: true)
             #expect(try await refusal(tdxOnly) == .teeNotAllowed)
 
             var otherChip = good
             otherChip.snp?.chipIDs = [String(repeating: "cd", count: 64)]
             #expect(try await refusal(otherChip) == .chipIDNotAllowed)
 
-            // Another simulated platform (another generated root and chip) with the same measurement.
-            let impostor = try SimulatedSNPTEE(measurement: TestTEE.measurement)
+            // Another simulated platform copying every public value the policy also pins (measurement and chip ID) but
+            // with its own generated root: only the root pin tells it apart (issue 10, item 8).
+            let impostor = try SimulatedSNPTEE(measurement: TestTEE.measurement, chipID: TestTEE.shared.chipID)
             try await withServer(try makeAttestedServer(tee: impostor)) { other in
                 do {
                     let c = try await BlindAIClient.connect(to: "127.0.0.1:\(other.port)", policy: good, apiKey: TestKeys.alice)
                     await c.close()
-                    Issue.record("a server on another simulated chip was accepted")
+                    Issue.record("a look-alike simulated chain was accepted")
                 } catch BlindAIClientError.attestation(let e) {
-                    #expect(e.code == .chipIDNotAllowed)
+                    #expect(e.code == .simulatedRootNotPinned)
                 }
+            }
+
+            // A server that loaded its TLS key from a file says so in its claims; the default policy refuses it
+            // (issue 10, item 3), a policy that opts out accepts it.
+            let fileKey = TEESetup.simulated(TestTEE.shared).attestationProvider(tlsKeyGeneratedInMemory: false)
+            try await withServer(try makeAttestedServer(attestation: fileKey)) { other in
+                do {
+                    let c = try await BlindAIClient.connect(to: "127.0.0.1:\(other.port)", policy: good, apiKey: TestKeys.alice)
+                    await c.close()
+                    Issue.record("a server with a file TLS key was accepted by the default policy")
+                } catch BlindAIClientError.attestation(let e) {
+                    #expect(e.code == .tlsKeyNotGeneratedInTEE)
+                }
+                var optOut = good
+                optOut.allowTLSKeyFromFile = true
+                let c = try await BlindAIClient.connect(to: "127.0.0.1:\(other.port)", policy: optOut, apiKey: TestKeys.alice)
+                await c.close()
             }
         }
     }
