@@ -188,7 +188,7 @@ public struct AttestationPolicy: Sendable, Equatable {
         if let snp {
             r.append(SNPMeasurementRule(allowed: snp.anyMeasurement ? nil : snp.measurements ?? []))
             r.append(SNPLaunchRule(rules: snp))
-            if let h = snp.hostData { r.append(SNPHostDataRule(allowed: h)) }
+            if let h = snp.hostData { r.append(RegisterAllowlistRule(register: .snpHostData, allowed: h)) }
             if let c = snp.vlekCSPIDs { r.append(SNPCSPIDRule(allowed: c)) }
             if snp.requireCRL { r.append(SNPCRLRule()) }
             if let s = snp.signers { r.append(SNPSignerRule(allowed: s)) }
@@ -201,9 +201,9 @@ public struct AttestationPolicy: Sendable, Equatable {
         if let tdx {
             r.append(TDXMeasurementRule(allowed: tdx.anyMeasurement ? nil : tdx.measurements ?? []))
             r.append(TDXAttributesRule(rules: tdx))
-            if let x = tdx.xfams { r.append(TDXRegisterRule(register: .xfam, allowed: x)) }
-            if let m = tdx.mrConfigIDs { r.append(TDXRegisterRule(register: .mrConfigID, allowed: m)) }
-            if let m = tdx.mrOwners { r.append(TDXRegisterRule(register: .mrOwner, allowed: m)) }
+            if let x = tdx.xfams { r.append(RegisterAllowlistRule(register: .xfam, allowed: x)) }
+            if let m = tdx.mrConfigIDs { r.append(RegisterAllowlistRule(register: .mrConfigID, allowed: m)) }
+            if let m = tdx.mrOwners { r.append(RegisterAllowlistRule(register: .mrOwner, allowed: m)) }
             if let s = tdx.allowedTCBStatuses { r.append(TDXTCBStatusRule(allowed: s)) }
             if let n = tdx.minimumTCBEvaluationDataNumber { r.append(TDXEvaluationDataNumberRule(minimum: n)) }
         }

@@ -315,21 +315,6 @@ public struct SNPLaunchRule: PolicyRule {
     }
 }
 
-public struct SNPHostDataRule: PolicyRule {
-    public let allowed: [String]
-
-    public init(allowed: [String]) {
-        self.allowed = allowed
-    }
-    public var name: String { "snp.hostData" }
-    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
-        guard let s = c.snp else { return }
-        guard allowed.contains(s.hostData) else {
-            throw AttestationError(.hostDataNotAllowed, "rule snp.hostData: HOST_DATA \(abbrev(s.hostData)) is not in the allowlist (\(allowed.count) entries)")
-        }
-    }
-}
-
 public struct SNPCSPIDRule: PolicyRule {
     public let allowed: [String]
 
@@ -396,10 +381,10 @@ public struct TDXAttributesRule: PolicyRule {
     }
 }
 
-/// An allowlist for one TD report register (XFAM, MRCONFIGID, MROWNER).
-public struct TDXRegisterRule: PolicyRule {
+/// An allowlist for one register of the report: SNP HOST_DATA, TDX XFAM, MRCONFIGID, MROWNER.
+public struct RegisterAllowlistRule: PolicyRule {
     public enum Register: Sendable {
-        case xfam, mrConfigID, mrOwner
+        case snpHostData, xfam, mrConfigID, mrOwner
     }
     public let register: Register
     public let allowed: [String]
@@ -410,19 +395,21 @@ public struct TDXRegisterRule: PolicyRule {
     }
     public var name: String {
         switch register {
+        case .snpHostData: return "snp.hostData"
         case .xfam: return "tdx.xfams"
         case .mrConfigID: return "tdx.mrConfigIDs"
         case .mrOwner: return "tdx.mrOwners"
         }
     }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
-        guard let t = c.tdx else { return }
-        let (value, field, code): (String, String, AttestationError.Code)
+        let (value, field, code): (String?, String, AttestationError.Code)
         switch register {
-        case .xfam: (value, field, code) = (t.xfam, "XFAM", .xfamNotAllowed)
-        case .mrConfigID: (value, field, code) = (t.mrConfigID, "MRCONFIGID", .mrConfigIDNotAllowed)
-        case .mrOwner: (value, field, code) = (t.mrOwner, "MROWNER", .mrOwnerNotAllowed)
+        case .snpHostData: (value, field, code) = (c.snp?.hostData, "HOST_DATA", .hostDataNotAllowed)
+        case .xfam: (value, field, code) = (c.tdx?.xfam, "XFAM", .xfamNotAllowed)
+        case .mrConfigID: (value, field, code) = (c.tdx?.mrConfigID, "MRCONFIGID", .mrConfigIDNotAllowed)
+        case .mrOwner: (value, field, code) = (c.tdx?.mrOwner, "MROWNER", .mrOwnerNotAllowed)
         }
+        guard let value else { return }
         guard allowed.contains(value) else {
             throw AttestationError(code, "rule \(name): \(field) \(abbrev(value)) is not in the allowlist (\(allowed.count) entr\(allowed.count == 1 ? "y" : "ies"))")
         }

@@ -102,12 +102,12 @@ import Testing
             }
             #expect(sawKeyChange)
             // Attesting again runs, and refuses: a restarted simulated TEE is a new platform (new root and chip),
-            // which the first server's policy does not name.
+            // which the first server's policy does not name; the root pin is checked first.
             do {
                 try await client.reconnect()
                 Issue.record("the old policy accepted a new simulated platform")
             } catch BlindAIClientError.attestation(let e) {
-                #expect(e.code == .chipIDNotAllowed)
+                #expect(e.code == .simulatedRootNotPinned)
             }
             await #expect(throws: BlindAIClientError.self) { _ = try await client.models() }
         } catch {
