@@ -90,6 +90,44 @@ struct HardeningVectorTests {
         #expect(try AttestationPolicy.load(json: Data(#"{"snp": {"anyMeasurement": true, "requireCRL": true}}"#.utf8)).snp?.requireCRL == true)
     }
 
+    @Test("SNP: AMD's real Genoa and Milan CRLs verify under the pinned ARKs, and are refused for another product, out of date, or edited")
+    func snpRealCRL() async throws {
+        let genoaCRL = try Vectors.bytes("sev-snp/crl/amd_genoa_vcek_crl.der")
+        let milanCRL = try Vectors.bytes("sev-snp/crl/amd_milan_vcek_crl.der")
+        #expect(try DERCertificateRevocationList(derEncoded: genoaCRL).revokedSerials == [[0x02, 0x00, 0x01]])
+        #expect(try DERCertificateRevocationList(derEncoded: milanCRL).revokedSerials.isEmpty)
+        var p = Self.anySNP
+        p.snp?.requireCRL = true
+        // Azure Genoa report at its pinned time 2025-06-01, inside the CRL's window (2024-10-23 .. 2025-11-03); its ASK
+        // is serial 0x020002, not the revoked 0x020001.
+        let genoa = snpCases[4]
+        #expect(try snp(genoa, p, crl: genoaCRL).snp?.checkedCRL == true)
+        // The same through an evidence bundle that carries the CRL as collateral.
+        let bundle = EvidenceBundle(
+            tee: .sevSNP, report: try Vectors.bytes(genoa.report), certificates: [try Vectors.bytes(genoa.vek)] + (try Vectors.pemBlocks(genoa.chain)),
+            collateral: [SNPCollateral.crlFileName(for: .vcek): genoaCRL])
+        #expect(try await offline(p).verify(bundle: bundle, binding: nil, at: date(genoa.time)).snp?.checkedCRL == true)
+        // virtee's Milan report at 2025-06-01 (its VCEK is valid until 2030) with the Milan CRL.
+        let milan = snpCases[1]
+        let milanClaims = try offline(p).verifySNP(
+            report: try Vectors.bytes(milan.report), endorsementKey: try Vectors.bytes(milan.vek), chain: try Vectors.pemBlocks(milan.chain), crl: milanCRL,
+            at: date("2025-06-01T00:00:00Z"))
+        #expect(milanClaims.snp?.checkedCRL == true)
+        // Genoa's CRL for a Milan chain: another issuer.
+        let other = expectCode(.crlInvalid) {
+            _ = try offline(p).verifySNP(
+                report: try Vectors.bytes(milan.report), endorsementKey: try Vectors.bytes(milan.vek), chain: try Vectors.pemBlocks(milan.chain),
+                crl: genoaCRL, at: date("2025-06-01T00:00:00Z"))
+        }
+        #expect(other?.reason.contains("ARK-Genoa") == true)
+        // After its nextUpdate.
+        await expectCodeAsync(.collateralNotValidAtTime) { _ = try await offline(p).verify(bundle: bundle, binding: nil, at: date("2025-12-01T00:00:00Z")) }
+        // One bit of its signature flipped.
+        var edited = genoaCRL
+        edited[edited.count - 1] ^= 0x01
+        expectCode(.crlInvalid) { _ = try snp(genoa, p, crl: edited) }
+    }
+
     // MARK: Item 5: "any measurement" is explicit
 
     @Test("{\"snp\":{}} and {\"tdx\":{}} are refused; anyMeasurement must be said, and not beside a list")

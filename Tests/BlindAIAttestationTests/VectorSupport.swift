@@ -3,7 +3,7 @@ import Testing
 
 @testable import BlindAIAttestation
 
-/// The real-hardware vectors are committed beside this file (`Vectors/`, 70 files, 484 KB; their README gives
+/// The real-hardware vectors are committed beside this file (`Vectors/`, 72 files, 496 KB; their README gives
 /// each file's source, license and facts). A missing file is a test failure, never a silent skip.
 enum Vectors {
     static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors")
