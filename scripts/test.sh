@@ -2,7 +2,11 @@
 # The project's test command (README's second set-up command; CI runs it through .ci/run):
 #   1. the Swift test suites (no Python needed: small fixtures are committed),
 #   2. the ONNX node conformance manifest (conformance/node.txt) on the optimised and the plain plan,
-#   3. whole-model parity with onnxruntime on the committed fixtures.
+#   3. whole-model parity with onnxruntime on the committed fixtures,
+#   4. the same Swift suites and conformance runs against a release build (what users run: optimised code
+#      differs, e.g. run-time exclusivity checks trapped only there), every generated node test in one release
+#      process (it must end with its counts, whatever fails), and the hostile-model regressions
+#      (scripts/hostile-models.py) against `blindai run` and a live release server.
 # Step 2 generates the node tests from the onnx 1.23.2 wheel the first time (installs it with pip if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,3 +45,27 @@ if python3 -c 'import torch, onnxruntime' 2>/dev/null && python3 -m pip show --q
 else
   echo "== Skipping the large-model parity check: torch/torchvision/onnxruntime are not installed (scripts/install-fixture-deps.sh)"
 fi
+
+echo "== Release build: the Swift suites"
+swift build -c release --build-tests --enable-testable-imports
+swift test -c release --skip-build --enable-testable-imports
+swift build -c release --product blindai
+echo "== ONNX node conformance (release), optimised plan"
+.build/release/blindai conformance conformance-data/node --manifest conformance/node.txt
+echo "== ONNX node conformance (release), plain plan"
+.build/release/blindai conformance conformance-data/node --manifest conformance/node.txt --no-optimize
+echo "== Every generated node test (release, one process): must end with its counts, never a crash"
+set +e
+.build/release/blindai conformance conformance-data/node > /tmp/blindai-all-node-tests.log 2>&1
+status=$?
+set -e
+echo "every generated node test (release, one process) -> $(tail -n 1 /tmp/blindai-all-node-tests.log)"
+if [ "$status" -gt 1 ] || ! tail -n 1 /tmp/blindai-all-node-tests.log | grep -Eq '^[0-9]+ passed, [0-9]+ failed'; then
+  echo "the full node-test run did not end with its counts (exit status $status)"; exit 1
+fi
+if [ -d Tests/BlindAIEngineTests/Fixtures/parity ]; then
+  echo "== Whole-model parity with onnxruntime (release, committed fixtures)"
+  .build/release/blindai conformance Tests/BlindAIEngineTests/Fixtures/parity
+fi
+echo "== Hostile models against blindai run and a live release server"
+python3 scripts/hostile-models.py --blindai .build/release/blindai

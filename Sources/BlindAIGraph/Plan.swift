@@ -126,6 +126,9 @@ public final class Plan: Sendable {
                 throw EngineError(.missingInput, "input '\(info.name)' is required")
             }
             try Plan.check(t, against: info)
+            // Feeds come from outside (a request, a file): the same limits as any tensor the engine makes, which
+            // also refuse empty tensors whose other dimensions multiply past them (their strides would overflow).
+            _ = try ctx.limits.checkedCount(t.shape, t.dataType)
             values[i] = t
         }
         let out = try runPositional(values, context: ctx)

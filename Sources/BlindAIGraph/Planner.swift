@@ -275,8 +275,9 @@ struct Planner {
         var result: [ValueFact] = []
         if let op = p.op as? any ShapeInferring {
             let ctx = ShapeInferenceContext(node: p.node, opset: p.opset, constants: formal.map { $0 < 0 ? nil : constants[$0] })
-            result = (try? op.inferFacts(formal.map { $0 < 0 ? nil : facts[$0] }, ctx)) ?? []
+            result = (try? op.inferFacts(formal.map { $0 < 0 ? nil : facts[$0].withDimensionsInRange }, ctx)) ?? []
         }
+        result = result.map(\.withDimensionsInRange)
         if result.count > p.outputs.count { result.removeLast(result.count - p.outputs.count) }
         while result.count < p.outputs.count { result.append(.unknown) }
         return result

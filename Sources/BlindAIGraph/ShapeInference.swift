@@ -30,9 +30,21 @@ public enum DimFact: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The largest dimension a fact may hold. No tensor the engine makes or accepts has a dimension past the
+    /// element limit (`TensorLimits.checkedCount`), so a larger declared or computed dimension can never be
+    /// what a run produces; treating it as unknown keeps the rules' sums and products of dimensions (any int64 a
+    /// model declares) from overflowing.
+    public static let largestDimension = Int(Int32.max)
+
+    /// This fact, as a dimension: unknown when it is out of any tensor's range.
+    var asDimension: DimFact {
+        if case .known(let v) = self, v < 0 || v > DimFact.largestDimension { return .unknown }
+        return self
+    }
+
     init(_ d: Dimension) {
         switch d {
-        case .fixed(let v): self = v >= 0 ? .known(v) : .unknown
+        case .fixed(let v): self = DimFact.known(v).asDimension
         case .symbolic(let s): self = s.isEmpty ? .unknown : .symbolic(s)
         case .unknown: self = .unknown
         }
@@ -75,6 +87,13 @@ public struct ValueFact: Sendable, Hashable, CustomStringConvertible {
     static let maxElements = 64
 
     public var rank: Int? { shape?.count }
+
+    /// The same fact with every dimension out of any tensor's range made unknown (`DimFact.largestDimension`).
+    var withDimensionsInRange: ValueFact {
+        var f = self
+        f.shape = shape?.map(\.asDimension)
+        return f
+    }
 
     /// The shape when every dimension is known.
     public var staticShape: [Int]? {
@@ -305,7 +324,7 @@ extension BinaryOp: ShapeInferring {
             default: op = nil
             }
             if let op, let e = ShapeFacts.elementwise(xs[0].elements, xs[1].elements, op),
-               let st = shape.flatMap({ ValueFact(shape: $0).staticShape }), e.count == st.reduce(1, *) {
+               let st = shape.flatMap({ ValueFact(shape: $0).staticShape }), e.count == SizeMath.productIfRepresentable(st) {
                 f.elements = e
             }
         }

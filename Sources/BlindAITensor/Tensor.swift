@@ -16,13 +16,26 @@ public struct TensorLimits: Sendable, Equatable {
     public static let `default` = TensorLimits()
 
     /// The element count of `shape`, checked for negative dimensions, overflow and the limits.
+    ///
+    /// The limit on elements also bounds the shape's volume with zero dimensions counted as one: an empty tensor
+    /// of shape [0, 2^31 - 1, 2^31 - 1, 2^31 - 1] holds nothing, but its strides and the products of its trailing
+    /// dimensions, which operators compute, overflow. No real model needs an empty tensor whose other dimensions
+    /// multiply past the element limit, so such shapes are refused wherever a tensor is made or received.
     public func checkedCount(_ shape: [Int], _ dataType: DataType) throws -> Int {
         var n = 1
+        var volume = 1
         for d in shape {
             guard d >= 0 else { throw EngineError(.shapeMismatch, "negative dimension in shape \(shape)") }
             let (m, o) = n.multipliedReportingOverflow(by: d)
-            guard !o else { throw EngineError(.memoryLimit, "shape \(shape) overflows") }
+            let (v, vo) = volume.multipliedReportingOverflow(by: Swift.max(d, 1))
+            guard !o, !vo, v <= maxTensorElements else {
+                if n == 0 || m == 0 {
+                    throw EngineError(.memoryLimit, "empty tensor of shape \(shape): its non-zero dimensions multiply past \(maxTensorElements), over the limit of elements")
+                }
+                throw EngineError(.memoryLimit, "tensor of shape \(shape) has more than \(maxTensorElements) elements, over the limit of \(maxTensorElements)")
+            }
             n = m
+            volume = v
         }
         guard n <= maxTensorElements else {
             throw EngineError(.memoryLimit, "tensor of shape \(shape) has \(n) elements, over the limit of \(maxTensorElements)")
@@ -121,7 +134,8 @@ public struct Tensor: Sendable {
     public init(dataType: DataType, shape: [Int], storage: TensorStorage) {
         self.dataType = dataType
         self.shape = shape
-        self.count = shape.reduce(1, *)
+        // A product that overflows cannot describe existing storage: the precondition below then fails.
+        self.count = shape.contains(0) ? 0 : (SizeMath.productIfRepresentable(shape) ?? Int.max)
         self.storage = storage
         precondition(dataType == .string ? storage.strings.count == count : storage.byteCount >= count * dataType.byteSize)
     }
@@ -201,9 +215,13 @@ public struct Tensor: Sendable {
 
     public func scalars<T: TensorElement>(as: T.Type = T.self) -> [T] { Array(buffer(T.self)) }
 
-    /// The same elements with another shape of the same element count (shares storage).
-    public func reshaped(_ newShape: [Int]) -> Tensor {
-        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+    /// The same elements with another shape of the same element count (shares storage). The new shape is
+    /// checked like any tensor's (`TensorLimits.checkedCount`), so an empty tensor cannot take a shape whose
+    /// strides overflow.
+    public func reshaped(_ newShape: [Int], limits: TensorLimits = .default) throws -> Tensor {
+        guard try limits.checkedCount(newShape, dataType) == count else {
+            throw EngineError(.shapeMismatch, "cannot reshape \(shape) to \(newShape)")
+        }
         return Tensor(dataType: dataType, shape: newShape, storage: storage)
     }
 

@@ -19,6 +19,19 @@
 // claims indices by compare-and-swap on `ticket`; a claim succeeds only while the ticket still names that
 // generation with an index below the count, so a helper that read the job fields of a generation can only run
 // them while that generation's loop is unfinished (the owner writes the next job only after every index is done).
+//
+// Closing a generation before rewriting the job. A participant loads the ticket, then the job fields, then
+// claims by compare-and-swap from the ticket it loaded. Suppose it loaded generation G's ticket when every index
+// was already claimed (index == count_G) and was then delayed. G ends, and the next owner writes the job of the
+// next loop (a larger count) before it stores the new ticket. The delayed participant now reads the new count,
+// finds its index below it, and its swap succeeds (the ticket still holds G's final value): it runs index count_G
+// of the new job, which is claimed again once the new ticket is published, so that index runs twice and `done`
+// over-counts, letting the owner return while an index still runs. So an owner first stores a closed ticket
+// (generation + 1, index UINT32_MAX: nothing to claim) with release order, then writes the job (release), then
+// publishes generation + 2 at index 0. A participant reads the job with acquire order: if it saw any field of the
+// new job, the closed ticket happens-before its swap, which then cannot find G's value. The generation after
+// the closed one is the one helpers run; a helper that sees only the closed one returns and keeps watching.
+// ParallelPoolTests parks a helper in that window through blindai_parallel_set_test_hook.
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE 1   // sched_getaffinity, CPU_COUNT
 #endif
@@ -48,6 +61,8 @@ static struct {
     _Atomic int resting;               // no run is active: spinning helpers sleep at once
     _Atomic int active_runs;           // inferences running (blindai_parallel_run_began/ended)
     _Atomic int helpers_wanted;        // helpers 1 ... helpers_wanted take part in the current loop
+    _Atomic(blindai_parallel_hook) hook; // tests only
+    _Atomic(void *) hook_context;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
 } pool = { .once = PTHREAD_ONCE_INIT, .mutex = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
@@ -87,17 +102,32 @@ static int cores(void) {
     return n > 0 ? (int)n : 1;
 }
 
+void blindai_parallel_set_test_hook(blindai_parallel_hook hook, void *context) {
+    atomic_store(&pool.hook_context, context);
+    atomic_store(&pool.hook, hook);
+}
+
+static inline void call_hook(int point, uint64_t ticket) {
+    blindai_parallel_hook hook = atomic_load_explicit(&pool.hook, memory_order_relaxed);
+    if (__builtin_expect(hook != NULL, 0)) hook(atomic_load(&pool.hook_context), point, ticket);
+}
+
 // Claims and runs indices of generation `gen` until none is left (or the generation is over).
 static void run_indices(uint32_t gen) {
     for (;;) {
         uint64_t t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
         if ((uint32_t)(t >> 32) != gen) return;
-        long count = atomic_load_explicit(&pool.count, memory_order_relaxed);
-        blindai_parallel_body body = atomic_load_explicit(&pool.body, memory_order_relaxed);
-        void *context = atomic_load_explicit(&pool.context, memory_order_relaxed);
+        call_hook(BLINDAI_PARALLEL_HOOK_CLAIM, t);
+        long count = atomic_load_explicit(&pool.count, memory_order_acquire);
+        blindai_parallel_body body = atomic_load_explicit(&pool.body, memory_order_acquire);
+        void *context = atomic_load_explicit(&pool.context, memory_order_acquire);
         long i = (long)(uint32_t)t;
         if (i >= count) return;
-        if (atomic_compare_exchange_weak_explicit(&pool.ticket, &t, t + 1, memory_order_acq_rel, memory_order_acquire)) {
+        uint64_t expected = t;
+        int claimed = atomic_compare_exchange_weak_explicit(&pool.ticket, &expected, t + 1, memory_order_acq_rel,
+                                                            memory_order_acquire);
+        call_hook(BLINDAI_PARALLEL_HOOK_CLAIMED, (t << 1) | (uint64_t)(claimed != 0));
+        if (claimed) {
             body(context, i);
             atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         }
@@ -172,13 +202,17 @@ void blindai_parallel_for(long count, blindai_parallel_body body, void *context)
         for (long i = 0; i < count; i++) body(context, i);
         return;
     }
-    atomic_store_explicit(&pool.body, body, memory_order_relaxed);
-    atomic_store_explicit(&pool.context, context, memory_order_relaxed);
-    atomic_store_explicit(&pool.count, count, memory_order_relaxed);
+    // Close the finished generation before the job changes (see "Closing a generation" above).
+    uint32_t closed = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> 32) + 1;
+    atomic_store_explicit(&pool.ticket, ((uint64_t)closed << 32) | UINT32_MAX, memory_order_seq_cst);
+    atomic_store_explicit(&pool.body, body, memory_order_release);
+    atomic_store_explicit(&pool.context, context, memory_order_release);
+    atomic_store_explicit(&pool.count, count, memory_order_release);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.helpers_wanted, helpers, memory_order_relaxed);
     atomic_store_explicit(&pool.resting, 0, memory_order_relaxed);
-    uint32_t gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> 32) + 1;
+    uint32_t gen = closed + 1;
+    call_hook(BLINDAI_PARALLEL_HOOK_PUBLISH, (uint64_t)gen << 32);
     // Sequentially consistent with the helpers' `sleepers` increment: either this store is seen by a helper
     // about to sleep, or that helper is counted here and woken.
     atomic_store(&pool.ticket, (uint64_t)gen << 32);

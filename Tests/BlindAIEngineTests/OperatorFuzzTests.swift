@@ -54,7 +54,10 @@ import Testing
         ("keep_aspect_ratio_policy", ["stretch", "not_larger", "not_smaller", "bogus"]),
         ("equation", ["ij,jk->ik", "i,i", "...ii->...i", "ab", "->", "a...,...a->", "bogus,,->"]),
     ]
-    static let shapes: [[Int]] = [[2, 3], [1, 2, 3, 4], [], [0, 3], [3], [1, 1, 2, 2, 2], [2, 0]]
+    /// Small shapes, and empty ones whose other dimensions are as large as the limits allow (their strides and
+    /// trailing products are what overflowed before the volume rule of `TensorLimits.checkedCount`).
+    static let shapes: [[Int]] = [[2, 3], [1, 2, 3, 4], [], [0, 3], [3], [1, 1, 2, 2, 2], [2, 0],
+                                  [0, 2048, 2048], [2048, 0, 2048], [1, 0, 1024, 4096], [0, 4 << 20]]
 
     func attribute(_ name: String, _ rng: inout Generator) -> Onnx_AttributeProto {
         var a = Onnx_AttributeProto()
@@ -78,6 +81,7 @@ import Testing
     func input(_ shape: [Int], _ type: DataType, _ rng: inout Generator) -> Tensor {
         let n = shape.reduce(1, *)
         switch type {
+        case _ where n == 0: return try! Tensor(zeros: type, shape: shape, limits: TensorLimits(maxTensorBytes: 1 << 40, maxTensorElements: 1 << 40))
         case .int64: return Tensor(shape: shape, scalars: (0..<n).map { _ in Self.extremeInts.randomElement(using: &rng)! })
         case .int32: return Tensor(shape: shape, scalars: (0..<n).map { _ in Int32(truncatingIfNeeded: Self.extremeInts.randomElement(using: &rng)!) })
         case .bool: return Tensor(shape: shape, scalars: (0..<n).map { _ in Bool.random(using: &rng) })

@@ -19,7 +19,7 @@ enum ControlFlowTensors {
         shape.remove(at: axis)
         let outer = t.shape[..<axis].reduce(1, *)
         let inner = t.shape[(axis + 1)...].reduce(1, *)
-        if axis == 0 && t.dataType != .string && index == 0 && n == 1 { return t.reshaped(shape) }
+        if axis == 0 && t.dataType != .string && index == 0 && n == 1 { return try t.reshaped(shape, limits: ctx.limits) }
         if t.dataType == .string {
             let src = t.strings
             var out: [String] = []

@@ -40,6 +40,8 @@ struct ConvAttributes: Sendable {
                           ("output_padding", outputPadding), ("output_shape", outputShape)] {
             if let v, v.contains(where: { $0 > limit }) { throw c.error(.invalidModel, "\(name) \(v) has a value over \(limit)") }
         }
+        // group multiplies the weight's channels (w[1] * group): bounded like the sizes above.
+        guard group <= limit else { throw c.error(.invalidModel, "group \(group) is over \(limit)") }
     }
 
     /// Per-dimension values of an optional attribute, checked to have `rank` entries.

@@ -53,7 +53,7 @@ struct ReshapeOp: Operator {
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
         let spec = try shapeAttr ?? inputs.required(1, "shape").intValues()
-        return [x.reshaped(try ReshapeOp.resolve(spec, input: x.shape, allowZero: allowZero))]
+        return [try x.reshaped(try ReshapeOp.resolve(spec, input: x.shape, allowZero: allowZero), limits: ctx.limits)]
     }
 
     static func resolve(_ spec: [Int], input: [Int], allowZero: Bool) throws -> [Int] {
@@ -95,7 +95,7 @@ struct FlattenOp: Operator {
         let x = try inputs.required(0)
         let a = axis < 0 ? axis + x.rank : axis
         guard a >= 0 && a <= x.rank else { throw EngineError(.invalidArgument, "Flatten axis \(axis) out of range for rank \(x.rank)") }
-        return [x.reshaped([x.shape[0..<a].reduce(1, *), x.shape[a...].reduce(1, *)])]
+        return [try x.reshaped([x.shape[0..<a].reduce(1, *), x.shape[a...].reduce(1, *)], limits: ctx.limits)]
     }
 }
 
@@ -118,7 +118,7 @@ struct SqueezeOp: Operator {
         } else {
             shape = x.shape.filter { $0 != 1 }
         }
-        return [x.reshaped(shape)]
+        return [try x.reshaped(shape, limits: ctx.limits)]
     }
 }
 
@@ -136,7 +136,7 @@ struct UnsqueezeOp: Operator {
         var shape: [Int] = []
         var it = x.shape.makeIterator()
         for i in 0..<rank { shape.append(axes.contains(i) ? 1 : it.next()!) }
-        return [x.reshaped(shape)]
+        return [try x.reshaped(shape, limits: ctx.limits)]
     }
 }
 

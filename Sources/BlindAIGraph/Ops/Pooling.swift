@@ -712,7 +712,9 @@ extension StandardOperators {
             guard mode == "avg" || mode == "max" else { throw c.error(.invalidModel, "RoiAlign mode must be avg or max, got '\(mode)'") }
             let ctm = c.opset >= 16 ? try c.string("coordinate_transformation_mode", default: "half_pixel") : "output_half_pixel"
             let oh = try c.int("output_height", default: 1), ow = try c.int("output_width", default: 1)
-            guard oh > 0, ow > 0 else { throw c.error(.invalidModel, "RoiAlign output size must be positive") }
+            guard oh > 0, ow > 0, oh <= 1 << 24, ow <= 1 << 24 else {
+                throw c.error(.invalidModel, "RoiAlign output size \(oh)x\(ow) must be positive and at most \(1 << 24)")
+            }
             return RoiAlignOp(outputHeight: oh, outputWidth: ow, samplingRatio: try c.int("sampling_ratio", default: 0),
                               spatialScale: try c.float("spatial_scale", default: 1), isMax: mode == "max", halfPixel: ctm == "half_pixel")
         }

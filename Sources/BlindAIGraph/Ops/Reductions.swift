@@ -1069,11 +1069,22 @@ private protocol TopKOrder {
     associatedtype T
     static func beats(_ a: T, _ b: T) -> Bool
 }
+// NaN ranks as the largest value, as in onnxruntime and NumPy's sort: first with largest = 1, last with
+// largest = 0. (`x != x` holds only for NaN; for integers it folds away.) Plain `>` and `<` are false for every
+// comparison with NaN, which made the order depend on where the NaN stood.
 private enum TopKLargest<T: Comparable>: TopKOrder {
-    @inline(__always) static func beats(_ a: T, _ b: T) -> Bool { a > b }
+    @inline(__always) static func beats(_ a: T, _ b: T) -> Bool {
+        if a != a { return b == b }
+        if b != b { return false }
+        return a > b
+    }
 }
 private enum TopKSmallest<T: Comparable>: TopKOrder {
-    @inline(__always) static func beats(_ a: T, _ b: T) -> Bool { a < b }
+    @inline(__always) static func beats(_ a: T, _ b: T) -> Bool {
+        if a != a { return false }
+        if b != b { return true }
+        return a < b
+    }
 }
 
 // MARK: - Softmax, LogSoftmax, Hardmax

@@ -74,7 +74,10 @@ struct ResizeOp: Operator {
                 guard let s = policy == "not_larger" ? ratios.min() : ratios.max() else { return [x] }
                 for a in axisList {
                     scales[a] = s
-                    outShape[a] = Int(s * Double(x.shape[a]) + 0.5)
+                    // s comes from the client's sizes: s × dim may be far beyond Int (Int() would trap).
+                    let o = (s * Double(x.shape[a]) + 0.5).rounded(.down)
+                    guard o < Double(Int32.max) else { throw EngineError(.memoryLimit, "Resize: output dimension \(o) is too large") }
+                    outShape[a] = Int(o)
                 }
             }
         } else if let sv = scaleValues {
@@ -682,6 +685,8 @@ struct AffineGridOp: Operator {
         let N = size[0]
         let spatial = Array(size[2...])
         let y = try ctx.uninitialized(theta.dataType, [N] + spatial + [n])
+        // An empty batch needs no base coordinates: building them would allocate every spatial size.
+        if y.count == 0 { return y }
         let th = theta.buffer(T.self), d = y.mutableBuffer(T.self)
         let D = n == 3 ? spatial[0] : 1, H = spatial[n - 2], W = spatial[n - 1]
         let zs = base(D), ys = base(H), xs = base(W)
@@ -731,7 +736,7 @@ struct Col2ImOp: Operator {
         guard block.allSatisfy({ $0 > 0 }), image.allSatisfy({ $0 > 0 }), dil.allSatisfy({ $0 > 0 }), str.allSatisfy({ $0 > 0 }) else {
             throw EngineError(.invalidArgument, "Col2Im shapes, dilations and strides must be positive")
         }
-        let kSize = block.reduce(1, *)
+        let kSize = try SizeMath.product(block, "Col2Im: the block size")
         guard x.shape[1] % kSize == 0 else { throw EngineError(.shapeMismatch, "Col2Im input channel dimension \(x.shape[1]) is not a multiple of \(kSize)") }
         var blocks: [Int] = []
         for i in 0..<n {
@@ -739,7 +744,8 @@ struct Col2ImOp: Operator {
             guard b > 0 else { throw EngineError(.invalidArgument, "Col2Im: no sliding block fits along axis \(i)") }
             blocks.append(b)
         }
-        let L = blocks.reduce(1, *)
+        let L = try SizeMath.product(blocks, "Col2Im: the number of blocks")
+        _ = try ctx.limits.checkedCount([x.shape[0], x.shape[1] / kSize] + image, x.dataType)
         guard x.shape[2] == L else { throw EngineError(.shapeMismatch, "Col2Im input has \(x.shape[2]) blocks, expected \(L)") }
         switch x.dataType {
         case .float32: return [try fold(x, image, block, blocks, dil, pad, str, Float.self, ctx)]

@@ -278,8 +278,8 @@ struct TileOp: Operator {
             to.append(repeats[k]); to.append(x.shape[k])
         }
         _ = try ctx.limits.checkedCount(shape, x.dataType)
-        let y = try ShapeKernels.broadcast(x.reshaped(from), to: to, ctx)
-        return [y.reshaped(shape)]
+        let y = try ShapeKernels.broadcast(try x.reshaped(from, limits: ctx.limits), to: to, ctx)
+        return [try y.reshaped(shape, limits: ctx.limits)]
     }
 }
 
@@ -535,7 +535,8 @@ struct RangeOp: Operator {
             guard q < Double(ctx.limits.maxTensorElements) + 1 else {
                 throw EngineError(.memoryLimit, "Range: \(q) elements is over the limit of \(ctx.limits.maxTensorElements)")
             }
-            let n = Swift.max(0, Int(q))
+            // q may lie far outside Int's range (start INT64_MAX, limit INT64_MIN): Int(q) would trap.
+            let n = q > 0 ? Int(q) : 0
             let out = try ctx.uninitialized(type, [n])
             try CastOp.writeInt(out, type, count: n) { i in Int64(s) &+ Int64(i) &* Int64(d) }
             return [out]
@@ -544,11 +545,12 @@ struct RangeOp: Operator {
         guard d != 0 && d.isFinite && s.isFinite && l.isFinite else {
             throw EngineError(.invalidArgument, "Range: start, limit and delta must be finite and delta non-zero")
         }
+        // (l - s) overflows to ±inf for finite extremes (1e308 - -1e308), and Int(±inf) would trap.
         let q = ((l - s) / d).rounded(.up)
-        guard q < Double(ctx.limits.maxTensorElements) + 1 else {
+        guard !q.isNaN, q < Double(ctx.limits.maxTensorElements) + 1 else {
             throw EngineError(.memoryLimit, "Range: \(q) elements is over the limit of \(ctx.limits.maxTensorElements)")
         }
-        let n = Swift.max(0, Int(q))
+        let n = q > 0 ? Int(q) : 0
         let out = try ctx.uninitialized(type, [n])
         try CastOp.write(out, type, count: n) { i in s + Double(i) * d }
         return [out]
@@ -661,7 +663,7 @@ struct SpaceDepthOp: Operator {
         }
         let s6 = Shape.strides(in6)
         let y = try ShapeKernels.view(x, offset: 0, shape: perm.map { in6[$0] }, strides: perm.map { s6[$0] }, ctx)
-        return [y.reshaped(outShape)]
+        return [try y.reshaped(outShape, limits: ctx.limits)]
     }
 }
 
@@ -730,7 +732,7 @@ struct CompressOp: Operator {
         if let axis {
             a = try ShapeKernels.axis(axis, rank: x.rank, "Compress")
         } else {
-            x = x.reshaped([x.count])
+            x = try x.reshaped([x.count], limits: ctx.limits)
         }
         let dim = x.shape[a]
         let c = cond.buffer(Bool.self)

@@ -61,6 +61,10 @@ struct TextTfIdfVectorizerOp: Operator {
         guard ngramIndexes.allSatisfy({ $0 >= 0 }) else {
             throw EngineError(.invalidModel, "TfIdfVectorizer: ngram_indexes has negative values")
         }
+        // The output has maxIndex + 1 columns: bounded so that the size (and maxIndex + 1) cannot overflow.
+        guard maxIndex < 1 << 30 else {
+            throw EngineError(.invalidModel, "TfIdfVectorizer: ngram_indexes value \(maxIndex) is over \(1 << 30)")
+        }
         outputSize = maxIndex + 1
         if mode != .tf && !weights.isEmpty && weights.count < outputSize {
             throw EngineError(.invalidModel, "TfIdfVectorizer: \(weights.count) weights for \(outputSize) outputs")
@@ -144,10 +148,13 @@ struct TextTfIdfVectorizerOp: Operator {
                             let base = row * width
                             let outBase = row * outputSize
                             var startSize = minGram
-                            for skip in 1...(maxSkip + 1) {
+                            // A skip wider than the row finds no n-gram of two or more items: max_skip_count
+                            // (any int64 from the model) is clamped to the row, so skip + 1 cannot overflow.
+                            for skip in 1...(Swift.min(maxSkip, width) + 1) {
                                 var s = 0
                                 while s < width {
-                                    if s + skip * (startSize - 1) >= width { break }
+                                    let (span, overflow) = skip.multipliedReportingOverflow(by: startSize - 1)
+                                    if overflow || span >= width - s { break }
                                     var node: Int32 = 0
                                     var size = 1
                                     var item = s

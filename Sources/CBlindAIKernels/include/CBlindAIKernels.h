@@ -67,6 +67,18 @@ void blindai_parallel_run_ended(void);
 /// The number of threads that take part in a parallel loop (the caller included); starts the helpers.
 int blindai_parallel_threads(void);
 
+/// Test instrumentation of the pool's claim protocol (tests only; nil in production, where it costs one relaxed
+/// load per claimed index). `point` is one of the BLINDAI_PARALLEL_HOOK_* values; `ticket` the ticket the
+/// participant loaded (CLAIM), its compare-and-swap's outcome in bit 0 with the ticket above it (CLAIMED), or the
+/// new generation's ticket about to be published (PUBLISH, called by a loop's owner after it wrote the job).
+enum {
+    BLINDAI_PARALLEL_HOOK_CLAIM = 1,
+    BLINDAI_PARALLEL_HOOK_CLAIMED = 2,
+    BLINDAI_PARALLEL_HOOK_PUBLISH = 3,
+};
+typedef void (*blindai_parallel_hook)(void *context, int point, uint64_t ticket);
+void blindai_parallel_set_test_hook(blindai_parallel_hook hook, void *context);
+
 #ifdef __cplusplus
 }
 #endif
