@@ -46,6 +46,17 @@ public struct AttestationError: Error, Sendable, Equatable, CustomStringConverti
         case tcbStatusNotAllowed
         case collateralMissing
         case evidenceTooOld
+        case simulatedRootNotPinned
+        case tlsKeyNotGeneratedInTEE
+        case migrationAgentNotAllowed
+        case guestPolicyNotAllowed
+        case hostDataNotAllowed
+        case cspIDNotAllowed
+        case tdAttributesNotAllowed
+        case xfamNotAllowed
+        case mrConfigIDNotAllowed
+        case mrOwnerNotAllowed
+        case tcbEvaluationDataNumberBelowMinimum
     }
 
     public let code: Code

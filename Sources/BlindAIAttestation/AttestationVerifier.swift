@@ -30,8 +30,10 @@ public struct AttestationVerifier: Sendable {
             guard let vek = bundle.certificates.first else {
                 throw AttestationError(.malformedEvidence, "SEV-SNP evidence carries no VCEK/VLEK certificate")
             }
+            let report = [UInt8](bundle.report)
+            let crl = try SNPReport(bytes: report).signer.flatMap { bundle.collateral[SNPCollateral.crlFileName(for: $0)] }.map { [UInt8]($0) }
             claims = try cryptographicallyVerifySNP(
-                report: [UInt8](bundle.report), endorsementKey: [UInt8](vek), chain: bundle.certificates.dropFirst().map { [UInt8]($0) }, at: time)
+                report: report, endorsementKey: [UInt8](vek), chain: bundle.certificates.dropFirst().map { [UInt8]($0) }, crl: crl, at: time)
         case .tdx:
             let quote = [UInt8](bundle.report)
             let fmspc = try TDXVerifier.fmspc(ofQuote: quote)
@@ -44,23 +46,26 @@ public struct AttestationVerifier: Sendable {
                 throw AttestationError(.claimsDocumentMismatch, "claims document says \(doc.tee.rawValue) but the evidence is \(bundle.tee.rawValue)")
             }
             claims.claimsIssuedAt = doc.issuedAt
+            claims.tlsKeyGeneratedInTEE = try doc.tlsKeyGeneratedInTEE
         }
         if let binding {
             try binding.check(reportData: Hex.decode(claims.reportData) ?? [], bundle: bundle)
             claims.channelBound = true
         } else {
-            // Without a binding the claims document is not tied to the report: do not let it vouch for freshness.
+            // Without a binding the claims document is not tied to the report: do not let it vouch for anything.
             claims.claimsIssuedAt = nil
+            claims.tlsKeyGeneratedInTEE = nil
         }
         try policy.evaluate(claims, at: time)
         return claims
     }
 
     /// SEV-SNP report verification and policy, without channel binding (offline inspection).
-    public func verifySNP(report: [UInt8], endorsementKey: [UInt8], chain: [[UInt8]] = [], at time: Date = Date()) throws(AttestationError)
-        -> VerifiedClaims
+    /// - Parameter crl: AMD's CRL for the chain (DER), from a collateral directory.
+    public func verifySNP(report: [UInt8], endorsementKey: [UInt8], chain: [[UInt8]] = [], crl: [UInt8]? = nil, at time: Date = Date())
+        throws(AttestationError) -> VerifiedClaims
     {
-        let claims = try cryptographicallyVerifySNP(report: report, endorsementKey: endorsementKey, chain: chain, at: time)
+        let claims = try cryptographicallyVerifySNP(report: report, endorsementKey: endorsementKey, chain: chain, crl: crl, at: time)
         try policy.evaluate(claims, at: time)
         return claims
     }
@@ -72,11 +77,11 @@ public struct AttestationVerifier: Sendable {
         return claims
     }
 
-    func cryptographicallyVerifySNP(report: [UInt8], endorsementKey: [UInt8], chain: [[UInt8]], at time: Date) throws(AttestationError)
-        -> VerifiedClaims
+    func cryptographicallyVerifySNP(report: [UInt8], endorsementKey: [UInt8], chain: [[UInt8]], crl: [UInt8]?, at time: Date)
+        throws(AttestationError) -> VerifiedClaims
     {
         let verifier = SNPVerifier(anchors: snpAnchors, allowSimulated: policy.allowSimulated)
-        return VerifiedClaims(try verifier.verify(report: report, endorsementKey: endorsementKey, chain: chain, at: time))
+        return VerifiedClaims(try verifier.verify(report: report, endorsementKey: endorsementKey, chain: chain, crl: crl, at: time))
     }
 
     func cryptographicallyVerifyTDX(quote: [UInt8], collateral: TDXCollateral, at time: Date) async throws(AttestationError) -> VerifiedClaims {

@@ -18,7 +18,7 @@ public struct EvidenceBundle: Sendable, Codable, Equatable {
     /// SEV-SNP: the VCEK or VLEK first, then any ASK/ASVK and ARK (DER). TDX: unused (the PCK chain is in the quote).
     public var certificates: [Data]
     /// TDX: PCS collateral files by name (`tcbInfo_fmspc_<fmspc>.json`, `qeIdentity.json`, `pck_crl_platform.der`,
-    /// `root_ca_crl.der`, `*_issuer_chain.pem`).
+    /// `root_ca_crl.der`, `*_issuer_chain.pem`). SEV-SNP: AMD's CRL (`vcek_crl.der` or `vlek_crl.der`).
     public var collateral: [String: Data]
     /// The claims document JSON bytes whose SHA-256 is bound into the report data.
     public var claims: Data?
@@ -99,9 +99,42 @@ public struct ClaimsDocument: Sendable, Codable, Equatable {
         return [UInt8](try e.encode(self))
     }
 
+    /// The attribute in which the server says whether it generated its TLS key inside the TEE ("true") or loaded it
+    /// from a file ("false").
+    public static let tlsKeyOriginAttribute = "tlsKeyGeneratedInMemory"
+
+    /// The `tlsKeyGeneratedInMemory` attribute: nil when absent, an error when it is neither "true" nor "false".
+    public var tlsKeyGeneratedInTEE: Bool? {
+        get throws(AttestationError) {
+            switch attributes[Self.tlsKeyOriginAttribute] {
+            case nil: return nil
+            case "true": return true
+            case "false": return false
+            case let other?:
+                throw AttestationError(.claimsDocumentMismatch, "claims document attribute \(Self.tlsKeyOriginAttribute) is \"\(other)\", not \"true\" or \"false\"")
+            }
+        }
+    }
+
     public static func decode(_ bytes: [UInt8]) throws(AttestationError) -> ClaimsDocument {
         do { return try JSONDecoder().decode(ClaimsDocument.self, from: Data(bytes)) } catch {
             throw AttestationError(.claimsDocumentMismatch, "claims document is not valid JSON of version 1: \(error)")
         }
+    }
+}
+
+/// SEV-SNP collateral: AMD's CRL for the chain, as AMD KDS serves it (`/vcek/v1/<product>/crl` or
+/// `/vlek/v1/<product>/crl`, DER), named by the key that signs reports.
+public enum SNPCollateral {
+    public static func crlFileName(for signer: SNPSigner) -> String { signer == .vcek ? "vcek_crl.der" : "vlek_crl.der" }
+    public static let fileNames: [String] = SNPSigner.allCases.map(crlFileName(for:))
+
+    /// The CRL files present in `directory` (for packing into an evidence bundle).
+    public static func files(inDirectory directory: URL) -> [String: [UInt8]] {
+        var out = [String: [UInt8]]()
+        for name in fileNames {
+            if let d = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) { out[name] = [UInt8](d) }
+        }
+        return out
     }
 }

@@ -2,9 +2,11 @@ import Foundation
 
 /// A verification policy, loaded from a JSON manifest a person can read and diff (see docs/attestation.md).
 ///
-/// Absent members mean "not constrained", except the safety defaults: debug and simulated evidence are
-/// refused unless allowed, and a present `tdx` section accepts only `UpToDate` unless it lists more statuses.
-/// Unknown members are rejected, so a misspelt rule cannot silently do nothing.
+/// Absent members mean "not constrained", except the safety defaults: debug and simulated evidence are refused
+/// unless allowed, a TLS key loaded from a file is refused unless allowed, a TEE section must list its measurements
+/// or say `anyMeasurement`, migration agents (SNP) and migratable TDs or bound service TDs (TDX) are refused,
+/// SEPT_VE_DISABLE is required, PERFMON is refused, and a present `tdx` section accepts only `UpToDate`
+/// unless it lists more statuses. Unknown members are rejected, so a misspelt rule cannot silently do nothing.
 public struct AttestationPolicy: Sendable, Equatable {
     public struct MinimumTCB: Sendable, Codable, Equatable {
         public var bootloader: UInt8?
@@ -22,9 +24,25 @@ public struct AttestationPolicy: Sendable, Equatable {
         }
     }
 
+    /// A firmware ABI version (SNP guest policy bits 15:8 and 7:0).
+    public struct ABIVersion: Sendable, Codable, Equatable, Comparable, CustomStringConvertible {
+        public var major: UInt8
+        public var minor: UInt8
+
+        public init(major: UInt8, minor: UInt8) {
+            self.major = major
+            self.minor = minor
+        }
+
+        public static func < (a: ABIVersion, b: ABIVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
+        public var description: String { "\(major).\(minor)" }
+    }
+
     public struct SNPRules: Sendable, Equatable {
-        /// Allowed MEASUREMENT values (lowercase hex, 96 digits). nil: any.
+        /// Allowed MEASUREMENT values (lowercase hex, 96 digits). nil: refused unless `anyMeasurement`.
         public var measurements: [String]?
+        /// Accept any measurement (says so explicitly; a section without measurements otherwise accepts none).
+        public var anyMeasurement: Bool
         public var signers: [SNPSigner]?
         public var products: [SNPProduct]?
         public var minimumTCB: MinimumTCB?
@@ -32,18 +50,42 @@ public struct AttestationPolicy: Sendable, Equatable {
         /// Allowed chip IDs (hex). nil: any.
         public var chipIDs: [String]?
         public var maximumVMPL: UInt32?
+        /// Accept a guest policy with MIGRATE_MA (bit 18) or a report naming a migration agent (REPORT_ID_MA). Default false.
+        public var allowMigrationAgent: Bool
+        /// Accept a guest policy allowing SMT (bit 16). Default true (SMT is on in most clouds; false for hardened hosts).
+        public var allowSMT: Bool
+        /// Require SINGLE_SOCKET (bit 20). Default false.
+        public var requireSingleSocket: Bool
+        /// The guest policy's minimum firmware ABI (bits 15:0) must be at least this. nil: not constrained.
+        public var minimumABI: ABIVersion?
+        /// Allowed HOST_DATA values (64 hex digits). nil: any.
+        public var hostData: [String]?
+        /// Allowed VLEK cspID values (the cloud provider a VLEK was issued to). nil: any.
+        public var vlekCSPIDs: [String]?
+        /// Require an AMD CRL (evidence collateral or a collateral directory) to have been checked. Default false.
+        public var requireCRL: Bool
 
         public init(
-            measurements: [String]? = nil, signers: [SNPSigner]? = nil, products: [SNPProduct]? = nil, minimumTCB: MinimumTCB? = nil,
-            minimumGuestSVN: UInt32? = nil, chipIDs: [String]? = nil, maximumVMPL: UInt32? = nil
+            measurements: [String]? = nil, anyMeasurement: Bool = false, signers: [SNPSigner]? = nil, products: [SNPProduct]? = nil,
+            minimumTCB: MinimumTCB? = nil, minimumGuestSVN: UInt32? = nil, chipIDs: [String]? = nil, maximumVMPL: UInt32? = nil,
+            allowMigrationAgent: Bool = false, allowSMT: Bool = true, requireSingleSocket: Bool = false, minimumABI: ABIVersion? = nil,
+            hostData: [String]? = nil, vlekCSPIDs: [String]? = nil, requireCRL: Bool = false
         ) {
             self.measurements = measurements?.map { $0.lowercased() }
+            self.anyMeasurement = anyMeasurement
             self.signers = signers
             self.products = products
             self.minimumTCB = minimumTCB
             self.minimumGuestSVN = minimumGuestSVN
             self.chipIDs = chipIDs?.map { $0.lowercased() }
             self.maximumVMPL = maximumVMPL
+            self.allowMigrationAgent = allowMigrationAgent
+            self.allowSMT = allowSMT
+            self.requireSingleSocket = requireSingleSocket
+            self.minimumABI = minimumABI
+            self.hostData = hostData?.map { $0.lowercased() }
+            self.vlekCSPIDs = vlekCSPIDs
+            self.requireCRL = requireCRL
         }
     }
 
@@ -59,43 +101,96 @@ public struct AttestationPolicy: Sendable, Equatable {
     }
 
     public struct TDXRules: Sendable, Equatable {
+        /// nil: refused unless `anyMeasurement`.
         public var measurements: [TDXMeasurement]?
-        /// nil: any status and collateral optional (authenticity only). Default from a manifest: ["UpToDate"].
+        public var anyMeasurement: Bool
+        /// nil: any status and TCB info optional (authenticity only). Default from a manifest: ["UpToDate"].
         public var allowedTCBStatuses: [TDXTCBStatus]?
+        /// Both the TCB info's and the QE identity's tcbEvaluationDataNumber must be at least this. nil: not constrained.
+        public var minimumTCBEvaluationDataNumber: Int?
+        /// Require TD_ATTRIBUTES.SEPT_VE_DISABLE (bit 28). Default true.
+        public var requireSEPTVEDisable: Bool
+        /// Accept TD_ATTRIBUTES.MIGRATABLE (bit 29). Default false.
+        public var allowMigratable: Bool
+        /// Allowed non-zero MRSERVICETD values (96 hex digits; TD 1.5). nil: MRSERVICETD must be zero (no service TD bound).
+        public var mrServiceTDs: [String]?
+        /// Accept TD_ATTRIBUTES.PKS (bit 30). Default true: supervisor protection keys harden the guest kernel and give
+        /// the host nothing (go-tdx-guest's production SPR quote has it); false for an image known to run without it.
+        public var allowPKS: Bool
+        /// Accept TD_ATTRIBUTES.PERFMON (bit 63). Default false.
+        public var allowPerfmon: Bool
+        /// Allowed XFAM values (16 hex digits, as in the quote). nil: any.
+        public var xfams: [String]?
+        /// Allowed MRCONFIGID / MROWNER values (96 hex digits). nil: any.
+        public var mrConfigIDs: [String]?
+        public var mrOwners: [String]?
 
-        public init(measurements: [TDXMeasurement]? = nil, allowedTCBStatuses: [TDXTCBStatus]? = [.upToDate]) {
+        public init(
+            measurements: [TDXMeasurement]? = nil, anyMeasurement: Bool = false, allowedTCBStatuses: [TDXTCBStatus]? = [.upToDate],
+            minimumTCBEvaluationDataNumber: Int? = nil, requireSEPTVEDisable: Bool = true, allowMigratable: Bool = false,
+            mrServiceTDs: [String]? = nil, allowPKS: Bool = true, allowPerfmon: Bool = false, xfams: [String]? = nil,
+            mrConfigIDs: [String]? = nil, mrOwners: [String]? = nil
+        ) {
             self.measurements = measurements
+            self.anyMeasurement = anyMeasurement
             self.allowedTCBStatuses = allowedTCBStatuses
+            self.minimumTCBEvaluationDataNumber = minimumTCBEvaluationDataNumber
+            self.requireSEPTVEDisable = requireSEPTVEDisable
+            self.allowMigratable = allowMigratable
+            self.mrServiceTDs = mrServiceTDs?.map { $0.lowercased() }
+            self.allowPKS = allowPKS
+            self.allowPerfmon = allowPerfmon
+            self.xfams = xfams?.map { $0.lowercased() }
+            self.mrConfigIDs = mrConfigIDs?.map { $0.lowercased() }
+            self.mrOwners = mrOwners?.map { $0.lowercased() }
         }
     }
 
     public var allowSimulated: Bool
+    /// SHA-256 (hex) of the SubjectPublicKeyInfo of the simulated roots a policy trusts. A manifest that allows
+    /// simulated evidence must list them; nil (only from code, for development flags) accepts any simulated root.
+    public var simulatedRootKeys: [String]?
     public var allowDebug: Bool
+    /// Accept a server whose TLS key was loaded from a file (so existed outside the TEE). Default false.
+    public var allowTLSKeyFromFile: Bool
     public var maxEvidenceAgeSeconds: Double?
     /// A TEE kind without a section is refused.
     public var snp: SNPRules?
     public var tdx: TDXRules?
 
     public init(
-        allowSimulated: Bool = false, allowDebug: Bool = false, maxEvidenceAgeSeconds: Double? = nil, snp: SNPRules? = SNPRules(),
-        tdx: TDXRules? = TDXRules()
+        allowSimulated: Bool = false, simulatedRootKeys: [String]? = nil, allowDebug: Bool = false, allowTLSKeyFromFile: Bool = false,
+        maxEvidenceAgeSeconds: Double? = nil, snp: SNPRules? = SNPRules(), tdx: TDXRules? = TDXRules()
     ) {
         self.allowSimulated = allowSimulated
+        self.simulatedRootKeys = simulatedRootKeys?.map { $0.lowercased() }
         self.allowDebug = allowDebug
+        self.allowTLSKeyFromFile = allowTLSKeyFromFile
         self.maxEvidenceAgeSeconds = maxEvidenceAgeSeconds
         self.snp = snp
         self.tdx = tdx
     }
 
-    /// Authenticity plus the safety defaults: debug and simulated refused, any measurement, any TCB status.
-    public static let authenticityOnly = AttestationPolicy(snp: SNPRules(), tdx: TDXRules(allowedTCBStatuses: nil))
+    /// Offline inspection (`blindai attestation verify` without `--policy`): authenticity (TDX revocation and QE
+    /// identity included) plus the safety defaults for debug, simulated evidence and launch settings; any measurement,
+    /// any TCB status, and no claim about the TLS key (there is no session).
+    public static let authenticityOnly = AttestationPolicy(
+        allowTLSKeyFromFile: true, snp: SNPRules(anyMeasurement: true), tdx: TDXRules(anyMeasurement: true, allowedTCBStatuses: nil))
 
     /// The rules this policy enforces, in order.
     public var rules: [any PolicyRule] {
-        var r: [any PolicyRule] = [TEEKindRule(snp: snp != nil, tdx: tdx != nil), SimulatedRule(allowed: allowSimulated), DebugRule(allowed: allowDebug)]
+        var r: [any PolicyRule] = [
+            TEEKindRule(snp: snp != nil, tdx: tdx != nil), SimulatedRule(allowed: allowSimulated, pinnedRootKeys: simulatedRootKeys),
+            DebugRule(allowed: allowDebug),
+        ]
+        if !allowTLSKeyFromFile { r.append(TLSKeyOriginRule()) }
         if let max = maxEvidenceAgeSeconds { r.append(EvidenceAgeRule(maximumSeconds: max)) }
         if let snp {
-            if let m = snp.measurements { r.append(SNPMeasurementRule(allowed: m)) }
+            r.append(SNPMeasurementRule(allowed: snp.anyMeasurement ? nil : snp.measurements ?? []))
+            r.append(SNPLaunchRule(rules: snp))
+            if let h = snp.hostData { r.append(RegisterAllowlistRule(register: .snpHostData, allowed: h)) }
+            if let c = snp.vlekCSPIDs { r.append(SNPCSPIDRule(allowed: c)) }
+            if snp.requireCRL { r.append(SNPCRLRule()) }
             if let s = snp.signers { r.append(SNPSignerRule(allowed: s)) }
             if let p = snp.products { r.append(SNPProductRule(allowed: p)) }
             if let t = snp.minimumTCB { r.append(SNPMinimumTCBRule(minimum: t)) }
@@ -104,8 +199,13 @@ public struct AttestationPolicy: Sendable, Equatable {
             if let v = snp.maximumVMPL { r.append(SNPVMPLRule(maximum: v)) }
         }
         if let tdx {
-            if let m = tdx.measurements { r.append(TDXMeasurementRule(allowed: m)) }
+            r.append(TDXMeasurementRule(allowed: tdx.anyMeasurement ? nil : tdx.measurements ?? []))
+            r.append(TDXAttributesRule(rules: tdx))
+            if let x = tdx.xfams { r.append(RegisterAllowlistRule(register: .xfam, allowed: x)) }
+            if let m = tdx.mrConfigIDs { r.append(RegisterAllowlistRule(register: .mrConfigID, allowed: m)) }
+            if let m = tdx.mrOwners { r.append(RegisterAllowlistRule(register: .mrOwner, allowed: m)) }
             if let s = tdx.allowedTCBStatuses { r.append(TDXTCBStatusRule(allowed: s)) }
+            if let n = tdx.minimumTCBEvaluationDataNumber { r.append(TDXEvaluationDataNumberRule(minimum: n)) }
         }
         return r
     }
@@ -166,14 +266,35 @@ struct PolicyManifest: Decodable {
         return list.map { $0.lowercased() }
     }
 
+    static func measurementChoice(_ c: KeyedDecodingContainer<Key>, hasList: Bool, section: String) throws -> Bool {
+        let any = try c.decodeIfPresent(Bool.self, forKey: Key("anyMeasurement")) ?? false
+        guard hasList != any else {
+            throw AttestationError(
+                .malformedPolicy,
+                hasList
+                    ? "policy: \(section) has both measurements and anyMeasurement; keep one"
+                    : "policy: \(section) lists no measurements; list the allowed ones, or say \"anyMeasurement\": true to accept any (anyone who rents a confidential VM would pass)")
+        }
+        return any
+    }
+
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
-        try Self.checkKeys(c, allowed: ["version", "allowSimulated", "allowDebug", "maxEvidenceAgeSeconds", "snp", "tdx"], section: "the policy")
+        try Self.checkKeys(
+            c, allowed: ["version", "allowSimulated", "simulatedRootKeys", "allowDebug", "allowTLSKeyFromFile", "maxEvidenceAgeSeconds", "snp", "tdx"],
+            section: "the policy")
         let version = try c.decodeIfPresent(Int.self, forKey: Key("version")) ?? 1
         guard version == 1 else { throw AttestationError(.malformedPolicy, "policy: version \(version) is not supported (1)") }
         var p = AttestationPolicy(snp: nil, tdx: nil)
         p.allowSimulated = try c.decodeIfPresent(Bool.self, forKey: Key("allowSimulated")) ?? false
+        p.simulatedRootKeys = try Self.hexList(try c.decodeIfPresent([String].self, forKey: Key("simulatedRootKeys")), digits: 64, name: "simulatedRootKeys")
+        if p.allowSimulated, p.simulatedRootKeys == nil {
+            throw AttestationError(
+                .malformedPolicy,
+                "policy: allowSimulated needs simulatedRootKeys (the SHA-256 of the simulated root's public key that blindai serve prints); without it any self-made simulated chain would pass")
+        }
         p.allowDebug = try c.decodeIfPresent(Bool.self, forKey: Key("allowDebug")) ?? false
+        p.allowTLSKeyFromFile = try c.decodeIfPresent(Bool.self, forKey: Key("allowTLSKeyFromFile")) ?? false
         p.maxEvidenceAgeSeconds = try c.decodeIfPresent(Double.self, forKey: Key("maxEvidenceAgeSeconds"))
         if let age = p.maxEvidenceAgeSeconds, age <= 0 {
             throw AttestationError(.malformedPolicy, "policy: maxEvidenceAgeSeconds must be positive, found \(age)")
@@ -181,23 +302,48 @@ struct PolicyManifest: Decodable {
         if c.contains(Key("snp")) {
             let s = try c.nestedContainer(keyedBy: Key.self, forKey: Key("snp"))
             try Self.checkKeys(
-                s, allowed: ["measurements", "signers", "products", "minimumTCB", "minimumGuestSVN", "chipIDs", "maximumVMPL"], section: "snp")
+                s,
+                allowed: [
+                    "measurements", "anyMeasurement", "signers", "products", "minimumTCB", "minimumGuestSVN", "chipIDs", "maximumVMPL",
+                    "allowMigrationAgent", "allowSMT", "requireSingleSocket", "minimumABI", "hostData", "vlekCSPIDs", "requireCRL",
+                ],
+                section: "snp")
             if s.contains(Key("minimumTCB")) {
                 let t = try s.nestedContainer(keyedBy: Key.self, forKey: Key("minimumTCB"))
                 try Self.checkKeys(t, allowed: ["bootloader", "tee", "snp", "microcode", "fmc"], section: "snp.minimumTCB")
             }
+            if s.contains(Key("minimumABI")) {
+                let a = try s.nestedContainer(keyedBy: Key.self, forKey: Key("minimumABI"))
+                try Self.checkKeys(a, allowed: ["major", "minor"], section: "snp.minimumABI")
+            }
+            let measurements = try Self.hexList(try s.decodeIfPresent([String].self, forKey: Key("measurements")), digits: 96, name: "snp.measurements")
+            let cspIDs = try s.decodeIfPresent([String].self, forKey: Key("vlekCSPIDs"))
+            if let cspIDs, cspIDs.isEmpty { throw AttestationError(.malformedPolicy, "policy: snp.vlekCSPIDs is empty; omit it to accept any value") }
             p.snp = AttestationPolicy.SNPRules(
-                measurements: try Self.hexList(try s.decodeIfPresent([String].self, forKey: Key("measurements")), digits: 96, name: "snp.measurements"),
+                measurements: measurements, anyMeasurement: try Self.measurementChoice(s, hasList: measurements != nil, section: "snp"),
                 signers: try s.decodeIfPresent([SNPSigner].self, forKey: Key("signers")),
                 products: try s.decodeIfPresent([SNPProduct].self, forKey: Key("products")),
                 minimumTCB: try s.decodeIfPresent(AttestationPolicy.MinimumTCB.self, forKey: Key("minimumTCB")),
                 minimumGuestSVN: try s.decodeIfPresent(UInt32.self, forKey: Key("minimumGuestSVN")),
                 chipIDs: try Self.hexList(try s.decodeIfPresent([String].self, forKey: Key("chipIDs")), digits: 128, name: "snp.chipIDs"),
-                maximumVMPL: try s.decodeIfPresent(UInt32.self, forKey: Key("maximumVMPL")))
+                maximumVMPL: try s.decodeIfPresent(UInt32.self, forKey: Key("maximumVMPL")),
+                allowMigrationAgent: try s.decodeIfPresent(Bool.self, forKey: Key("allowMigrationAgent")) ?? false,
+                allowSMT: try s.decodeIfPresent(Bool.self, forKey: Key("allowSMT")) ?? true,
+                requireSingleSocket: try s.decodeIfPresent(Bool.self, forKey: Key("requireSingleSocket")) ?? false,
+                minimumABI: try s.decodeIfPresent(AttestationPolicy.ABIVersion.self, forKey: Key("minimumABI")),
+                hostData: try Self.hexList(try s.decodeIfPresent([String].self, forKey: Key("hostData")), digits: 64, name: "snp.hostData"),
+                vlekCSPIDs: cspIDs,
+                requireCRL: try s.decodeIfPresent(Bool.self, forKey: Key("requireCRL")) ?? false)
         }
         if c.contains(Key("tdx")) {
             let t = try c.nestedContainer(keyedBy: Key.self, forKey: Key("tdx"))
-            try Self.checkKeys(t, allowed: ["measurements", "allowedTCBStatuses"], section: "tdx")
+            try Self.checkKeys(
+                t,
+                allowed: [
+                    "measurements", "anyMeasurement", "allowedTCBStatuses", "minimumTCBEvaluationDataNumber", "requireSEPTVEDisable",
+                    "allowMigratable", "mrServiceTDs", "allowPKS", "allowPerfmon", "xfams", "mrConfigIDs", "mrOwners",
+                ],
+                section: "tdx")
             let ms = try t.decodeIfPresent([AttestationPolicy.TDXMeasurement].self, forKey: Key("measurements"))
             if let ms {
                 guard !ms.isEmpty else { throw AttestationError(.malformedPolicy, "policy: tdx.measurements is empty; omit it to accept any value") }
@@ -211,8 +357,20 @@ struct PolicyManifest: Decodable {
             }
             let statuses = try t.decodeIfPresent([TDXTCBStatus].self, forKey: Key("allowedTCBStatuses")) ?? [.upToDate]
             guard !statuses.isEmpty else { throw AttestationError(.malformedPolicy, "policy: tdx.allowedTCBStatuses is empty") }
-            p.tdx = AttestationPolicy.TDXRules(measurements: ms.map { $0.map { AttestationPolicy.TDXMeasurement(mrtd: $0.mrtd, rtmrs: $0.rtmrs) } },
-                                               allowedTCBStatuses: statuses)
+            let floor = try t.decodeIfPresent(Int.self, forKey: Key("minimumTCBEvaluationDataNumber"))
+            if let floor, floor < 0 { throw AttestationError(.malformedPolicy, "policy: tdx.minimumTCBEvaluationDataNumber must not be negative") }
+            p.tdx = AttestationPolicy.TDXRules(
+                measurements: ms.map { $0.map { AttestationPolicy.TDXMeasurement(mrtd: $0.mrtd, rtmrs: $0.rtmrs) } },
+                anyMeasurement: try Self.measurementChoice(t, hasList: ms != nil, section: "tdx"),
+                allowedTCBStatuses: statuses, minimumTCBEvaluationDataNumber: floor,
+                requireSEPTVEDisable: try t.decodeIfPresent(Bool.self, forKey: Key("requireSEPTVEDisable")) ?? true,
+                allowMigratable: try t.decodeIfPresent(Bool.self, forKey: Key("allowMigratable")) ?? false,
+                mrServiceTDs: try Self.hexList(try t.decodeIfPresent([String].self, forKey: Key("mrServiceTDs")), digits: 96, name: "tdx.mrServiceTDs"),
+                allowPKS: try t.decodeIfPresent(Bool.self, forKey: Key("allowPKS")) ?? true,
+                allowPerfmon: try t.decodeIfPresent(Bool.self, forKey: Key("allowPerfmon")) ?? false,
+                xfams: try Self.hexList(try t.decodeIfPresent([String].self, forKey: Key("xfams")), digits: 16, name: "tdx.xfams"),
+                mrConfigIDs: try Self.hexList(try t.decodeIfPresent([String].self, forKey: Key("mrConfigIDs")), digits: 96, name: "tdx.mrConfigIDs"),
+                mrOwners: try Self.hexList(try t.decodeIfPresent([String].self, forKey: Key("mrOwners")), digits: 96, name: "tdx.mrOwners"))
         }
         policy = p
     }

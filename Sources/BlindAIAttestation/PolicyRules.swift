@@ -23,14 +23,47 @@ public struct TEEKindRule: PolicyRule {
 
 public struct SimulatedRule: PolicyRule {
     public let allowed: Bool
+    /// SHA-256 of the trusted simulated roots' SubjectPublicKeyInfo; nil: any simulated root (development flags only).
+    public let pinnedRootKeys: [String]?
 
-    public init(allowed: Bool) {
+    public init(allowed: Bool, pinnedRootKeys: [String]? = nil) {
         self.allowed = allowed
+        self.pinnedRootKeys = pinnedRootKeys
     }
     public var name: String { "allowSimulated" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
-        guard !c.simulated || allowed else {
+        guard c.simulated else { return }
+        guard allowed else {
             throw AttestationError(.simulatedNotAllowed, "rule allowSimulated: the evidence comes from a simulated TEE and the policy does not allow simulated evidence")
+        }
+        if let pinnedRootKeys {
+            let key = c.simulatedRootKeySHA256 ?? "?"
+            guard pinnedRootKeys.contains(key) else {
+                throw AttestationError(
+                    .simulatedRootNotPinned,
+                    "rule simulatedRootKeys: the simulated root's key \(abbrev(key)) is not one the policy pins (\(pinnedRootKeys.map(abbrev).joined(separator: ", ")))")
+            }
+        }
+    }
+}
+
+/// The TLS key the evidence is bound to must have been generated inside the TEE (claims attribute
+/// `tlsKeyGeneratedInMemory`, bound through the report data): a key loaded from a file existed outside the TEE, and
+/// whoever holds a copy can terminate the client's TLS and relay the nonce to the genuine server.
+public struct TLSKeyOriginRule: PolicyRule {
+    public init() {}
+    public var name: String { "allowTLSKeyFromFile" }
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        switch c.tlsKeyGeneratedInTEE {
+        case true?: return
+        case false?:
+            throw AttestationError(
+                .tlsKeyNotGeneratedInTEE,
+                "rule allowTLSKeyFromFile: the server loaded its TLS key from a file (it existed outside the TEE) and the policy requires a key generated in the TEE")
+        case nil:
+            throw AttestationError(
+                .tlsKeyNotGeneratedInTEE,
+                "rule allowTLSKeyFromFile: the evidence has no bound claims document saying the TLS key was generated in the TEE")
         }
     }
 }
@@ -72,14 +105,18 @@ public struct EvidenceAgeRule: PolicyRule {
 }
 
 public struct SNPMeasurementRule: PolicyRule {
-    public let allowed: [String]
+    /// nil: any measurement (the policy said `anyMeasurement`).
+    public let allowed: [String]?
 
-    public init(allowed: [String]) {
+    public init(allowed: [String]?) {
         self.allowed = allowed
     }
     public var name: String { "snp.measurements" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
-        guard c.tee == .sevSNP else { return }
+        guard c.tee == .sevSNP, let allowed else { return }
+        guard !allowed.isEmpty else {
+            throw AttestationError(.measurementNotAllowed, "rule snp.measurements: the policy lists no measurement and does not say anyMeasurement")
+        }
         guard allowed.contains(c.measurement) else {
             throw AttestationError(
                 .measurementNotAllowed, "rule snp.measurements: measurement \(abbrev(c.measurement)) is not in the allowlist (\(allowed.count) entr\(allowed.count == 1 ? "y" : "ies"))")
@@ -192,14 +229,18 @@ public struct SNPVMPLRule: PolicyRule {
 }
 
 public struct TDXMeasurementRule: PolicyRule {
-    public let allowed: [AttestationPolicy.TDXMeasurement]
+    /// nil: any measurement (the policy said `anyMeasurement`).
+    public let allowed: [AttestationPolicy.TDXMeasurement]?
 
-    public init(allowed: [AttestationPolicy.TDXMeasurement]) {
+    public init(allowed: [AttestationPolicy.TDXMeasurement]?) {
         self.allowed = allowed
     }
     public var name: String { "tdx.measurements" }
     public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
-        guard let t = c.tdx else { return }
+        guard let t = c.tdx, let allowed else { return }
+        guard !allowed.isEmpty else {
+            throw AttestationError(.measurementNotAllowed, "rule tdx.measurements: the policy lists no measurement and does not say anyMeasurement")
+        }
         let candidates = allowed.filter { $0.mrtd == c.measurement }
         guard !candidates.isEmpty else {
             throw AttestationError(
@@ -234,6 +275,166 @@ public struct TDXTCBStatusRule: PolicyRule {
             throw AttestationError(
                 .tcbStatusNotAllowed,
                 "rule tdx.allowedTCBStatuses: TCB status \(tcb.status.rawValue) (platform \(tcb.platformStatus.rawValue)) is not one of \(allowed.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+}
+
+/// The SNP launch settings of the guest policy and REPORT_ID_MA: migration agent, SMT, single socket, ABI minimum.
+public struct SNPLaunchRule: PolicyRule {
+    public let rules: AttestationPolicy.SNPRules
+
+    public init(rules: AttestationPolicy.SNPRules) {
+        self.rules = rules
+    }
+    public var name: String { "snp launch settings" }
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        guard let s = c.snp else { return }
+        let g = s.guestPolicy
+        if !rules.allowMigrationAgent {
+            guard !g.migrateMA else {
+                throw AttestationError(
+                    .migrationAgentNotAllowed, "rule snp.allowMigrationAgent: guest policy \(s.policy) has MIGRATE_MA (bit 18) set and the policy refuses migration agents")
+            }
+            guard s.reportIDMA.allSatisfy({ $0 == "f" }) else {
+                throw AttestationError(
+                    .migrationAgentNotAllowed, "rule snp.allowMigrationAgent: the report names migration agent \(abbrev(s.reportIDMA)) (REPORT_ID_MA) and the policy refuses migration agents")
+            }
+        }
+        if !rules.allowSMT, g.smt {
+            throw AttestationError(.guestPolicyNotAllowed, "rule snp.allowSMT: guest policy \(s.policy) allows SMT (bit 16) and the policy refuses it")
+        }
+        if rules.requireSingleSocket, !g.singleSocket {
+            throw AttestationError(.guestPolicyNotAllowed, "rule snp.requireSingleSocket: guest policy \(s.policy) does not have SINGLE_SOCKET (bit 20) set")
+        }
+        if let minimum = rules.minimumABI {
+            let abi = AttestationPolicy.ABIVersion(major: g.abiMajor, minor: g.abiMinor)
+            guard abi >= minimum else {
+                throw AttestationError(.guestPolicyNotAllowed, "rule snp.minimumABI: guest policy \(s.policy) requires firmware ABI \(abi), below the minimum \(minimum)")
+            }
+        }
+    }
+}
+
+public struct SNPCSPIDRule: PolicyRule {
+    public let allowed: [String]
+
+    public init(allowed: [String]) {
+        self.allowed = allowed
+    }
+    public var name: String { "snp.vlekCSPIDs" }
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        guard let s = c.snp, s.signer == .vlek else { return }
+        guard let csp = s.cspID, allowed.contains(csp) else {
+            throw AttestationError(
+                .cspIDNotAllowed, "rule snp.vlekCSPIDs: the VLEK's cspID \(s.cspID.map { "\"\($0)\"" } ?? "(none)") is not one of \(allowed.joined(separator: ", "))")
+        }
+    }
+}
+
+public struct SNPCRLRule: PolicyRule {
+    public init() {}
+    public var name: String { "snp.requireCRL" }
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        guard let s = c.snp else { return }
+        guard s.checkedCRL else {
+            throw AttestationError(
+                .collateralMissing, "rule snp.requireCRL: no AMD CRL (vcek_crl.der or vlek_crl.der) came with the evidence or the collateral directory")
+        }
+    }
+}
+
+/// TD_ATTRIBUTES and MRSERVICETD: SEPT_VE_DISABLE, MIGRATABLE and bound service TDs, PKS, PERFMON.
+public struct TDXAttributesRule: PolicyRule {
+    public let rules: AttestationPolicy.TDXRules
+
+    public init(rules: AttestationPolicy.TDXRules) {
+        self.rules = rules
+    }
+    public var name: String { "tdx launch settings" }
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        guard let t = c.tdx else { return }
+        try check(tdAttributes: t.tdAttributes, mrServiceTD: t.mrServiceTD)
+    }
+
+    /// - Parameters:
+    ///   - tdAttributes: TD_ATTRIBUTES as in the quote (16 hex digits, little-endian).
+    ///   - mrServiceTD: MRSERVICETD (TD 1.5 quotes), hex.
+    public func check(tdAttributes: String, mrServiceTD: String?) throws(AttestationError) {
+        let raw = (Hex.decode(tdAttributes) ?? []).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let a = VerifiedClaims.TDXAttributes(raw: raw)
+        func refuse(_ code: AttestationError.Code, _ member: String, _ what: String) -> AttestationError {
+            AttestationError(code, "rule tdx.\(member): TD_ATTRIBUTES \(tdAttributes) \(what)")
+        }
+        if rules.requireSEPTVEDisable, !a.septVEDisable {
+            throw refuse(.tdAttributesNotAllowed, "requireSEPTVEDisable", "lacks SEPT_VE_DISABLE (bit 28): the host could inject #VE on private-memory EPT violations")
+        }
+        if !rules.allowMigratable, a.migratable {
+            throw refuse(.migrationAgentNotAllowed, "allowMigratable", "has MIGRATABLE (bit 29) set and the policy refuses migratable TDs")
+        }
+        if !rules.allowPKS, a.pks { throw refuse(.tdAttributesNotAllowed, "allowPKS", "has PKS (bit 30) set and the policy does not allow it") }
+        if !rules.allowPerfmon, a.perfmon { throw refuse(.tdAttributesNotAllowed, "allowPerfmon", "has PERFMON (bit 63) set and the policy does not allow it") }
+        if let service = mrServiceTD, !service.allSatisfy({ $0 == "0" }), !(rules.mrServiceTDs ?? []).contains(service) {
+            throw AttestationError(
+                .migrationAgentNotAllowed,
+                "rule tdx.mrServiceTDs: a service TD (for example a migration TD) is bound, MRSERVICETD \(abbrev(service)), and the policy does not list it")
+        }
+    }
+}
+
+/// An allowlist for one register of the report: SNP HOST_DATA, TDX XFAM, MRCONFIGID, MROWNER.
+public struct RegisterAllowlistRule: PolicyRule {
+    public enum Register: Sendable {
+        case snpHostData, xfam, mrConfigID, mrOwner
+    }
+    public let register: Register
+    public let allowed: [String]
+
+    public init(register: Register, allowed: [String]) {
+        self.register = register
+        self.allowed = allowed
+    }
+    public var name: String {
+        switch register {
+        case .snpHostData: return "snp.hostData"
+        case .xfam: return "tdx.xfams"
+        case .mrConfigID: return "tdx.mrConfigIDs"
+        case .mrOwner: return "tdx.mrOwners"
+        }
+    }
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        let (value, field, code): (String?, String, AttestationError.Code)
+        switch register {
+        case .snpHostData: (value, field, code) = (c.snp?.hostData, "HOST_DATA", .hostDataNotAllowed)
+        case .xfam: (value, field, code) = (c.tdx?.xfam, "XFAM", .xfamNotAllowed)
+        case .mrConfigID: (value, field, code) = (c.tdx?.mrConfigID, "MRCONFIGID", .mrConfigIDNotAllowed)
+        case .mrOwner: (value, field, code) = (c.tdx?.mrOwner, "MROWNER", .mrOwnerNotAllowed)
+        }
+        guard let value else { return }
+        guard allowed.contains(value) else {
+            throw AttestationError(code, "rule \(name): \(field) \(abbrev(value)) is not in the allowlist (\(allowed.count) entr\(allowed.count == 1 ? "y" : "ies"))")
+        }
+    }
+}
+
+/// Intel raises tcbEvaluationDataNumber when a TCB recovery changes which platforms are up to date; a floor refuses
+/// collateral older than that recovery (a host could otherwise serve stale, still-signed collateral).
+public struct TDXEvaluationDataNumberRule: PolicyRule {
+    public let minimum: Int
+
+    public init(minimum: Int) {
+        self.minimum = minimum
+    }
+    public var name: String { "tdx.minimumTCBEvaluationDataNumber" }
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        guard let t = c.tdx else { return }
+        for (what, number) in [("TCB info", t.tcbInfoEvaluationDataNumber), ("QE identity", t.qeIdentityEvaluationDataNumber)] {
+            guard let number else {
+                throw AttestationError(.collateralMissing, "rule \(name): no \(what) with a tcbEvaluationDataNumber was checked")
+            }
+            guard number >= minimum else {
+                throw AttestationError(
+                    .tcbEvaluationDataNumberBelowMinimum, "rule \(name): the \(what) has tcbEvaluationDataNumber \(number), below the minimum \(minimum)")
+            }
         }
     }
 }

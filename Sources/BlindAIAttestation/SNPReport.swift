@@ -63,6 +63,30 @@ public struct SNPTCB: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 }
 
+/// The guest policy of an SNP report (AMD SEV-SNP ABI, GUEST_POLICY): what the guest owner allowed at launch.
+public struct SNPGuestPolicy: Sendable, Codable, Equatable {
+    /// Bits 7:0 and 15:8: the minimum firmware ABI the guest accepts.
+    public let abiMinor: UInt8
+    public let abiMajor: UInt8
+    /// Bit 16: SMT allowed.
+    public let smt: Bool
+    /// Bit 18: association with a migration agent allowed.
+    public let migrateMA: Bool
+    /// Bit 19: debugging allowed.
+    public let debug: Bool
+    /// Bit 20: the guest may run on a single socket only.
+    public let singleSocket: Bool
+
+    public init(raw: UInt64) {
+        abiMinor = UInt8(truncatingIfNeeded: raw)
+        abiMajor = UInt8(truncatingIfNeeded: raw >> 8)
+        smt = raw & (1 << 16) != 0
+        migrateMA = raw & (1 << 18) != 0
+        debug = raw & (1 << 19) != 0
+        singleSocket = raw & (1 << 20) != 0
+    }
+}
+
 /// An SEV-SNP ATTESTATION_REPORT (versions 2 to 5), 1184 bytes, little-endian.
 public struct SNPReport: Sendable {
     public static let size = 0x4A0
@@ -85,6 +109,8 @@ public struct SNPReport: Sendable {
     public let idKeyDigest: [UInt8]
     public let authorKeyDigest: [UInt8]
     public let reportID: [UInt8]
+    /// REPORT_ID of the migration agent; all 0xFF when no migration agent is associated.
+    public let reportIDMA: [UInt8]
     public let reportedTCBRaw: UInt64
     /// CPUID family/model/stepping (report v3+); zero in v2 reports.
     public let cpuidFamily: UInt8
@@ -98,6 +124,9 @@ public struct SNPReport: Sendable {
     let signatureS: [UInt8]
 
     public var isDebugAllowed: Bool { policy & (1 << 19) != 0 }
+    public var guestPolicy: SNPGuestPolicy { SNPGuestPolicy(raw: policy) }
+    /// A migration agent is associated with the guest (REPORT_ID_MA is not all 0xFF).
+    public var hasMigrationAgent: Bool { !reportIDMA.allSatisfy { $0 == 0xFF } }
     public var signer: SNPSigner? {
         switch (signerInfo >> 2) & 0x7 {
         case 0: return .vcek
@@ -105,7 +134,10 @@ public struct SNPReport: Sendable {
         default: return nil
         }
     }
-    public var isChipIDMasked: Bool { signerInfo & 0x2 != 0 }
+    /// SIGNER_INFO bit 1, MASK_CHIP_KEY: the firmware did not sign the report with the VCEK (its signature is zero).
+    public var isChipKeyMasked: Bool { signerInfo & 0x2 != 0 }
+    /// CHIP_ID is all zero: the platform was configured with MaskChipId (SNP_CONFIG). SIGNER_INFO does not say so.
+    public var isChipIDMasked: Bool { chipID.allSatisfy { $0 == 0 } }
     public var cpuidProduct: SNPProduct? { version >= 3 ? SNPProduct.fromCPUID(family: cpuidFamily, model: cpuidModel) : nil }
 
     public init(bytes: [UInt8]) throws(AttestationError) {
@@ -133,6 +165,7 @@ public struct SNPReport: Sendable {
         self.idKeyDigest = try r.slice(0xE0, 48)
         self.authorKeyDigest = try r.slice(0x110, 48)
         self.reportID = try r.slice(0x140, 32)
+        self.reportIDMA = try r.slice(0x160, 32)
         self.reportedTCBRaw = try r.u64(0x180)
         self.cpuidFamily = try r.u8(0x188)
         self.cpuidModel = try r.u8(0x189)

@@ -59,17 +59,27 @@ public struct ValidatedSNPReport: Sendable {
     public let reportedTCB: SNPTCB
     public let rootKind: RootKind
     public let endorsementKey: DERCertificate
+    /// SHA-256 of the root's SubjectPublicKeyInfo (lowercase hex): what a policy pins for a simulated root.
+    public let rootKeySHA256: String
+    /// The VLEK's cspID extension (the cloud provider the VLEK was issued to); nil for VCEK-signed reports.
+    public let cspID: String?
+    /// An AMD CRL signed by the root was checked and revokes neither the ASK/ASVK nor the ARK.
+    public let checkedCRL: Bool
     public let verificationTime: Date
 
     fileprivate init(
-        report: SNPReport, product: SNPProduct, signer: SNPSigner, rootKind: RootKind, endorsementKey: DERCertificate, time: Date
+        report: SNPReport, product: SNPProduct, signer: SNPSigner, rootKind: RootKind, root: DERCertificate, endorsementKey: DERCertificate,
+        cspID: String?, checkedCRL: Bool, time: Date
     ) {
         self.report = report
         self.product = product
         self.signer = signer
         self.reportedTCB = report.reportedTCB(for: product)
         self.rootKind = rootKind
+        self.rootKeySHA256 = Hex.encode(Array(SHA256.hash(data: root.subjectPublicKeyInfo)))
         self.endorsementKey = endorsementKey
+        self.cspID = cspID
+        self.checkedCRL = checkedCRL
         self.verificationTime = time
     }
 }
@@ -91,8 +101,11 @@ public struct SNPVerifier: Sendable {
     ///   - chain: certificates supplied with the evidence (ASK/ASVK and ARK, DER or PEM). If present they must
     ///     chain to a pinned ARK (or, only with `allowSimulated`, a simulated root); otherwise the pinned
     ///     intermediates are used.
+    ///   - crl: AMD's CRL for the chain (KDS `/vcek/v1/<product>/crl` or `/vlek/v1/<product>/crl`, DER), when the
+    ///     evidence or a collateral directory carries one: it must be signed by the root, be current at `time`, and
+    ///     revoke neither the ASK/ASVK nor the ARK.
     ///   - time: the verification time.
-    public func verify(report reportBytes: [UInt8], endorsementKey: [UInt8], chain: [[UInt8]] = [], at time: Date)
+    public func verify(report reportBytes: [UInt8], endorsementKey: [UInt8], chain: [[UInt8]] = [], crl: [UInt8]? = nil, at time: Date)
         throws(AttestationError) -> ValidatedSNPReport
     {
         let report = try SNPReport(bytes: reportBytes)
@@ -116,6 +129,10 @@ public struct SNPVerifier: Sendable {
         }
 
         // Report signature: ECDSA P-384 / SHA-384 over [0, 0x2A0).
+        guard !report.isChipKeyMasked else {
+            throw AttestationError(
+                .reportSignatureInvalid, "SNP report signer_info 0x\(String(report.signerInfo, radix: 16)) has MASK_CHIP_KEY (bit 1) set: the firmware did not sign it")
+        }
         guard case .p384(let key) = vek.publicKey else {
             throw AttestationError(.malformedCertificate, "\(signer.rawValue) key is \(vek.publicKey.name), expected EC P-384")
         }
@@ -127,8 +144,32 @@ public struct SNPVerifier: Sendable {
 
         try checkTCBExtensions(vek: vek, report: report, product: chainProduct)
         if signer == .vcek { try checkHardwareID(vek: vek, report: report, product: chainProduct) }
+        let cspID = signer == .vlek ? try Self.cspID(of: vek) : nil
 
-        return ValidatedSNPReport(report: report, product: chainProduct, signer: signer, rootKind: rootKind, endorsementKey: vek, time: time)
+        if let crl {
+            let list = try DERCertificateRevocationList(derEncoded: crl)
+            guard list.issuerBytes == root.subjectBytes else {
+                throw AttestationError(
+                    .crlInvalid, "AMD CRL issuer '\(list.issuerCommonName ?? "?")' is not the chain's root '\(root.displayName)'")
+            }
+            try list.check(issuer: root, at: time, certificates: [intermediate, root], name: "AMD CRL of '\(root.displayName)'")
+        }
+
+        return ValidatedSNPReport(
+            report: report, product: chainProduct, signer: signer, rootKind: rootKind, root: root, endorsementKey: vek, cspID: cspID,
+            checkedCRL: crl != nil, time: time)
+    }
+
+    static let cspIDOID = "1.3.6.1.4.1.3704.1.5"
+
+    /// The VLEK's cspID (an IA5String naming the cloud provider).
+    static func cspID(of vlek: DERCertificate) throws(AttestationError) -> String? {
+        guard let value = vlek.extensionValue(cspIDOID) else { return nil }
+        do {
+            return String(try ASN1IA5String(derEncoded: value[...]))
+        } catch {
+            throw AttestationError(.malformedCertificate, "VLEK cspID extension (\(cspIDOID)) is not a DER IA5String")
+        }
     }
 
     private func resolveChain(vek: DERCertificate, signer: SNPSigner, supplied: [DERCertificate])

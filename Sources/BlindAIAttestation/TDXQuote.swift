@@ -20,6 +20,8 @@ public struct TDReportBody: Sendable {
 
     /// TD_ATTRIBUTES bit 0.
     public var isDebug: Bool { tdAttributes[0] & 0x01 != 0 }
+    /// TD_ATTRIBUTES as a little-endian 64-bit value.
+    public var tdAttributesValue: UInt64 { tdAttributes.reversed().reduce(0) { $0 << 8 | UInt64($1) } }
 
     init(_ r: ByteReader, at o: Int, tdx15: Bool) throws(AttestationError) {
         teeTCBSVN = try r.slice(o, 16)

@@ -99,12 +99,17 @@ public struct ValidatedTDXQuote: Sendable {
     public let checkedPCKCRL: Bool
     public let checkedRootCACRL: Bool
     public let checkedQEIdentity: Bool
+    /// tcbEvaluationDataNumber of the checked TCB info and QE identity (nil when absent from the collateral).
+    public let tcbInfoEvaluationDataNumber: Int?
+    public let qeIdentityEvaluationDataNumber: Int?
     public let verificationTime: Date
 
     fileprivate init(
         quote: TDXQuote, pck: PCKCertificateInfo, tcb: TDXTCBEvaluation?, checkedPCKCRL: Bool, checkedRootCACRL: Bool,
-        checkedQEIdentity: Bool, time: Date
+        checkedQEIdentity: Bool, tcbInfoEvaluationDataNumber: Int?, qeIdentityEvaluationDataNumber: Int?, time: Date
     ) {
+        self.tcbInfoEvaluationDataNumber = tcbInfoEvaluationDataNumber
+        self.qeIdentityEvaluationDataNumber = qeIdentityEvaluationDataNumber
         self.quote = quote
         self.pck = pck
         self.tcb = tcb
@@ -116,8 +121,14 @@ public struct ValidatedTDXQuote: Sendable {
 }
 
 /// Verifies TDX quotes v4/v5 against the Intel SGX Root CA and PCS collateral.
+///
+/// The PCK CRL, the Root CA CRL and the QE identity are required: without them a revoked PCK, or a quoting enclave
+/// that is not Intel's (on a platform with Flexible Launch Control), would pass. The TCB info stays optional here;
+/// a policy's `allowedTCBStatuses` requires it.
 public struct TDXVerifier: Sendable {
     public var anchors: TDXTrustAnchors
+    /// Tests of the quote layer alone turn this off to read vectors published without CRLs or QE identity.
+    var requiresRevocationAndQEIdentity = true
 
     public init(anchors: TDXTrustAnchors = .intel) { self.anchors = anchors }
 
@@ -125,6 +136,18 @@ public struct TDXVerifier: Sendable {
         -> ValidatedTDXQuote
     {
         let quote = try TDXQuote(bytes: quoteBytes)
+        if requiresRevocationAndQEIdentity {
+            let missing = [
+                collateral.pckCRL == nil ? "the PCK CRL (pck_crl_platform.der or pck_crl_processor.der)" : nil,
+                collateral.rootCACRL == nil ? "the Intel SGX Root CA CRL (root_ca_crl.der)" : nil,
+                collateral.qeIdentityJSON == nil ? "the QE identity (qeIdentity.json)" : nil,
+            ].compactMap { $0 }
+            guard missing.isEmpty else {
+                throw AttestationError(
+                    .collateralMissing,
+                    "TDX evidence needs \(missing.joined(separator: ", ")): without them a revoked PCK or a quoting enclave that is not Intel's would pass")
+            }
+        }
 
         // PCK chain: leaf <- intermediate(s) <- Intel SGX Root CA (pinned).
         var chain = [DERCertificate]()
@@ -189,25 +212,30 @@ public struct TDXVerifier: Sendable {
 
         // QE identity.
         var qeStatus: TDXTCBStatus?
+        var qeEvaluationNumber: Int?
         if let json = collateral.qeIdentityJSON {
             let identity: PCSEnclaveIdentity = try verifySignedCollateral(
                 json, key: "enclaveIdentity", issuerChain: collateral.qeIdentityIssuerChainPEM, at: time, name: "QE identity")
             try checkDates(issue: identity.issueDate, next: identity.nextUpdate, at: time, name: "QE identity")
             qeStatus = try TDXTCBAppraisal.qeStatus(identity: identity, report: quote.qeReport)
+            qeEvaluationNumber = identity.tcbEvaluationDataNumber
         }
 
         // TCB info.
         var evaluation: TDXTCBEvaluation?
+        var tcbEvaluationNumber: Int?
         if let json = collateral.tcbInfoJSON {
             let info: PCSTCBInfo = try verifySignedCollateral(
                 json, key: "tcbInfo", issuerChain: collateral.tcbInfoIssuerChainPEM, at: time, name: "TCB info")
             try checkDates(issue: info.issueDate, next: info.nextUpdate, at: time, name: "TCB info")
             evaluation = try TDXTCBAppraisal.evaluate(info: info, pck: pck, body: quote.body, qeStatus: qeStatus)
+            tcbEvaluationNumber = info.tcbEvaluationDataNumber
         }
 
         return ValidatedTDXQuote(
             quote: quote, pck: pck, tcb: evaluation, checkedPCKCRL: checkedPCK, checkedRootCACRL: checkedRoot,
-            checkedQEIdentity: qeStatus != nil, time: time)
+            checkedQEIdentity: qeStatus != nil, tcbInfoEvaluationDataNumber: tcbEvaluationNumber,
+            qeIdentityEvaluationDataNumber: qeEvaluationNumber, time: time)
     }
 
     /// The PCK path through swift-certificates' RFC 5280 verifier, rooted only at the pinned Intel root.

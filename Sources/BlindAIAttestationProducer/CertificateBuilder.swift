@@ -122,14 +122,43 @@ struct AMDStyleCertificateBuilder {
                 }
             }
         }
-        let tbsBytes = tbs.serializedBytes
+        return try signed(tbs.serializedBytes, by: issuerKey)
+    }
+
+    /// A DER X.509 v2 CRL (as AMD KDS serves for an ARK) signed with RSASSA-PSS SHA-384 by `issuerKey`.
+    static func buildCRL(
+        issuerCN: String, thisUpdate: Date, nextUpdate: Date, revoked: [(serial: Int, date: Date)], issuerKey: _RSA.Signing.PrivateKey
+    ) throws -> [UInt8] {
+        var tbs = DER.Serializer()
+        try tbs.appendConstructedNode(identifier: .sequence) { s in
+            try s.serialize(1)  // v2
+            try pssAlgorithm(&s)
+            try name(&s, commonName: issuerCN)
+            try time(&s, thisUpdate)
+            try time(&s, nextUpdate)
+            if !revoked.isEmpty {
+                try s.appendConstructedNode(identifier: .sequence) { s in
+                    for entry in revoked {
+                        try s.appendConstructedNode(identifier: .sequence) { s in
+                            try s.serialize(entry.serial)
+                            try time(&s, entry.date)
+                        }
+                    }
+                }
+            }
+        }
+        return try signed(tbs.serializedBytes, by: issuerKey)
+    }
+
+    /// SEQUENCE { tbs, RSASSA-PSS SHA-384 AlgorithmIdentifier, BIT STRING signature }.
+    private static func signed(_ tbsBytes: [UInt8], by issuerKey: _RSA.Signing.PrivateKey) throws -> [UInt8] {
         let signature = try issuerKey.signature(for: SHA384.hash(data: tbsBytes), padding: .PSS)
-        var cert = DER.Serializer()
-        try cert.appendConstructedNode(identifier: .sequence) { s in
+        var out = DER.Serializer()
+        try out.appendConstructedNode(identifier: .sequence) { s in
             s.serializeRawBytes(tbsBytes)
             try pssAlgorithm(&s)
             try s.serialize(ASN1BitString(bytes: [UInt8](signature.rawRepresentation)[...]))
         }
-        return cert.serializedBytes
+        return out.serializedBytes
     }
 }

@@ -15,9 +15,11 @@ public struct AttestationCommand: AsyncParsableCommand {
             abstract: "Verify evidence and print the verified claims as JSON.",
             discussion: """
                 Give one of: --evidence FILE (an evidence bundle from the server's attestation endpoint), \
-                --report FILE --vcek FILE [--chain FILE] (an SEV-SNP report), or --quote FILE [--collateral DIR] (a TDX quote). \
-                Without --policy, only authenticity and the safety defaults are checked (debug refused, nothing expired, \
-                no simulated evidence) and the measurement is printed. Exits non-zero with the reason when verification fails.
+                --report FILE --vcek FILE [--chain FILE] [--collateral DIR|CRL] (an SEV-SNP report), or --quote FILE --collateral DIR|FILE \
+                (a TDX quote; its PCK CRL, Root CA CRL and QE identity are required). \
+                Without --policy, only authenticity and the safety defaults are checked (debug refused, nothing expired or revoked, \
+                no simulated evidence, no migration agent) and the measurement is printed. Exits non-zero with the reason when \
+                verification fails.
                 """)
 
         @Option(help: "Evidence bundle JSON (as returned by the attestation endpoint).")
@@ -35,7 +37,7 @@ public struct AttestationCommand: AsyncParsableCommand {
         @Option(help: "TDX quote (v4 or v5).")
         var quote: String?
 
-        @Option(help: "TDX collateral: a directory (tcbInfo_fmspc_<fmspc>.json, qeIdentity.json, CRLs, issuer chains) or a QuoteCollateralV3 JSON file.")
+        @Option(help: "TDX collateral: a directory (tcbInfo_fmspc_<fmspc>.json, qeIdentity.json, CRLs, issuer chains) or a QuoteCollateralV3 JSON file. SEV-SNP: a directory with AMD's vcek_crl.der/vlek_crl.der, or one CRL file (DER).")
         var collateral: String?
 
         @Option(help: "Policy manifest (JSON). See docs/attestation.md.")
@@ -60,7 +62,7 @@ public struct AttestationCommand: AsyncParsableCommand {
             guard modes == 1 else { throw ValidationError("give exactly one of --evidence, --report/--vcek, or --quote") }
             if report != nil || vcek != nil, report == nil || vcek == nil { throw ValidationError("--report needs --vcek (and the reverse)") }
             if chain != nil, report == nil { throw ValidationError("--chain goes with --report") }
-            if collateral != nil, quote == nil { throw ValidationError("--collateral goes with --quote") }
+            if collateral != nil, quote == nil, report == nil { throw ValidationError("--collateral goes with --quote or --report") }
             if (nonce != nil) != (tlsCertificate != nil) { throw ValidationError("--nonce and --tls-certificate go together") }
             if nonce != nil, evidence == nil { throw ValidationError("--nonce goes with --evidence") }
         }
@@ -96,17 +98,23 @@ public struct AttestationCommand: AsyncParsableCommand {
                     claims = try await verifier.verify(bundle: bundle, binding: binding, at: time)
                 } else if let report, let vcek {
                     let chainCerts = try chain.map { Self.certificates(try Self.read($0)) } ?? []
+                    let reportBytes = [UInt8](try Self.read(report))
+                    var crl: [UInt8]?
+                    if let collateral {
+                        if try Self.isDirectory(collateral) {
+                            let signer = try SNPReport(bytes: reportBytes).signer ?? .vcek
+                            crl = SNPCollateral.files(inDirectory: URL(fileURLWithPath: collateral))[SNPCollateral.crlFileName(for: signer)]
+                        } else {
+                            crl = [UInt8](try Self.read(collateral))
+                        }
+                    }
                     claims = try verifier.verifySNP(
-                        report: [UInt8](try Self.read(report)), endorsementKey: [UInt8](try Self.read(vcek)), chain: chainCerts, at: time)
+                        report: reportBytes, endorsementKey: [UInt8](try Self.read(vcek)), chain: chainCerts, crl: crl, at: time)
                 } else if let quote {
                     let bytes = [UInt8](try Self.read(quote))
                     var collateralFiles = TDXCollateral()
                     if let collateral {
-                        var isDirectory: ObjCBool = false
-                        guard FileManager.default.fileExists(atPath: collateral, isDirectory: &isDirectory) else {
-                            throw ValidationError("--collateral \(collateral) does not exist")
-                        }
-                        collateralFiles = isDirectory.boolValue
+                        collateralFiles = try Self.isDirectory(collateral)
                             ? TDXCollateral.load(directory: URL(fileURLWithPath: collateral), fmspc: try TDXVerifier.fmspc(ofQuote: bytes))
                             : try TDXCollateral.load(quoteCollateralV3JSON: [UInt8](try Self.read(collateral)))
                     }
@@ -122,6 +130,15 @@ public struct AttestationCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("verification failed: \(error.code.rawValue): \(error.reason)\n".utf8))
                 throw ExitCode(1)
             }
+        }
+
+        /// Whether the `--collateral` path is a directory (it must exist).
+        static func isDirectory(_ path: String) throws -> Bool {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw ValidationError("--collateral \(path) does not exist")
+            }
+            return isDirectory.boolValue
         }
 
         static func read(_ path: String) throws -> Data {

@@ -20,7 +20,8 @@ enum ServeAttestation {
         let setup: TEESetup
         let policy: ServerTrustPolicy
         do {
-            setup = try await TEESetup.make(mode: mode, certificatesDirectory: certificates.map { URL(fileURLWithPath: $0) })
+            setup = try await TEESetup.make(
+                mode: mode, certificatesDirectory: certificates.map { URL(fileURLWithPath: $0) }, tlsKeyFromFile: tlsFromFiles)
             policy = try await setup.trustPolicy()
         } catch let e as TEESetupError {
             throw CLIError(message: e.message)
@@ -29,6 +30,10 @@ enum ServeAttestation {
         if let path = setup.measuredExecutable?.path { out += "  measured file:   \(path) (SHA-384)\n" }
         out += "Client policy" + (writePolicy.map { " (written to \($0))" } ?? " (save it and give it to clients with --policy FILE)") + ":\n"
         out += policy.json
+        if tlsFromFiles {
+            out += "note: the TLS key was loaded from a file, so the claims say tlsKeyGeneratedInMemory=false and clients refuse this server "
+                + "unless their policy sets \"allowTLSKeyFromFile\": true (development only)\n"
+        }
         if let writePolicy {
             do {
                 try Data(policy.json.utf8).write(to: URL(fileURLWithPath: writePolicy), options: .atomic)

@@ -25,7 +25,7 @@ public struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("api-keys"), help: "API key file: one 'key-id:secret' or 'key-id:secret:admin' per line. Without it the server is open.")
     var apiKeys: String?
 
-    @Option(name: .customLong("tls-cert"), help: "PEM certificate (development only; by default a key and self-signed certificate are generated in memory).")
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate (development only, with --tee simulated: a real TEE refuses a key that existed outside the VM; by default a key and self-signed certificate are generated in memory).")
     var tlsCert: String?
 
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert (development only).")

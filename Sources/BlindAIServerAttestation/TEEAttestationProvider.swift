@@ -29,7 +29,7 @@ public struct TEEAttestationProvider: AttestationProvider {
             "server": "blindai",
             "serverVersion": BlindAIServerVersion.current,
             "teeBackend": backend,
-            "tlsKeyGeneratedInMemory": tlsKeyGeneratedInMemory ? "true" : "false",
+            ClaimsDocument.tlsKeyOriginAttribute: tlsKeyGeneratedInMemory ? "true" : "false",
         ]
     }
 
@@ -49,10 +49,12 @@ public struct TEEAttestationProvider: AttestationProvider {
 }
 
 /// SEV-SNP evidence whose certificates come from the operator (`--attestation-certs`) when the host supplies no
-/// certificate table.
+/// certificate table, with the operator's AMD CRL files attached.
 struct CertificateFallbackProvider: EvidenceProvider {
     let base: any EvidenceProvider
     let certificates: [[UInt8]]
+    /// AMD CRL files by name (`vcek_crl.der`, `vlek_crl.der`).
+    var collateral: [String: [UInt8]] = [:]
 
     var tee: TEEKind { get async throws { try await base.tee } }
 
@@ -61,6 +63,7 @@ struct CertificateFallbackProvider: EvidenceProvider {
         if produced.tee == .sevSNP, produced.certificates.isEmpty {
             produced.certificates = certificates
         }
+        if produced.tee == .sevSNP { produced.collateral.merge(collateral) { supplied, _ in supplied } }
         return produced
     }
 }

@@ -65,11 +65,23 @@ public struct TEESetup: Sendable {
     /// - `simulated`: a fresh simulated SEV-SNP platform measuring `executable` (default: the running executable).
     ///
     /// `certificatesDirectory` (`--attestation-certs`): SEV-SNP VCEK/VLEK, ASK/ASVK, ARK files used when the host
-    /// supplies no certificate table; TDX PCS collateral files attached to every quote.
+    /// supplies no certificate table, and AMD's CRL (`vcek_crl.der`/`vlek_crl.der`) attached to every report; TDX PCS
+    /// collateral files attached to every quote.
+    ///
+    /// `tlsKeyFromFile` (`--tls-cert/--tls-key`): a real TEE refuses it, because a key that existed outside the VM
+    /// lets whoever holds a copy terminate clients' TLS and relay their nonces to this server. The simulated TEE
+    /// accepts it (it proves nothing anyway); its claims say so and policies refuse it unless `allowTLSKeyFromFile`.
     public static func make(
-        mode: TEEMode, certificatesDirectory: URL? = nil, executable: URL? = nil,
+        mode: TEEMode, certificatesDirectory: URL? = nil, executable: URL? = nil, tlsKeyFromFile: Bool = false,
         configFSRoot: URL = ConfigFSTSMProvider.defaultRoot, sevGuestPath: String = SEVGuestDeviceProvider.defaultPath
     ) async throws -> TEESetup {
+        if mode != .simulated, tlsKeyFromFile {
+            throw TEESetupError("""
+                --tls-cert/--tls-key cannot be used with a real TEE (--tee \(mode.rawValue)): the key existed outside the VM, so whoever \
+                holds a copy could terminate clients' TLS and relay their attestation requests to this server. Let the server generate \
+                its key in memory (omit --tls-cert/--tls-key), or use --tee simulated for development.
+                """)
+        }
         if mode == .simulated {
             if certificatesDirectory != nil {
                 throw TEESetupError("--attestation-certs is for a real TEE; the simulated TEE makes its own certificates")
@@ -94,7 +106,8 @@ public struct TEESetup: Sendable {
                     case .sevSNP:
                         let base = ConfigFSTSMProvider(root: configFSRoot)
                         let provider: any EvidenceProvider = try certificatesDirectory.map {
-                            CertificateFallbackProvider(base: base, certificates: try SNPCertificateFiles.load(directory: $0))
+                            CertificateFallbackProvider(
+                                base: base, certificates: try SNPCertificateFiles.load(directory: $0), collateral: SNPCollateral.files(inDirectory: $0))
                         } ?? base
                         return TEESetup(mode: mode, tee: .sevSNP, backend: "configfs-tsm", provider: provider)
                     case .tdx:
@@ -113,8 +126,10 @@ public struct TEESetup: Sendable {
         if mode != .tdx {
             if FileManager.default.fileExists(atPath: sevGuestPath) {
                 let certificates = try certificatesDirectory.map { try SNPCertificateFiles.load(directory: $0) } ?? []
+                let device = SEVGuestDeviceProvider(devicePath: sevGuestPath, fallbackCertificates: certificates)
+                let collateral = certificatesDirectory.map { SNPCollateral.files(inDirectory: $0) } ?? [:]
                 return TEESetup(mode: mode, tee: .sevSNP, backend: sevGuestPath,
-                                provider: SEVGuestDeviceProvider(devicePath: sevGuestPath, fallbackCertificates: certificates))
+                                provider: collateral.isEmpty ? device : CertificateFallbackProvider(base: device, certificates: [], collateral: collateral))
             }
             probeErrors.append("no \(sevGuestPath)")
         }

@@ -11,9 +11,10 @@ public struct ServerTrustPolicy: Sendable {
     /// SEV-SNP MEASUREMENT or TDX MRTD, lowercase hex.
     public let measurement: String
     public let simulated: Bool
-    /// Simulated TEE only: the generated root (ARK) and its SHA-256, and the simulated chip ID pinned by the policy.
+    /// Simulated TEE only: the generated root (ARK), the SHA-256 of its SubjectPublicKeyInfo (pinned by the policy as
+    /// `simulatedRootKeys`), and the simulated chip ID pinned by the policy.
     public let simulatedRootName: String?
-    public let simulatedRootSHA256: String?
+    public let simulatedRootKeySHA256: String?
     public let chipID: String?
     /// The policy manifest (JSON text, loadable with `AttestationPolicy.load(json:)`).
     public let json: String
@@ -23,8 +24,8 @@ public struct ServerTrustPolicy: Sendable {
         var lines: [String] = []
         if simulated {
             lines.append("attestation: SIMULATED TEE (SEV-SNP format). Simulated evidence proves nothing: development only.")
-            if let simulatedRootName, let simulatedRootSHA256 {
-                lines.append("  simulated root:  \(simulatedRootName), SHA-256 \(simulatedRootSHA256)")
+            if let simulatedRootName, let simulatedRootKeySHA256 {
+                lines.append("  simulated root:  \(simulatedRootName), public key SHA-256 \(simulatedRootKeySHA256)")
             }
             if let chipID { lines.append("  simulated chip:  \(chipID.prefix(32))…") }
         } else {
@@ -43,11 +44,13 @@ extension TEESetup {
         if let simulated {
             let measurement = hex(simulated.measurement)
             let chip = hex(simulated.chipID)
-            let json = TrustPolicyJSON.snp(measurement: measurement, simulated: true, chipID: chip, maxEvidenceAgeSeconds: maxEvidenceAgeSeconds)
+            let rootKey = simulated.rootKeySHA256
+            let json = TrustPolicyJSON.snp(
+                measurement: measurement, simulated: true, simulatedRootKey: rootKey, chipID: chip, maxEvidenceAgeSeconds: maxEvidenceAgeSeconds)
             return ServerTrustPolicy(
                 tee: .sevSNP, backend: backend, measurement: measurement, simulated: true,
                 simulatedRootName: "\(SimulatedSNPTEE.arkCommonNamePrefix)\(simulated.product.rawValue)",
-                simulatedRootSHA256: hex(Array(SHA256.hash(data: simulated.arkDER))), chipID: chip, json: json)
+                simulatedRootKeySHA256: rootKey, chipID: chip, json: json)
         }
         let produced: ProducedEvidence
         do {
@@ -60,30 +63,33 @@ extension TEESetup {
             let report = try SNPReport(bytes: produced.report)
             let measurement = hex(report.measurement)
             return ServerTrustPolicy(
-                tee: .sevSNP, backend: backend, measurement: measurement, simulated: false, simulatedRootName: nil, simulatedRootSHA256: nil,
+                tee: .sevSNP, backend: backend, measurement: measurement, simulated: false, simulatedRootName: nil, simulatedRootKeySHA256: nil,
                 chipID: nil, json: TrustPolicyJSON.snp(measurement: measurement, simulated: false, chipID: nil, maxEvidenceAgeSeconds: maxEvidenceAgeSeconds))
         case .tdx:
             let quote = try TDXQuote(bytes: produced.report)
             let mrtd = hex(quote.body.mrTD)
             return ServerTrustPolicy(
-                tee: .tdx, backend: backend, measurement: mrtd, simulated: false, simulatedRootName: nil, simulatedRootSHA256: nil, chipID: nil,
+                tee: .tdx, backend: backend, measurement: mrtd, simulated: false, simulatedRootName: nil, simulatedRootKeySHA256: nil, chipID: nil,
                 json: TrustPolicyJSON.tdx(mrtd: mrtd, maxEvidenceAgeSeconds: maxEvidenceAgeSeconds))
         }
     }
 }
 
-/// Policy manifests as readable JSON text (members in a fixed order).
+/// Policy manifests as readable JSON text (members in a fixed order). The launch-setting rules (no migration agent,
+/// SEPT_VE_DISABLE, no PKS/PERFMON, TLS key generated in the TEE) are the manifest defaults, so they are not repeated.
 public enum TrustPolicyJSON {
-    public static func snp(measurement: String, simulated: Bool, chipID: String?, maxEvidenceAgeSeconds: Int) -> String {
+    /// - Parameter simulatedRootKey: the simulated root's public-key SHA-256, required when `simulated`.
+    public static func snp(measurement: String, simulated: Bool, simulatedRootKey: String? = nil, chipID: String?, maxEvidenceAgeSeconds: Int) -> String {
         var snp = ["    \"measurements\": [\"\(measurement)\"]"]
         if simulated { snp.append("    \"products\": [\"Milan\", \"Genoa\"]") }
         if let chipID { snp.append("    \"chipIDs\": [\"\(chipID)\"]") }
         snp.append("    \"maximumVMPL\": 0")
+        let root = simulatedRootKey.map { "  \"simulatedRootKeys\": [\"\($0)\"],\n" } ?? ""
         return """
             {
               "version": 1,
               "allowSimulated": \(simulated),
-              "allowDebug": false,
+            \(root)  "allowDebug": false,
               "maxEvidenceAgeSeconds": \(maxEvidenceAgeSeconds),
               "snp": {
             \(snp.joined(separator: ",\n"))

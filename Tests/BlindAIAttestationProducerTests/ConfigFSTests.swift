@@ -72,7 +72,7 @@ struct ConfigFSTests {
         let provider = ConfigFSTSMProvider(root: fake.root, filesystem: fake)
         #expect(try await provider.tee == .sevSNP)
         let nonce = ChannelBindingExpectation.freshNonce()
-        let bundle = try await EvidenceResponder(provider: provider, tlsCertificateDER: Fixtures.tlsA).bundle(nonce: nonce)
+        let bundle = try await EvidenceResponder(provider: provider, tlsCertificateDER: Fixtures.tlsA, attributes: Fixtures.attributes).bundle(nonce: nonce)
         #expect(bundle.certificates.count == 3)
         let claims = try await AttestationVerifier(policy: Fixtures.simulatedPolicy).verify(
             bundle: bundle, binding: try ChannelBindingExpectation(nonce: nonce, tlsCertificateDER: Fixtures.tlsA))

@@ -9,7 +9,7 @@ import _CryptoExtras
 @Suite("Simulated TEE end to end")
 struct SimulatedTEETests {
     func freshBundle(nonce: [UInt8], tls: [UInt8] = Fixtures.tlsA, now: Date = Date()) async throws -> EvidenceBundle {
-        try await EvidenceResponder(provider: Fixtures.tee, tlsCertificateDER: tls, attributes: ["model": "resnet"]).bundle(nonce: nonce, now: now)
+        try await EvidenceResponder(provider: Fixtures.tee, tlsCertificateDER: tls, attributes: Fixtures.attributes).bundle(nonce: nonce, now: now)
     }
 
     @Test("simulated evidence verifies through the production path with allowSimulated")
@@ -71,7 +71,7 @@ struct SimulatedTEETests {
     func simulatedUnderManifestPolicy() async throws {
         let nonce = ChannelBindingExpectation.freshNonce()
         let bundle = try await freshBundle(nonce: nonce)
-        let policy = try AttestationPolicy.load(json: Data(#"{"snp": {}}"#.utf8))
+        let policy = try AttestationPolicy.load(json: Data(#"{"snp": {"anyMeasurement": true}}"#.utf8))
         await expectAttestationError(.simulatedRootNotAllowed) {
             _ = try await AttestationVerifier(policy: policy).verify(
                 bundle: bundle, binding: try ChannelBindingExpectation(nonce: nonce, tlsCertificateDER: Fixtures.tlsA))
@@ -82,7 +82,9 @@ struct SimulatedTEETests {
     func simulatedRule() throws {
         let report = try Fixtures.tee.report(reportData: [UInt8](repeating: 0, count: 64))
         // Cryptographic verification allowed it; the policy (defence in depth) does not.
-        let claims = try AttestationVerifier(policy: AttestationPolicy(allowSimulated: true, tdx: nil)).verifySNP(
+        let claims = try AttestationVerifier(
+            policy: AttestationPolicy(allowSimulated: true, allowTLSKeyFromFile: true, snp: .init(anyMeasurement: true), tdx: nil)
+        ).verifySNP(
             report: report, endorsementKey: Fixtures.tee.vcekDER, chain: [Fixtures.tee.askDER, Fixtures.tee.arkDER])
         #expect(claims.simulated)
         #expect(throws: AttestationError(.simulatedNotAllowed, "rule allowSimulated: the evidence comes from a simulated TEE and the policy does not allow simulated evidence")) {

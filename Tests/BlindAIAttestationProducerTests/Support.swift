@@ -36,7 +36,12 @@ enum Fixtures {
 
     static var measurementHex: String { Array(SHA384.hash(data: executableBytes)).map { String(format: "%02x", $0) }.joined() }
 
-    static let simulatedPolicy = AttestationPolicy(allowSimulated: true, maxEvidenceAgeSeconds: 300, snp: .init(), tdx: nil)
+    /// Pins the fixture's simulated root; any measurement.
+    static let simulatedPolicy = AttestationPolicy(
+        allowSimulated: true, simulatedRootKeys: [tee.rootKeySHA256], maxEvidenceAgeSeconds: 300, snp: .init(anyMeasurement: true), tdx: nil)
+
+    /// Claims attributes of a server that generated its TLS key in memory.
+    static let attributes = ["model": "resnet", ClaimsDocument.tlsKeyOriginAttribute: "true"]
 }
 
 @discardableResult

@@ -95,7 +95,7 @@ struct NegativeTests {
     func truncatedQuote() async throws {
         let quote = try Vectors.bytes("tdx/dcap-qvl/tdx_quote_v4_b0c06f.dat")
         await expectCodeAsync(.malformedEvidence) {
-            _ = try await TDXVerifier().verify(quote: Array(quote.prefix(3000)), at: date("2025-07-01T00:00:00Z"))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: Array(quote.prefix(3000)), at: date("2025-07-01T00:00:00Z"))
         }
     }
 
@@ -104,7 +104,7 @@ struct NegativeTests {
         var quote = try Vectors.bytes("tdx/dcap-qvl/tdx_quote_v4_b0c06f.dat")
         quote[48 + 136] ^= 0x01  // MRTD
         await expectCodeAsync(.quoteSignatureInvalid) {
-            _ = try await TDXVerifier().verify(quote: quote, at: date("2025-07-01T00:00:00Z"))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: quote, at: date("2025-07-01T00:00:00Z"))
         }
     }
 
@@ -113,7 +113,7 @@ struct NegativeTests {
         var quote = try Vectors.bytes("tdx/dcap-qvl/tdx_quote_v4_b0c06f.dat")
         quote[0x27C + 134 + 258] ^= 0x01  // QE ISVSVN
         await expectCodeAsync(.qeReportSignatureInvalid) {
-            _ = try await TDXVerifier().verify(quote: quote, at: date("2025-07-01T00:00:00Z"))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: quote, at: date("2025-07-01T00:00:00Z"))
         }
     }
 
@@ -124,7 +124,7 @@ struct NegativeTests {
         try #require(authLength > 0)
         quote[0x27C + 134 + 450] ^= 0x01
         await expectCodeAsync(.qeReportBindingInvalid) {
-            _ = try await TDXVerifier().verify(quote: quote, at: date("2025-07-01T00:00:00Z"))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: quote, at: date("2025-07-01T00:00:00Z"))
         }
     }
 
@@ -133,7 +133,7 @@ struct NegativeTests {
         let c = tdxCases[2]
         let collateral = try loadCollateral(c)
         await expectCodeAsync(.collateralNotValidAtTime) {
-            _ = try await TDXVerifier().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date("2025-09-01T00:00:00Z"))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date("2025-09-01T00:00:00Z"))
         }
     }
 
@@ -142,7 +142,7 @@ struct NegativeTests {
         let c = tdxCases[0]
         let collateral = try loadCollateral(c)
         await expectCodeAsync(.certificateNotValidAtTime) {
-            _ = try await TDXVerifier().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date("2053-07-01T01:00:00Z"))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date("2053-07-01T01:00:00Z"))
         }
     }
 
@@ -156,7 +156,7 @@ struct NegativeTests {
         json[offset + 1] = UInt8(ascii: "X")
         collateral.tcbInfoJSON = json
         await expectCodeAsync(.collateralSignatureInvalid) {
-            _ = try await TDXVerifier().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date(c.time))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date(c.time))
         }
     }
 
@@ -169,7 +169,7 @@ struct NegativeTests {
         collateral.pckCRL = nil
         collateral.rootCACRL = nil
         await expectCodeAsync(.collateralMismatch) {
-            _ = try await TDXVerifier().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date("2026-03-01T00:00:00Z"))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date("2026-03-01T00:00:00Z"))
         }
     }
 
@@ -179,7 +179,7 @@ struct NegativeTests {
         var collateral = try loadCollateral(c)
         collateral.pckCRL = collateral.rootCACRL
         await expectCodeAsync(.collateralMismatch) {
-            _ = try await TDXVerifier().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date(c.time))
+            _ = try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date(c.time))
         }
     }
 }

@@ -5,13 +5,21 @@ import Testing
 
 @Suite("Policy rules on real vectors")
 struct PolicyTests {
+    /// Offline verification has no claims document, so these helpers waive the TLS key origin rule (tested in
+    /// LaunchPolicyTests with bundles).
     func snp(_ c: SNPCase, _ policy: AttestationPolicy) throws -> VerifiedClaims {
-        try AttestationVerifier(policy: policy).verifySNP(
+        var p = policy
+        p.allowTLSKeyFromFile = true
+        return try AttestationVerifier(policy: p).verifySNP(
             report: try Vectors.bytes(c.report), endorsementKey: try Vectors.bytes(c.vek), chain: try Vectors.pemBlocks(c.chain), at: date(c.time))
     }
 
-    func tdx(_ c: TDXCase, _ policy: AttestationPolicy) async throws -> VerifiedClaims {
-        try await AttestationVerifier(policy: policy).verifyTDX(quote: try Vectors.bytes(c.quote), collateral: try loadCollateral(c), at: date(c.time))
+    func tdx(_ c: TDXCase, _ policy: AttestationPolicy, _ adjust: (inout TDXCollateral) -> Void = { _ in }) async throws -> VerifiedClaims {
+        var p = policy
+        p.allowTLSKeyFromFile = true
+        var collateral = try loadCollateral(c)
+        adjust(&collateral)
+        return try await AttestationVerifier(policy: p).verifyTDX(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date(c.time))
     }
 
     @Test("the go-sev-guest DEBUG report is rejected when debug is forbidden")
@@ -60,43 +68,43 @@ struct PolicyTests {
 
     @Test("a TCB below the minimum")
     func tcbBelowMinimum() throws {
-        let p = AttestationPolicy(snp: .init(minimumTCB: .init(bootloader: 3, snp: 9)))
+        let p = AttestationPolicy(snp: .init(anyMeasurement: true, minimumTCB: .init(bootloader: 3, snp: 9)))
         let e = expectCode(.tcbBelowMinimum) { _ = try snp(snpCases[1], p) }
         #expect(e?.reason.contains("snp SVN 8 is below the minimum 9") == true)
     }
 
     @Test("Turin's fmc is checked against the minimum")
     func turinFMC() throws {
-        #expect(try snp(snpCases[6], AttestationPolicy(snp: .init(minimumTCB: .init(microcode: 97, fmc: 1)))).snp?.reportedTCB.fmc == 1)
-        expectCode(.tcbBelowMinimum) { _ = try snp(snpCases[6], AttestationPolicy(snp: .init(minimumTCB: .init(fmc: 2)))) }
+        #expect(try snp(snpCases[6], AttestationPolicy(snp: .init(anyMeasurement: true, minimumTCB: .init(microcode: 97, fmc: 1)))).snp?.reportedTCB.fmc == 1)
+        expectCode(.tcbBelowMinimum) { _ = try snp(snpCases[6], AttestationPolicy(snp: .init(anyMeasurement: true, minimumTCB: .init(fmc: 2)))) }
     }
 
     @Test("a guest SVN below the minimum")
     func guestSVN() throws {
-        expectCode(.guestSVNBelowMinimum) { _ = try snp(snpCases[1], AttestationPolicy(snp: .init(minimumGuestSVN: 1000))) }
+        expectCode(.guestSVNBelowMinimum) { _ = try snp(snpCases[1], AttestationPolicy(snp: .init(anyMeasurement: true, minimumGuestSVN: 1000))) }
     }
 
     @Test("VLEK evidence when only VCEK is allowed")
     func signerNotAllowed() throws {
-        expectCode(.signerNotAllowed) { _ = try snp(snpCases[3], AttestationPolicy(snp: .init(signers: [.vcek]))) }
-        #expect(try snp(snpCases[3], AttestationPolicy(snp: .init(signers: [.vlek]))).snp?.signer == .vlek)
+        expectCode(.signerNotAllowed) { _ = try snp(snpCases[3], AttestationPolicy(snp: .init(anyMeasurement: true, signers: [.vcek]))) }
+        #expect(try snp(snpCases[3], AttestationPolicy(snp: .init(anyMeasurement: true, signers: [.vlek]))).snp?.signer == .vlek)
     }
 
     @Test("a product outside the allowed products")
     func productNotAllowed() throws {
-        expectCode(.productNotAllowed) { _ = try snp(snpCases[4], AttestationPolicy(snp: .init(products: [.milan, .turin]))) }
+        expectCode(.productNotAllowed) { _ = try snp(snpCases[4], AttestationPolicy(snp: .init(anyMeasurement: true, products: [.milan, .turin]))) }
     }
 
     @Test("a chip ID outside the allowlist, and the VLEK that has none")
     func chipIDNotAllowed() throws {
-        let p = AttestationPolicy(snp: .init(chipIDs: [String(repeating: "00", count: 64)]))
+        let p = AttestationPolicy(snp: .init(anyMeasurement: true, chipIDs: [String(repeating: "00", count: 64)]))
         expectCode(.chipIDNotAllowed) { _ = try snp(snpCases[1], p) }
         expectCode(.chipIDNotAllowed) { _ = try snp(snpCases[3], p) }
     }
 
     @Test("a VMPL above the maximum")
     func vmpl() throws {
-        expectCode(.vmplNotAllowed) { _ = try snp(snpCases[3], AttestationPolicy(snp: .init(maximumVMPL: 0))) }
+        expectCode(.vmplNotAllowed) { _ = try snp(snpCases[3], AttestationPolicy(snp: .init(anyMeasurement: true, maximumVMPL: 0))) }
     }
 
     @Test("SNP evidence under a TDX-only policy")
@@ -106,29 +114,27 @@ struct PolicyTests {
 
     @Test("TDX: UpToDate passes the default status rule; no matching level is refused")
     func tdxStatus() async throws {
-        let p = AttestationPolicy(snp: nil, tdx: .init())
+        // Set A's quote lacks SEPT_VE_DISABLE (HardeningVectorTests); waived here to reach the status rule.
+        let p = AttestationPolicy(snp: nil, tdx: .init(anyMeasurement: true, requireSEPTVEDisable: false))
         #expect(try await tdx(tdxCases[2], p).tdx?.tcb?.status == .upToDate)
         let e = await expectCodeAsync(.tcbStatusNotAllowed) { _ = try await tdx(tdxCases[0], p) }
         #expect(e?.reason.contains("NotSupported") == true)
     }
 
-    @Test("TDX: OutOfDate is refused by default and accepted when listed")
+    @Test("TDX: OutOfDate is refused by default and accepted when listed (set E, whose missing CRLs the quote layer waives)")
     func tdxOutOfDate() async throws {
         let collateral = TDXCollateral(tcbInfoJSON: try Vectors.bytes("tdx/trustee/tcbInfo_fmspc_00a06d080000.json"),
                                        qeIdentityJSON: try Vectors.bytes("tdx/trustee/qeIdentity.json"))
-        let quote = try Vectors.bytes("tdx/trustee/tdx_quote_6.dat")
         let t = date("2025-11-01T00:00:00Z")
-        await expectCodeAsync(.tcbStatusNotAllowed) {
-            _ = try await AttestationVerifier(policy: AttestationPolicy(tdx: .init())).verifyTDX(quote: quote, collateral: collateral, at: t)
-        }
-        let ok = try await AttestationVerifier(policy: AttestationPolicy(tdx: .init(allowedTCBStatuses: [.upToDate, .outOfDate])))
-            .verifyTDX(quote: quote, collateral: collateral, at: t)
-        #expect(ok.tdx?.tcb?.status == .outOfDate)
+        let claims = VerifiedClaims(try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes("tdx/trustee/tdx_quote_6.dat"), collateral: collateral, at: t))
+        expectCode(.tcbStatusNotAllowed) { try AttestationPolicy(allowTLSKeyFromFile: true, tdx: .init(anyMeasurement: true)).evaluate(claims, at: t) }
+        try AttestationPolicy(allowTLSKeyFromFile: true, tdx: .init(anyMeasurement: true, allowedTCBStatuses: [.upToDate, .outOfDate])).evaluate(claims, at: t)
+        #expect(claims.tdx?.tcb?.status == .outOfDate)
     }
 
-    @Test("TDX: a status rule without collateral is refused")
+    @Test("TDX: a status rule without TCB info is refused")
     func tdxCollateralMissing() async throws {
-        await expectCodeAsync(.collateralMissing) { _ = try await tdx(tdxCases[6], AttestationPolicy(tdx: .init())) }
+        await expectCodeAsync(.collateralMissing) { _ = try await tdx(tdxCases[2], AttestationPolicy(tdx: .init(anyMeasurement: true))) { $0.tcbInfoJSON = nil } }
     }
 
     @Test("TDX: MRTD and RTMR allowlist")
@@ -148,7 +154,7 @@ struct PolicyTests {
 
     @Test("evidence age needs a bound claims document")
     func evidenceAgeWithoutClaims() throws {
-        expectCode(.evidenceTooOld) { _ = try snp(snpCases[1], AttestationPolicy(maxEvidenceAgeSeconds: 300)) }
+        expectCode(.evidenceTooOld) { _ = try snp(snpCases[1], AttestationPolicy(maxEvidenceAgeSeconds: 300, snp: .init(anyMeasurement: true))) }
     }
 
     @Test("the documented example manifest loads")
@@ -196,7 +202,7 @@ struct PolicyTests {
 
     @Test("a manifest's tdx section defaults to UpToDate only, and simulated evidence stays refused")
     func manifestDefaults() throws {
-        let p = try AttestationPolicy.load(json: Data(#"{"tdx": {}}"#.utf8))
+        let p = try AttestationPolicy.load(json: Data(#"{"tdx": {"anyMeasurement": true}}"#.utf8))
         #expect(p.tdx?.allowedTCBStatuses == [.upToDate])
         #expect(p.snp == nil)
         #expect(!p.allowSimulated && !p.allowDebug)
@@ -212,7 +218,7 @@ struct RealBundleTests {
         #expect(files.count == 7)
         let bundle = EvidenceBundle(tee: .tdx, report: try Vectors.bytes(c.quote), collateral: files)
         let decoded = try EvidenceBundle.decode(json: try bundle.jsonData())
-        let claims = try await AttestationVerifier(policy: try AttestationPolicy.load(json: Data(#"{"tdx": {}}"#.utf8)))
+        let claims = try await AttestationVerifier(policy: try AttestationPolicy.load(json: Data(#"{"allowTLSKeyFromFile": true, "tdx": {"anyMeasurement": true}}"#.utf8)))
             .verify(bundle: decoded, binding: nil, at: date(c.time))
         #expect(claims.tdx?.tcb?.status == .upToDate)
         #expect(claims.tdx?.checkedPCKCRL == true)

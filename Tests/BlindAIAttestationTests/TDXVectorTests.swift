@@ -34,11 +34,12 @@ let tdxCases: [TDXCase] = [
     // Set B': go-tdx-guest v5 quote with the dcap-qvl collateral of the same FMSPC.
     TDXCase(quote: "tdx/go-tdx-guest/quote_v5_sample.dat", collateralDir: "tdx/dcap-qvl/collateral_v5_90c06f_outdated", time: "2026-03-01T00:00:00Z",
             version: 5, bodyType: 3, fmspc: "90c06f000000", mrtdPrefix: "7348651a", debug: false, status: .upToDate, trailing: 0),
-    // Set F: quotes without collateral.
-    TDXCase(quote: "tdx/trustee/tdx_quote_4_debug_td.dat", collateralDir: nil, time: "2025-11-01T00:00:00Z",
-            version: 4, bodyType: 2, fmspc: "50806f000000", mrtdPrefix: "705ee938", debug: true, status: nil, trailing: 0),
-    TDXCase(quote: "tdx/trustee/tdx_quote_5_v5.dat", collateralDir: nil, time: "2025-11-01T00:00:00Z",
-            version: 5, bodyType: 3, fmspc: "90c06f000000", mrtdPrefix: "dfba221b", debug: false, status: nil, trailing: 0),
+    // Set F: trustee quotes published without collateral, paired with the full collateral of their FMSPC
+    // (quote 4 with set A's, quote 5 with set D's) at a time inside both windows.
+    TDXCase(quote: "tdx/trustee/tdx_quote_4_debug_td.dat", collateralDir: "tdx/go-tdx-guest/collateral", time: "2023-07-01T01:00:00Z",
+            version: 4, bodyType: 2, fmspc: "50806f000000", mrtdPrefix: "705ee938", debug: true, status: .upToDate, trailing: 0),
+    TDXCase(quote: "tdx/trustee/tdx_quote_5_v5.dat", collateralDir: "tdx/dcap-qvl/collateral_v5_90c06f_outdated", time: "2026-03-01T00:00:00Z",
+            version: 5, bodyType: 3, fmspc: "90c06f000000", mrtdPrefix: "dfba221b", debug: false, status: .notSupported, trailing: 0),
 ]
 
 func loadCollateral(_ c: TDXCase) throws -> TDXCollateral {
@@ -51,7 +52,8 @@ struct TDXVectorTests {
     @Test("every real quote verifies at its pinned time", arguments: tdxCases)
     func verifies(_ c: TDXCase) async throws {
         let collateral = try loadCollateral(c)
-        let v = try await TDXVerifier().verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date(c.time))
+        let verifier = collateral.isComplete ? TDXVerifier() : TDXVerifier.quoteLayer()
+        let v = try await verifier.verify(quote: try Vectors.bytes(c.quote), collateral: collateral, at: date(c.time))
         #expect(v.quote.version == c.version)
         #expect(v.quote.bodyType == c.bodyType)
         #expect(Hex.encode(v.pck.fmspc) == c.fmspc)
@@ -69,7 +71,7 @@ struct TDXVectorTests {
     func setB() async throws {
         let collateral = TDXCollateral(tcbInfoJSON: try Vectors.bytes("tdx/go-tdx-guest/collateral/tcbInfo_fmspc_90c06f000000.json"),
                                        tcbInfoIssuerChainPEM: String(decoding: try Vectors.bytes("tdx/go-tdx-guest/collateral/tcbInfo_issuer_chain.pem"), as: UTF8.self))
-        let v = try await TDXVerifier().verify(quote: try Vectors.bytes("tdx/go-tdx-guest/quote_v5_sample.dat"), collateral: collateral,
+        let v = try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes("tdx/go-tdx-guest/quote_v5_sample.dat"), collateral: collateral,
                                                at: date("2026-02-03T01:00:00Z"))
         #expect(v.tcb?.status == .upToDate)
         #expect(v.tcb?.tdxModuleStatus == .upToDate)
@@ -82,7 +84,7 @@ struct TDXVectorTests {
         ])
         let collateral = TDXCollateral(tcbInfoJSON: try Vectors.bytes("tdx/go-tdx-guest/collateral/tcbInfo_fmspc_90c06f000000.json"))
         await expectCodeAsync(.certificateNotValidAtTime) {
-            _ = try await TDXVerifier(anchors: anchors).verify(
+            _ = try await TDXVerifier.quoteLayer(anchors: anchors).verify(
                 quote: try Vectors.bytes("tdx/go-tdx-guest/quote_v5_sample.dat"), collateral: collateral, at: date("2026-02-03T01:00:00Z"))
         }
     }
@@ -91,7 +93,7 @@ struct TDXVectorTests {
     func setE() async throws {
         let collateral = TDXCollateral(tcbInfoJSON: try Vectors.bytes("tdx/trustee/tcbInfo_fmspc_00a06d080000.json"),
                                        qeIdentityJSON: try Vectors.bytes("tdx/trustee/qeIdentity.json"))
-        let v = try await TDXVerifier().verify(quote: try Vectors.bytes("tdx/trustee/tdx_quote_6.dat"), collateral: collateral,
+        let v = try await TDXVerifier.quoteLayer().verify(quote: try Vectors.bytes("tdx/trustee/tdx_quote_6.dat"), collateral: collateral,
                                                at: date("2025-11-01T00:00:00Z"))
         #expect(v.tcb?.status == .outOfDate)
         #expect(v.tcb?.platformStatus == .outOfDate)

@@ -3,7 +3,7 @@ import Testing
 
 @testable import BlindAIAttestation
 
-/// The real-hardware vectors are committed beside this file (`Vectors/`, 70 files, 484 KB; their README gives
+/// The real-hardware vectors are committed beside this file (`Vectors/`, 72 files, 496 KB; their README gives
 /// each file's source, license and facts). A missing file is a test failure, never a silent skip.
 enum Vectors {
     static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors")
@@ -91,4 +91,18 @@ func flipSerialBit(_ der: [UInt8]) throws -> [UInt8] {
     }
     out[at + 1 + Int(serialTLV[1])] ^= 0x01
     return out
+}
+
+extension TDXVerifier {
+    /// The quote layer alone, for vectors published without CRLs or QE identity (the production verifier refuses them).
+    static func quoteLayer(anchors: TDXTrustAnchors = .intel) -> TDXVerifier {
+        var v = TDXVerifier(anchors: anchors)
+        v.requiresRevocationAndQEIdentity = false
+        return v
+    }
+}
+
+extension TDXCollateral {
+    /// Whether the CRLs and QE identity the production verifier requires are all present.
+    var isComplete: Bool { pckCRL != nil && rootCACRL != nil && qeIdentityJSON != nil }
 }

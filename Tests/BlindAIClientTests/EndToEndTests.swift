@@ -167,9 +167,9 @@ import Testing
     @Test func refusesEvidenceThatFailsThePolicy() async throws {
         try await withServer(try makeAttestedServer()) { running in
             let good = try await TestTEE.policy()
-            func refusal(_ policy: AttestationPolicy, allowSimulated: Bool = false) async throws -> AttestationError.Code? {
+            func refusal(_ policy: AttestationPolicy, port: Int? = nil, allowSimulated: Bool = false) async throws -> AttestationError.Code? {
                 do {
-                    let c = try await BlindAIClient.connect(to: "127.0.0.1:\(running.port)", policy: policy, apiKey: TestKeys.alice,
+                    let c = try await BlindAIClient.connect(to: "127.0.0.1:\(port ?? running.port)", policy: policy, apiKey: TestKeys.alice,
                                                             allowSimulated: allowSimulated)
                     await c.close()
                     return nil
@@ -189,23 +189,31 @@ import Testing
 
             var tdxOnly = good
             tdxOnly.snp = nil
-            tdxOnly.tdx = AttestationPolicy.TDXRules()
+            tdxOnly.tdx = AttestationPolicy.TDXRules(anyMeasurement: true)
             #expect(try await refusal(tdxOnly) == .teeNotAllowed)
 
             var otherChip = good
             otherChip.snp?.chipIDs = [String(repeating: "cd", count: 64)]
             #expect(try await refusal(otherChip) == .chipIDNotAllowed)
 
-            // Another simulated platform (another generated root and chip) with the same measurement.
-            let impostor = try SimulatedSNPTEE(measurement: TestTEE.measurement)
+            // Another simulated platform copying every public value the policy also pins (measurement and chip ID) but
+            // with its own generated root: only the root pin tells it apart (issue 10, item 8).
+            let impostor = try SimulatedSNPTEE(measurement: TestTEE.measurement, chipID: TestTEE.shared.chipID)
             try await withServer(try makeAttestedServer(tee: impostor)) { other in
-                do {
-                    let c = try await BlindAIClient.connect(to: "127.0.0.1:\(other.port)", policy: good, apiKey: TestKeys.alice)
-                    await c.close()
-                    Issue.record("a server on another simulated chip was accepted")
-                } catch BlindAIClientError.attestation(let e) {
-                    #expect(e.code == .chipIDNotAllowed)
-                }
+                let code = try await refusal(good, port: other.port)
+                #expect(code == .simulatedRootNotPinned)
+            }
+
+            // A server that loaded its TLS key from a file says so in its claims; the default policy refuses it
+            // (issue 10, item 3), a policy that opts out accepts it.
+            let fileKey = TEESetup.simulated(TestTEE.shared).attestationProvider(tlsKeyGeneratedInMemory: false)
+            try await withServer(try makeAttestedServer(attestation: fileKey)) { other in
+                let refused = try await refusal(good, port: other.port)
+                #expect(refused == .tlsKeyNotGeneratedInTEE)
+                var optOut = good
+                optOut.allowTLSKeyFromFile = true
+                let accepted = try await refusal(optOut, port: other.port)
+                #expect(accepted == nil)
             }
         }
     }

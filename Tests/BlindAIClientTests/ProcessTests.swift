@@ -102,12 +102,12 @@ import Testing
             }
             #expect(sawKeyChange)
             // Attesting again runs, and refuses: a restarted simulated TEE is a new platform (new root and chip),
-            // which the first server's policy does not name.
+            // which the first server's policy does not name; the root pin is checked first.
             do {
                 try await client.reconnect()
                 Issue.record("the old policy accepted a new simulated platform")
             } catch BlindAIClientError.attestation(let e) {
-                #expect(e.code == .chipIDNotAllowed)
+                #expect(e.code == .simulatedRootNotPinned)
             }
             await #expect(throws: BlindAIClientError.self) { _ = try await client.models() }
         } catch {
@@ -126,6 +126,37 @@ import Testing
         let (status, output) = try await runCommand(try blindaiExecutable(), ["serve", "--port", "\(try freePort())", "--metrics-port", "0"], directory: dir)
         #expect(status != 0)
         #expect(output.contains("--tee simulated"), "\(output)")
+    }
+
+    /// Issue 10, item 4: `blindai attestation verify --quote` without a policy requires the PCK CRL, the Root CA CRL and
+    /// the QE identity (dcap-qvl set C, real collateral with one file removed); `--report --collateral` reads AMD's CRL.
+    @Test func attestationVerifyRequiresTDXRevocation() async throws {
+        let vectors = repositoryRoot.appendingPathComponent("Tests/BlindAIAttestationTests/Vectors")
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let full = vectors.appendingPathComponent("tdx/dcap-qvl/collateral_v4_b0c06f")
+        let partial = dir.appendingPathComponent("collateral")
+        try FileManager.default.copyItem(at: full, to: partial)
+        try FileManager.default.removeItem(at: partial.appendingPathComponent("pck_crl_platform.der"))
+        let quote = vectors.appendingPathComponent("tdx/dcap-qvl/tdx_quote_v4_b0c06f.dat").path
+        let exe = try blindaiExecutable()
+        let at = ["--at", "2025-07-01T00:00:00Z"]
+        let ok = try await runCommand(exe, ["attestation", "verify", "--quote", quote, "--collateral", full.path] + at, directory: dir)
+        #expect(ok.status == 0, "\(ok.output)")
+        for collateral in [[], ["--collateral", partial.path]] {
+            let refused = try await runCommand(exe, ["attestation", "verify", "--quote", quote] + collateral + at, directory: dir)
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("verification failed: collateralMissing"), "\(refused.output)")
+        }
+        // SEV-SNP: a CRL that the ARK did not issue (Intel's Root CA CRL) is refused.
+        let report = ["--report", vectors.appendingPathComponent("sev-snp/milan/virtee_report_milan.bin").path,
+                      "--vcek", vectors.appendingPathComponent("sev-snp/milan/virtee_vcek_milan.der").path, "--at", "2024-01-01T00:00:00Z"]
+        let crl = vectors.appendingPathComponent("tdx/go-tdx-guest/collateral/root_ca_crl.der").path
+        let badCRL = try await runCommand(exe, ["attestation", "verify"] + report + ["--collateral", crl], directory: dir)
+        #expect(badCRL.output.contains("verification failed: crlInvalid"), "\(badCRL.output)")
+        let noCRL = try await runCommand(exe, ["attestation", "verify"] + report, directory: dir)
+        #expect(noCRL.status == 0, "\(noCRL.output)")
+        #expect(noCRL.output.contains("checkedCRL"), "\(noCRL.output)")
     }
 
     /// `blindai demo` from a directory that is not the repository: the demo model and samples are embedded.

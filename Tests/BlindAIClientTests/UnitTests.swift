@@ -127,6 +127,27 @@ import Testing
         }
     }
 
+    /// Issue 10, item 3: a TLS key from a file existed outside the VM; a real TEE refuses it at start, before probing.
+    @Test func realTEERefusesTLSKeyFromFile() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let device = dir.appendingPathComponent("sev-guest")
+        _ = FileManager.default.createFile(atPath: device.path, contents: Data())
+        for mode in [TEEMode.auto, .sevSNP, .tdx] {
+            do {
+                _ = try await TEESetup.make(mode: mode, tlsKeyFromFile: true, configFSRoot: dir.appendingPathComponent("no-tsm"), sevGuestPath: device.path)
+                Issue.record("\(mode) started with a TLS key from a file")
+            } catch let e as TEESetupError {
+                #expect(e.message.contains("--tls-cert/--tls-key cannot be used with a real TEE"))
+            }
+        }
+        // The simulated TEE still starts (it proves nothing); its claims say the key came from a file.
+        let exe = dir.appendingPathComponent("server-binary")
+        try Data("build".utf8).write(to: exe)
+        let setup = try await TEESetup.make(mode: .simulated, executable: exe, tlsKeyFromFile: true)
+        #expect(setup.attestationProvider(tlsKeyGeneratedInMemory: false).attributes[ClaimsDocument.tlsKeyOriginAttribute] == "false")
+    }
+
     @Test func autoPicksSEVGuestDevice() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -156,6 +177,8 @@ import Testing
         #expect(policy.allowSimulated)
         #expect(policy.snp?.measurements == [expected])
         #expect(policy.snp?.chipIDs == [trust.chipID!])
+        #expect(policy.simulatedRootKeys == [try #require(setup.simulated?.rootKeySHA256)])
+        #expect(trust.simulatedRootKeySHA256 == setup.simulated?.rootKeySHA256)
         #expect(policy.maxEvidenceAgeSeconds == 300)
         #expect(trust.summary.contains("SIMULATED"))
         await #expect(throws: TEESetupError.self) { _ = try await TEESetup.make(mode: .simulated, certificatesDirectory: dir, executable: exe) }
