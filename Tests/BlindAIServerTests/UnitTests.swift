@@ -115,6 +115,16 @@ import Testing
         #expect(throws: ServerError.self) { try APIKeyStore(parsing: "# only a comment\n") }
     }
 
+    /// The same secret under two ids (the second an admin) is refused, not resolved to the last entry.
+    @Test func aSecretUnderTwoIdsIsRefused() {
+        #expect(throws: ServerError(.badRequest, "API keys 'alice' and 'root' have the same secret: give each key its own secret")) {
+            try APIKeyStore(parsing: "alice:\(Keys.alice)\nbob:\(Keys.bob)\nroot:\(Keys.alice):admin")
+        }
+        #expect(throws: ServerError.self) {
+            try APIKeyStore(keys: [.init(id: "a", secret: Keys.bob), .init(id: "b", secret: Keys.bob)])
+        }
+    }
+
     @Test func authorizationHeader() throws {
         let open = Authenticator(keys: nil)
         #expect(try open.principal(authorization: nil) == .open)
