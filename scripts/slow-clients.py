@@ -22,29 +22,17 @@ import http.client
 import json
 import math
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
+from loopback_server import free_port, start, tls_context, wait_ready
+
 DTYPE_SIZES = {"FP32": 4, "FP64": 8, "FP16": 2, "BF16": 2, "INT64": 8, "INT32": 4, "INT16": 2, "INT8": 1,
                "UINT64": 8, "UINT32": 4, "UINT16": 2, "UINT8": 1, "BOOL": 1}
 BODY_GRACE = 10.0  # the server's default --body-grace: a byte-a-second trickler is cut off just after it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tls_context() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # a load test on loopback; the client library attests and pins
-    return ctx
 
 
 def percentile(values, q):
@@ -184,25 +172,11 @@ def main() -> None:
         sys.exit("one --model must be named 'small' (the POST tricklers aim at it)")
 
     port, metrics_port = free_port(), free_port()
-    server = subprocess.Popen([a.blindai, "serve", "--host", "127.0.0.1", "--port", str(port), "--tee", "simulated",
-                               "--metrics-port", str(metrics_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start(a.blindai, port, metrics_port)
     run = Run(port, a.seconds, a.slack)
     ok = True
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                c = run.connection()
-                c.request("GET", "/v2/health/ready")
-                r = c.getresponse()
-                r.read()
-                if r.status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit("the server did not start")
-            time.sleep(0.2)
+        c = wait_ready(server, port, run.ctx)
         metas = {}
         for name, path in models.items():
             with open(path, "rb") as f:
