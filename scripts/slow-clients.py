@@ -190,8 +190,8 @@ def main() -> None:
             metas[name] = json.loads(r.read())
         c.close()
 
-        start = time.time()
-        until = start + a.seconds
+        began = time.time()
+        until = began + a.seconds
         hard_end = until + BODY_GRACE + a.slack + 30
         threads = [threading.Thread(target=run.trickler, args=(kind, i, until, hard_end))
                    for kind, n in (("POST", a.post), ("PUT", a.put)) for i in range(n)]
@@ -210,7 +210,7 @@ def main() -> None:
             t.join()
         run.stop.set()
         ready.join()
-        elapsed = time.time() - start
+        elapsed = time.time() - began
     finally:
         server.terminate()
         try:
