@@ -275,7 +275,9 @@ def evidence_cases() -> list[Case]:
     return cases
 
 
-ALL_CASES = snp_cases() + tdx_cases() + evidence_cases()
+import simtee  # noqa: E402
+
+ALL_CASES = snp_cases() + tdx_cases() + evidence_cases() + simtee.simulated_cases(Case)
 CODE_RE = re.compile(r"(?:verification failed|Error): ([A-Za-z]+):")
 
 
