@@ -22,7 +22,7 @@ from conftest import REPO
 from relay import Relay
 from server import Server
 
-torch = pytest.importorskip("torch") if os.environ.get("BLINDAI_ALLOW_NO_TORCH") else __import__("torch")
+import torch  # noqa: E402  (required: CI installs the CPU wheel; a missing torch is a failure, not a skip)
 
 DIGITS = REPO / "demo" / "digits.onnx"
 SAMPLES = REPO / "demo" / "samples"
@@ -124,9 +124,8 @@ def test_every_datatype_round_trips(conn, tmp_path, datatype):
         else:
             assert got.dtype == a.dtype.newbyteorder("<") or got.dtype == a.dtype
             assert got.tobytes() == a.tobytes()
-            if datatype != "FP16" or True:
-                t = conn.predict(up.name, torch.from_numpy(a.copy())).output[0].as_torch()
-                assert t.numpy().tobytes() == a.tobytes()
+            t = conn.predict(up.name, torch.from_numpy(a.copy())).output[0].as_torch()
+            assert t.numpy().tobytes() == a.tobytes()
     conn.delete_model(up.name)
 
 
