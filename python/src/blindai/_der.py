@@ -452,7 +452,7 @@ class Certificate:
         except DERError:
             raise AttestationError("malformedCertificate", "certificate: signatureValue is not a BIT STRING") from None
         tbs = seq(top[0], "tbsCertificate")
-        if tbs and tbs[0].tag == 0xA0:
+        if tbs and tbs[0].tag in (0xA0, 0x80):  # [0] version (swift-asn1 compares tag class and number only)
             tbs = tbs[1:]
         if len(tbs) < 6:
             raise AttestationError("malformedCertificate", "tbsCertificate: too few fields")
@@ -474,7 +474,7 @@ class Certificate:
         self.public_key = _parse_key(tbs[5])
         exts: dict[str, tuple[bool, bytes]] = {}
         for field in tbs[6:]:
-            if field.tag != 0xA3:
+            if field.tag not in (0xA3, 0x83):  # [3] extensions
                 continue
             lst = children(field, "extensions")
             if not lst:
@@ -607,7 +607,7 @@ def subject_public_key_info(certificate_der: bytes) -> bytes:
     if not top:
         raise AttestationError("malformedCertificate", "TLS certificate: empty")
     tbs = seq(top[0], "TLS tbsCertificate")
-    if tbs and tbs[0].tag == 0xA0:
+    if tbs and tbs[0].tag in (0xA0, 0x80):
         tbs = tbs[1:]
     if len(tbs) < 6 or tbs[5].tag != SEQUENCE:
         raise AttestationError("malformedCertificate", "TLS certificate: no SubjectPublicKeyInfo")
