@@ -88,7 +88,8 @@ def sample(datatype: str, rng) -> np.ndarray:
     if datatype == "BOOL":
         return rng.random(n) < 0.5
     if datatype == "BYTES":
-        return np.array([b"", b"a", "h\u00e9llo".encode(), bytes(range(256)), b"\x00\xff" * 50] * 3, dtype=object)
+        # The engine takes BYTES elements that are UTF-8 text (others are refused with 400, tested below).
+        return np.array([b"", b"a", "h\u00e9llo \u4e16\u754c \U0001f600".encode(), bytes(range(1, 128)), b"x" * 5000] * 3, dtype=object)
     if datatype in ("FP16", "FP32", "FP64"):
         dt = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}[datatype]
         a = (rng.standard_normal(n) * 1000).astype(dt)
@@ -130,6 +131,17 @@ def test_every_datatype_round_trips(conn, tmp_path, datatype):
             t = conn.predict(up.name, torch.from_numpy(a.copy())).output[0].as_torch()
             assert t.numpy().tobytes() == a.tobytes()
     conn.delete_model(up.name)
+
+
+def test_bytes_that_are_not_utf8_are_refused_by_the_server(conn, tmp_path):
+    path = tmp_path / "id_bytes.onnx"
+    path.write_bytes(onnx_builder.identity_model("BYTES"))
+    conn.upload_model(path, model_name="id_bytes_raw")
+    with pytest.raises(ServerError) as e:
+        conn.predict("id_bytes_raw", np.array([b"\xff\xfe"], dtype=object))
+    assert e.value.status == 400
+    assert conn.predict("id_bytes_raw", np.array(["ok"])).output[0].tolist() == [b"ok"]
+    conn.delete_model("id_bytes_raw")
 
 
 def test_upload_progress_models_list_and_delete(conn, tmp_path):
