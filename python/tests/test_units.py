@@ -91,3 +91,18 @@ def test_error_codes_are_the_swift_ones():
         AttestationError("noSuchCode", "x")
     e = AttestationError("tlsKeyMismatch", "relayed")
     assert str(e) == "tlsKeyMismatch: relayed" and isinstance(e, blindai.BlindAIError)
+
+
+def test_pinned_roots_are_the_swift_packages():
+    """The Python package ships its own copy of the pinned vendor certificates (it must install without the Swift
+    sources); they must stay byte-identical to Sources/BlindAIAttestation/PinnedRoots.swift."""
+    import re
+
+    from blindai import _der
+    from blindai.attestation import _roots
+    from conftest import REPO
+    swift = (REPO / "Sources" / "BlindAIAttestation" / "PinnedRoots.swift").read_text()
+    swift_pems = {m.group(1): _der.pem_decode_all(m.group(2)) for m in re.finditer(r'static let (\w+) = """\n(.*?)"""', swift, re.S)}
+    python_pems = {k: _der.pem_decode_all(v) for k, v in vars(_roots).items() if k.isupper()}
+    assert len(swift_pems) == len(python_pems) == 12
+    assert sorted(map(tuple, swift_pems.values())) == sorted(map(tuple, python_pems.values()))
