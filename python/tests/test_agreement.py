@@ -361,3 +361,38 @@ def test_module_entry_point_matches_cli(tmp_path):
     assert "verification failed: certificateNotValidAtTime: " in bad.stderr
     usage = subprocess.run(base[:5], capture_output=True, text=True)
     assert usage.returncode == 64
+
+
+# Known disagreements (Swift bugs, reported). 1. Unknown members inside a tdx.measurements entry are ignored by Swift
+# (synthesized Codable), so a misspelt "rtmr" silently accepts any RTMR; Python refuses it (malformedPolicy) as the
+# policy format requires everywhere else. 2. Swift's JSONDecoder silently keeps the FIRST of duplicate members in a
+# policy, an evidence bundle or a claims document, so `{"snp":{},"snp":{"measurements":[...]}}` accepts any
+# measurement. The Python verifier refuses such documents (malformedPolicy / malformedEvidence /
+# claimsDocumentMismatch). These cases are expected to differ until the Swift side refuses duplicates too; strict
+# xfail makes the test fail (and asks for this block to move into ALL_CASES) as soon as the two agree.
+_Z = "00" * 48
+DUPLICATE_CASES = [
+    policy_case("duplicate/snp-section", ["--report", str(SNP / "milan/trustee_report.bin"), "--vcek", str(SNP / "milan/trustee_vcek.der"),
+                                          "--at", "2024-01-01T00:00:00Z"], '{"snp":{},"snp":{"measurements":["' + _Z + '"]}}'),
+    policy_case("unknown-member/tdx-measurement-entry", ["--quote", str(TDX / "trustee/tdx_quote_6.dat"), "--collateral", str(TDX / "trustee"),
+                                                         "--at", "2025-11-01T00:00:00Z"],
+                {"tdx": {"allowedTCBStatuses": ["UpToDate", "OutOfDate"], "measurements": [
+                    {"mrtd": "21e8dead92d6c69d7cbba79816686c03a48485c7df0c11f6f04792d5e1d378f6b8c46615ba6946adccac6becffbb1e88",
+                     "rtmr": ["00" * 48]}]}}),
+    policy_case("duplicate/allow-debug", ["--report", str(SNP / "milan/gosev_attestation.bin"), "--vcek", str(SNP / "milan/gosev_vcek.der"),
+                                          "--at", "2022-09-24T01:00:00Z"], '{"allowDebug":true,"allowDebug":false,"snp":{}}'),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="Swift ignores unknown members in tdx.measurements entries and keeps the first duplicate JSON member; Python refuses both (Swift bugs, reported)")
+@pytest.mark.parametrize("case", DUPLICATE_CASES, ids=[c.label for c in DUPLICATE_CASES])
+def test_duplicate_members_known_swift_bug(case, blindai_bin, tmp_path):
+    args = materialize(case, tmp_path)
+    assert run_python(args) == run_swift(blindai_bin, args)
+
+
+@pytest.mark.parametrize("case", DUPLICATE_CASES, ids=[c.label for c in DUPLICATE_CASES])
+def test_python_refuses_unknown_and_duplicate_members(case, blindai_bin, tmp_path):
+    args = materialize(case, tmp_path)
+    assert run_python(args) == ("refused", 1, "malformedPolicy")
+    assert run_swift(blindai_bin, args)[0] == "accepted"  # the Swift bug this documents

@@ -245,6 +245,27 @@ def parse_iso8601(text: str) -> float | None:
         return None
 
 
+# MARK: JSON object hooks
+
+def json_no_duplicates(pairs):
+    """`object_pairs_hook` refusing duplicate member names (Swift's JSONDecoder silently keeps the first one)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f'duplicate member "{k}"')
+        out[k] = v
+    return out
+
+
+def json_first_wins(pairs):
+    """`object_pairs_hook` keeping the first of duplicate members, as Swift's JSONDecoder does (used for Intel-signed
+    collateral bodies, whose bytes are authenticated, to decode them exactly as the Swift verifier does)."""
+    out = {}
+    for k, v in pairs:
+        out.setdefault(k, v)
+    return out
+
+
 # MARK: PEM
 
 _PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)

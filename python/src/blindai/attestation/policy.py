@@ -78,7 +78,7 @@ class Policy:
         else:
             raise TypeError("policy must be a path, JSON bytes, a dict or a Policy")
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_der.json_no_duplicates)
         except (ValueError, UnicodeDecodeError) as e:
             raise AttestationError("malformedPolicy", f"policy: the data is not valid JSON ({e})") from None
         return _from_manifest(obj)
@@ -392,6 +392,9 @@ def _from_manifest(obj) -> Policy:
             for i, e in enumerate(ms):
                 if not isinstance(e, dict):
                     raise _bad(f"wrong type at tdx.measurements.{i}: expected an object")
+                # Stricter than the Swift verifier, which ignores unknown members here (a misspelt "rtmr" would
+                # silently accept any RTMR): reported as a Swift bug.
+                _check_keys(e, {"mrtd", "rtmrs"}, f"tdx.measurements.{i}")
                 mrtd = e.get("mrtd")
                 if not isinstance(mrtd, str):
                     raise _bad(f"wrong type at tdx.measurements.{i}.mrtd: expected a string")

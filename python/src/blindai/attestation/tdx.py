@@ -235,7 +235,7 @@ class TDXCollateral:
     @staticmethod
     def load_quote_collateral_v3(data: bytes) -> "TDXCollateral":
         try:
-            v = json.loads(data)
+            v = json.loads(data, object_pairs_hook=_der.json_first_wins)
             if not isinstance(v, dict):
                 raise ValueError("not an object")
             keys = ("tcb_info", "tcb_info_signature", "tcb_info_issuer_chain", "qe_identity", "qe_identity_signature",
@@ -652,7 +652,7 @@ class TDXVerifier:
         if not any(c.valid_at(t) for c in signers):
             raise AttestationError("certificateNotValidAtTime", f"no TCB Signing certificate that signed the {name} is valid at {_der.iso(t)}")
         try:
-            return decode(json.loads(body))
+            return decode(json.loads(body, object_pairs_hook=_der.json_first_wins))
         except (ValueError, _Bad, UnicodeDecodeError) as e:
             raise AttestationError("malformedCollateral", f"{name} JSON does not have the expected fields: {e}") from None
 

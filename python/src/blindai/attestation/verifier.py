@@ -83,7 +83,7 @@ class EvidenceBundle:
     @staticmethod
     def decode(data: bytes) -> "EvidenceBundle":
         try:
-            o = json.loads(data)
+            o = json.loads(data, object_pairs_hook=_der.json_no_duplicates)
         except (ValueError, UnicodeDecodeError) as e:
             raise AttestationError("malformedEvidence", f"evidence bundle JSON is invalid: {e}") from None
         if not isinstance(o, dict):
@@ -115,7 +115,7 @@ class EvidenceBundle:
 
 def decode_claims_document(data: bytes) -> dict:
     try:
-        o = json.loads(data)
+        o = json.loads(data, object_pairs_hook=_der.json_no_duplicates)
         if not isinstance(o, dict):
             raise ValueError("not an object")
         v = o.get("version")
