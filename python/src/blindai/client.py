@@ -448,10 +448,11 @@ class Connection:
 
     # MARK: inference
 
-    def predict(self, model_name: str, inputs, *, outputs: list[str] | None = None) -> PredictResponse:
+    def predict(self, model_name: str, inputs, *, outputs: list[str] | None = None, parameters: dict | None = None) -> PredictResponse:
         """Runs a model. `inputs` is one array/tensor, a list (in the model's input order) or a dict name -> array
         (numpy, torch, `blindai.BF16`, or anything numpy.asarray takes). Tensors travel in the binary tensor
-        extension both ways."""
+        extension both ways. `parameters` are extra OIP request parameters (for example a required model digest,
+        once the server supports one)."""
         validate_model_name(model_name)
         named = self._name_inputs(model_name, inputs)
         if not named:
@@ -462,7 +463,7 @@ class Connection:
             req_inputs.append({"name": name, "shape": shape, "datatype": datatype,
                                "parameters": {"binary_data_size": len(data) if not isinstance(data, memoryview) else data.nbytes}})
             parts.append(data)
-        request: dict[str, Any] = {"parameters": {"binary_data_output": True}, "inputs": req_inputs}
+        request: dict[str, Any] = {"parameters": {**(parameters or {}), "binary_data_output": True}, "inputs": req_inputs}
         if outputs is not None:
             request["outputs"] = [{"name": o, "parameters": {"binary_data": True}} for o in outputs]
         header = json.dumps(request, separators=(",", ":")).encode()
