@@ -69,14 +69,14 @@ def test_addresses_and_names():
 
 
 def test_policy_loading_defaults_and_errors(tmp_path):
-    p = Policy.load({"snp": {"measurements": ["AB" * 48]}, "tdx": {}})
+    p = Policy.load({"snp": {"measurements": ["AB" * 48]}, "tdx": {"anyMeasurement": True}})
     assert p.snp.measurements == ["ab" * 48] and p.tdx.allowed_tcb_statuses == ["UpToDate"]
     assert not p.allow_simulated and not p.allow_debug
     f = tmp_path / "p.json"
-    f.write_text(json.dumps({"version": 1, "allowSimulated": True, "snp": {"minimumTCB": {"bootloader": 3}}}))
+    f.write_text(json.dumps({"version": 1, "allowSimulated": True, "simulatedRootKeys": ["ab" * 32], "snp": {"anyMeasurement": True, "minimumTCB": {"bootloader": 3}}}))
     q = Policy.load(str(f))
     assert q.allow_simulated and q.snp.minimum_tcb.bootloader == 3 and q.tdx is None
-    for bad in ({"snp": {"measurementz": []}}, {"tdx": {"allowedTCBStatuses": ["Fine"]}}, {"allowDebug": 1},
+    for bad in ({"snp": {}}, {"allowSimulated": True, "snp": {"anyMeasurement": True}}, {"snp": {"measurementz": []}}, {"tdx": {"allowedTCBStatuses": ["Fine"]}}, {"allowDebug": 1},
                 {"snp": {"maximumVMPL": -1}}, {"maxEvidenceAgeSeconds": -5}):
         with pytest.raises(AttestationError) as e:
             Policy.load(bad)

@@ -13,8 +13,9 @@ import sys
 
 from . import _der
 from .attestation.policy import Policy
+from .attestation.snp import SNPReport
 from .attestation.tdx import TDXCollateral, fmspc_of_quote
-from .attestation.verifier import AttestationVerifier, ChannelBinding, EvidenceBundle
+from .attestation.verifier import AttestationVerifier, ChannelBinding, EvidenceBundle, snp_crl_file_name
 from .errors import AttestationError
 
 EX_USAGE = 64
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vcek", help="VCEK or VLEK certificate (DER or PEM).")
     p.add_argument("--chain", help="ASK/ASVK and ARK certificates (PEM bundle or DER). Default: the pinned AMD certificates.")
     p.add_argument("--quote", help="TDX quote (v4 or v5).")
-    p.add_argument("--collateral", help="TDX collateral: a directory or a QuoteCollateralV3 JSON file.")
+    p.add_argument("--collateral", help="TDX collateral (required: CRLs and QE identity): a directory or a QuoteCollateralV3 JSON file. SEV-SNP: a directory with vcek_crl.der/vlek_crl.der, or one CRL (DER).")
     p.add_argument("--policy", help="Policy manifest (JSON). See docs/attestation.md.")
     p.add_argument("--at", help="Verification time, ISO 8601 (default: now).")
     p.add_argument("--nonce", help="With --evidence: the 32-byte nonce (hex) this client sent.")
@@ -72,8 +73,8 @@ def verify_main(argv: list[str]) -> int:
             raise UsageError("--report needs --vcek (and the reverse)")
         if a.chain is not None and a.report is None:
             raise UsageError("--chain goes with --report")
-        if a.collateral is not None and a.quote is None:
-            raise UsageError("--collateral goes with --quote")
+        if a.collateral is not None and a.quote is None and a.report is None:
+            raise UsageError("--collateral goes with --quote or --report")
         if (a.nonce is None) != (a.tls_certificate is None):
             raise UsageError("--nonce and --tls-certificate go together")
         if a.nonce is not None and a.evidence is None:
@@ -117,7 +118,18 @@ def verify_main(argv: list[str]) -> int:
                 claims = verifier.verify(bundle, binding, t)
             elif a.report is not None:
                 chain = _certificates(_read(a.chain)) if a.chain is not None else []
-                claims = verifier.verify_snp(_read(a.report), _read(a.vcek), chain, t)
+                report = _read(a.report)
+                crl = None
+                if a.collateral is not None:
+                    if not os.path.exists(a.collateral):
+                        raise UsageError(f"--collateral {a.collateral} does not exist")
+                    if os.path.isdir(a.collateral):
+                        signer = SNPReport(report).signer or "VCEK"
+                        path = os.path.join(a.collateral, snp_crl_file_name(signer))
+                        crl = _read(path) if os.path.isfile(path) else None
+                    else:
+                        crl = _read(a.collateral)
+                claims = verifier.verify_snp(report, _read(a.vcek), chain, t, crl)
             else:
                 quote = _read(a.quote)
                 collateral = TDXCollateral()

@@ -14,6 +14,9 @@ ATTESTATION_CODES = (
     "malformedPolicy", "simulatedNotAllowed", "debugNotAllowed", "measurementNotAllowed", "tcbBelowMinimum",
     "guestSVNBelowMinimum", "signerNotAllowed", "productNotAllowed", "chipIDNotAllowed", "vmplNotAllowed",
     "teeNotAllowed", "tcbStatusNotAllowed", "collateralMissing", "evidenceTooOld",
+    "simulatedRootNotPinned", "tlsKeyNotGeneratedInTEE", "migrationAgentNotAllowed", "guestPolicyNotAllowed",
+    "hostDataNotAllowed", "cspIDNotAllowed", "tdAttributesNotAllowed", "xfamNotAllowed", "mrConfigIDNotAllowed",
+    "mrOwnerNotAllowed", "tcbEvaluationDataNumberBelowMinimum",
 )
 
 

@@ -88,6 +88,7 @@ class SNPReport:
         self.id_key_digest = data[0xE0:0x110]
         self.author_key_digest = data[0x110:0x140]
         self.report_id = data[0x140:0x160]
+        self.report_id_ma = data[0x160:0x180]
         self.reported_tcb_raw = u64(0x180)
         self.cpuid_family = data[0x188]
         self.cpuid_model = data[0x189]
@@ -115,8 +116,20 @@ class SNPReport:
         return {0: "VCEK", 1: "VLEK"}.get((self.signer_info >> 2) & 0x7)
 
     @property
-    def chip_id_masked(self) -> bool:
+    def chip_key_masked(self) -> bool:
+        """SIGNER_INFO bit 1, MASK_CHIP_KEY: the firmware did not sign the report with the VCEK."""
         return bool(self.signer_info & 0x2)
+
+    @property
+    def chip_id_masked(self) -> bool:
+        """CHIP_ID is all zero (the platform was configured with MaskChipId)."""
+        return not any(self.chip_id)
+
+    @property
+    def guest_policy(self) -> dict:
+        p = self.policy
+        return {"abiMinor": p & 0xFF, "abiMajor": (p >> 8) & 0xFF, "smt": bool(p & (1 << 16)), "migrateMA": bool(p & (1 << 18)),
+                "debug": bool(p & (1 << 19)), "singleSocket": bool(p & (1 << 20))}
 
     @property
     def cpuid_product(self) -> str | None:
@@ -157,6 +170,9 @@ class ValidatedSNPReport:
     simulated: bool
     endorsement_key: Certificate
     time: float
+    root_key_sha256: str = ""
+    csp_id: str | None = None
+    checked_crl: bool = False
 
 
 OID_BOOTLOADER = "1.3.6.1.4.1.3704.1.3.1"
@@ -175,7 +191,7 @@ class SNPVerifier:
         self.roots = roots if roots is not None else amd_roots()
         self.allow_simulated = allow_simulated
 
-    def verify(self, report: bytes, endorsement_key: bytes, chain: list[bytes], t: float) -> ValidatedSNPReport:
+    def verify(self, report: bytes, endorsement_key: bytes, chain: list[bytes], t: float, crl: bytes | None = None) -> ValidatedSNPReport:
         r = SNPReport(report)
         vek = Certificate.from_bytes(endorsement_key)
         supplied = [Certificate.from_bytes(c) for c in chain]
@@ -190,6 +206,9 @@ class SNPVerifier:
             raise AttestationError(
                 "productMismatch",
                 f"report CPUID family 0x{r.cpuid_family:x} model 0x{r.cpuid_model:x} is {cpu}, but the certificate chain is {product}")
+        if r.chip_key_masked:
+            raise AttestationError("reportSignatureInvalid",
+                                   f"SNP report signer_info 0x{r.signer_info:x} has MASK_CHIP_KEY (bit 1) set: the firmware did not sign it")
         if vek.public_key.kind != "p384":
             raise AttestationError("malformedCertificate", f"{signer} key is {vek.public_key.name}, expected EC P-384")
         if not vek.public_key.verify_raw_ecdsa(r.sig_r + r.sig_s, r.raw[:SNPReport.SIGNED_END], hashes.SHA384()):
@@ -198,7 +217,27 @@ class SNPVerifier:
         self._check_tcb(vek, r, product)
         if signer == "VCEK":
             self._check_hwid(vek, r, product)
-        return ValidatedSNPReport(r, product, signer, SNPTCB.decode(r.reported_tcb_raw, product), simulated, vek, t)
+        csp_id = self._csp_id(vek) if signer == "VLEK" else None
+        if crl is not None:
+            lst = _der.CRL(crl)
+            if lst.issuer_bytes != root.subject_bytes:
+                raise AttestationError("crlInvalid", f"AMD CRL issuer '{lst.issuer_cn or '?'}' is not the chain's root '{root.display_name}'")
+            lst.check(root, t, [intermediate, root], f"AMD CRL of '{root.display_name}'")
+        return ValidatedSNPReport(r, product, signer, SNPTCB.decode(r.reported_tcb_raw, product), simulated, vek, t,
+                                  hashlib.sha256(root.spki).hexdigest(), csp_id, crl is not None)
+
+    @staticmethod
+    def _csp_id(vlek: Certificate) -> str | None:
+        value = vlek.extension("1.3.6.1.4.1.3704.1.5")
+        if value is None:
+            return None
+        try:
+            n = _der.parse(value)
+            if n.tag != 0x16 or any(b >= 0x80 for b in n.content):
+                raise _der.DERError("not IA5String")
+            return n.content.decode("ascii")
+        except _der.DERError:
+            raise AttestationError("malformedCertificate", "VLEK cspID extension (1.3.6.1.4.1.3704.1.5) is not a DER IA5String") from None
 
     def _resolve_chain(self, vek: Certificate, signer: str, supplied: list[Certificate]):
         supplied_intermediates = [c for c in supplied if not c.self_issued]

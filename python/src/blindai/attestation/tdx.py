@@ -519,6 +519,8 @@ class ValidatedTDXQuote:
     checked_root_ca_crl: bool
     checked_qe_identity: bool
     time: float
+    tcb_info_evaluation_data_number: int | None = None
+    qe_identity_evaluation_data_number: int | None = None
 
 
 _BASIC_CONSTRAINTS = "2.5.29.19"
@@ -568,11 +570,23 @@ def _rfc5280_path(path: list[Certificate], t: float) -> None:
 
 
 class TDXVerifier:
-    def __init__(self, anchors: TDXAnchors | None = None):
+    """The PCK CRL, the Root CA CRL and the QE identity are required (without them a revoked PCK, or a quoting enclave
+    that is not Intel's, would pass); the TCB info stays optional here and a policy's allowedTCBStatuses requires it."""
+
+    def __init__(self, anchors: TDXAnchors | None = None, requires_revocation_and_qe_identity: bool = True):
         self.anchors = anchors or intel_anchors()
+        self.requires_revocation_and_qe_identity = requires_revocation_and_qe_identity
 
     def verify(self, quote_bytes: bytes, collateral: TDXCollateral, t: float) -> ValidatedTDXQuote:
         q = TDXQuote(quote_bytes)
+        if self.requires_revocation_and_qe_identity:
+            missing = [m for m, absent in (
+                ("the PCK CRL (pck_crl_platform.der or pck_crl_processor.der)", collateral.pck_crl is None),
+                ("the Intel SGX Root CA CRL (root_ca_crl.der)", collateral.root_ca_crl is None),
+                ("the QE identity (qeIdentity.json)", collateral.qe_identity_json is None)) if absent]
+            if missing:
+                raise AttestationError("collateralMissing",
+                                       f"TDX evidence needs {', '.join(missing)}: without them a revoked PCK or a quoting enclave that is not Intel's would pass")
         chain = [Certificate(d) for d in pem_decode_all(q.pck_chain_pem)]
         if len(chain) < 2:
             raise AttestationError("malformedEvidence",
@@ -620,11 +634,12 @@ class TDXVerifier:
             crl.check(path[1], t, [leaf], "PCK CRL")
             checked_pck = True
 
-        qe_status = None
+        qe_status = qe_number = tcb_number = None
         if collateral.qe_identity_json is not None:
             identity = self._signed(collateral.qe_identity_json, "enclaveIdentity", collateral.qe_identity_issuer_chain, t,
                                     "QE identity", decode_qe_identity)
             _check_dates(identity["issueDate"], identity["nextUpdate"], t, "QE identity")
+            qe_number = identity["tcbEvaluationDataNumber"]
             qe_status = qe_status_of(identity, q.qe_report)
 
         evaluation = None
@@ -632,8 +647,9 @@ class TDXVerifier:
             info = self._signed(collateral.tcb_info_json, "tcbInfo", collateral.tcb_info_issuer_chain, t, "TCB info",
                                 decode_tcb_info)
             _check_dates(info["issueDate"], info["nextUpdate"], t, "TCB info")
+            tcb_number = info["tcbEvaluationDataNumber"]
             evaluation = evaluate(info, pck, q.body, qe_status)
-        return ValidatedTDXQuote(q, pck, evaluation, checked_pck, checked_root, qe_status is not None, t)
+        return ValidatedTDXQuote(q, pck, evaluation, checked_pck, checked_root, qe_status is not None, t, tcb_number, qe_number)
 
     def _signed(self, data: bytes, key: str, issuer_chain: str | None, t: float, name: str, decode):
         body, sig = signed_object(data, key)

@@ -29,11 +29,17 @@ def snp_claims(v: ValidatedSNPReport) -> dict:
     r = v.report
     snp = {"reportVersion": r.version, "product": v.product, "signer": v.signer, "vmpl": r.vmpl, "guestSVN": r.guest_svn,
            "policy": f"0x{r.policy:x}", "reportedTCB": v.reported_tcb.as_json(), "hostData": r.host_data.hex(),
-           "familyID": r.family_id.hex(), "imageID": r.image_id.hex(), "idKeyDigest": r.id_key_digest.hex()}
+           "familyID": r.family_id.hex(), "imageID": r.image_id.hex(), "idKeyDigest": r.id_key_digest.hex(),
+           "guestPolicy": r.guest_policy, "reportIDMA": r.report_id_ma.hex(), "checkedCRL": v.checked_crl}
+    if v.csp_id is not None:
+        snp["cspID"] = v.csp_id
     if not (r.chip_id_masked or v.signer == "VLEK"):
         snp["chipID"] = r.chip_id.hex()
-    return {"tee": "sev-snp", "simulated": v.simulated, "debug": r.debug, "measurement": r.measurement.hex(),
-            "reportData": r.report_data.hex(), "verifiedAt": _der.iso(v.time), "channelBound": False, "snp": snp}
+    c = {"tee": "sev-snp", "simulated": v.simulated, "debug": r.debug, "measurement": r.measurement.hex(),
+         "reportData": r.report_data.hex(), "verifiedAt": _der.iso(v.time), "channelBound": False, "snp": snp}
+    if v.simulated:
+        c["simulatedRootKeySHA256"] = v.root_key_sha256
+    return c
 
 
 def tdx_claims(v: ValidatedTDXQuote) -> dict:
@@ -42,13 +48,27 @@ def tdx_claims(v: ValidatedTDXQuote) -> dict:
            "teeTCBSVN": b.tee_tcb_svn.hex(), "mrSeam": b.mr_seam.hex(), "tdAttributes": b.td_attributes.hex(),
            "xfam": b.xfam.hex(), "rtmrs": [x.hex() for x in b.rtmrs], "mrConfigID": b.mr_config_id.hex(),
            "mrOwner": b.mr_owner.hex(), "mrOwnerConfig": b.mr_owner_config.hex(), "checkedPCKCRL": v.checked_pck_crl,
-           "checkedRootCACRL": v.checked_root_ca_crl, "checkedQEIdentity": v.checked_qe_identity}
+           "checkedRootCACRL": v.checked_root_ca_crl, "checkedQEIdentity": v.checked_qe_identity,
+           "attributes": td_attributes(int.from_bytes(b.td_attributes, "little"))}
+    if v.tcb_info_evaluation_data_number is not None:
+        tdx["tcbInfoEvaluationDataNumber"] = v.tcb_info_evaluation_data_number
+    if v.qe_identity_evaluation_data_number is not None:
+        tdx["qeIdentityEvaluationDataNumber"] = v.qe_identity_evaluation_data_number
     if b.mr_service_td is not None:
         tdx["mrServiceTD"] = b.mr_service_td.hex()
     if v.tcb is not None:
         tdx["tcb"] = v.tcb.as_json()
     return {"tee": "tdx", "simulated": False, "debug": b.debug, "measurement": b.mr_td.hex(),
             "reportData": b.report_data.hex(), "verifiedAt": _der.iso(v.time), "channelBound": False, "tdx": tdx}
+
+
+def td_attributes(raw: int) -> dict:
+    return {"debug": bool(raw & 1), "septVEDisable": bool(raw & (1 << 28)), "migratable": bool(raw & (1 << 29)),
+            "pks": bool(raw & (1 << 30)), "perfmon": bool(raw & (1 << 63))}
+
+
+def snp_crl_file_name(signer: str) -> str:
+    return "vcek_crl.der" if signer == "VCEK" else "vlek_crl.der"
 
 
 # MARK: evidence bundle and claims document
@@ -193,8 +213,8 @@ class AttestationVerifier:
         self.snp_roots = snp_roots
         self.tdx_anchors = tdx_anchors
 
-    def _snp(self, report, vek, chain, t) -> dict:
-        return snp_claims(SNPVerifier(self.snp_roots, self.policy.allow_simulated).verify(report, vek, chain, t))
+    def _snp(self, report, vek, chain, t, crl=None) -> dict:
+        return snp_claims(SNPVerifier(self.snp_roots, self.policy.allow_simulated).verify(report, vek, chain, t, crl))
 
     def _tdx(self, quote, collateral, t) -> dict:
         return tdx_claims(TDXVerifier(self.tdx_anchors).verify(quote, collateral, t))
@@ -206,7 +226,10 @@ class AttestationVerifier:
         if bundle.tee == "sev-snp":
             if not bundle.certificates:
                 raise AttestationError("malformedEvidence", "SEV-SNP evidence carries no VCEK/VLEK certificate")
-            claims = self._snp(bundle.report, bundle.certificates[0], bundle.certificates[1:], t)
+            from .snp import SNPReport
+            signer = SNPReport(bundle.report).signer
+            crl = bundle.collateral.get(snp_crl_file_name(signer)) if signer is not None else None
+            claims = self._snp(bundle.report, bundle.certificates[0], bundle.certificates[1:], t, crl)
         else:
             fmspc = fmspc_of_quote(bundle.report)
             claims = self._tdx(bundle.report, TDXCollateral.load_mapping(bundle.collateral, fmspc), t)
@@ -215,17 +238,25 @@ class AttestationVerifier:
             if doc["tee"] != bundle.tee:
                 raise AttestationError("claimsDocumentMismatch", f"claims document says {doc['tee']} but the evidence is {bundle.tee}")
             claims["claimsIssuedAt"] = doc["issuedAt"]
+            origin = doc["attributes"].get("tlsKeyGeneratedInMemory")
+            if origin is not None:
+                if origin not in ("true", "false"):
+                    raise AttestationError("claimsDocumentMismatch",
+                                           f'claims document attribute tlsKeyGeneratedInMemory is "{origin}", not "true" or "false"')
+                claims["tlsKeyGeneratedInTEE"] = origin == "true"
         if binding is not None:
             binding.check(bytes.fromhex(claims["reportData"]), bundle)
             claims["channelBound"] = True
         else:
+            # Without a binding the claims document is not tied to the report: do not let it vouch for anything.
             claims.pop("claimsIssuedAt", None)
+            claims.pop("tlsKeyGeneratedInTEE", None)
         self.policy.evaluate(claims, t)
         return claims
 
-    def verify_snp(self, report: bytes, endorsement_key: bytes, chain=(), t: float | None = None) -> dict:
+    def verify_snp(self, report: bytes, endorsement_key: bytes, chain=(), t: float | None = None, crl: bytes | None = None) -> dict:
         t = _time.time() if t is None else t
-        claims = self._snp(report, endorsement_key, list(chain), t)
+        claims = self._snp(report, endorsement_key, list(chain), t, crl)
         self.policy.evaluate(claims, t)
         return claims
 
