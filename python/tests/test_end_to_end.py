@@ -65,16 +65,25 @@ def test_policy_as_dict_and_wrong_policies_refused_with_their_codes(server):
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy=wrong_measurement)
     assert e.value.code == "measurementNotAllowed"
-    no_sim = {k: v for k, v in policy.items() if k != "allowSimulated"}
+    no_sim = {k: v for k, v in policy.items() if k not in ("allowSimulated", "simulatedRootKeys")}
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy=no_sim)
     assert e.value.code == "simulatedRootNotAllowed"
+    tdx_only = {k: v for k, v in policy.items() if k != "snp"}
+    tdx_only["tdx"] = {"anyMeasurement": True}
     with pytest.raises(AttestationError) as e:
-        blindai.connect(server.address, policy={"allowSimulated": True, "tdx": {}})
+        blindai.connect(server.address, policy=tdx_only)
     assert e.value.code == "teeNotAllowed"
+    other_chip = json.loads(json.dumps(policy))
+    other_chip["snp"]["chipIDs"] = ["ab" * 64]
     with pytest.raises(AttestationError) as e:
-        blindai.connect(server.address, policy={"allowSimulated": True, "snp": {"chipIDs": ["ab" * 64]}})
+        blindai.connect(server.address, policy=other_chip)
     assert e.value.code == "chipIDNotAllowed"
+    if "simulatedRootKeys" in policy:  # servers with the pinned simulated root (attestation hardening)
+        other_root = dict(policy, simulatedRootKeys=["00" * 32])
+        with pytest.raises(AttestationError) as e:
+            blindai.connect(server.address, policy=other_root)
+        assert e.value.code == "simulatedRootNotPinned"
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy={"snp": {"measurement": []}})
     assert e.value.code == "malformedPolicy"
