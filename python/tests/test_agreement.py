@@ -97,6 +97,16 @@ class Case:
 
 
 def policy_case(label, base_args, policy: dict | str):
+    if isinstance(policy, dict):
+        # Policies must choose between a measurement allowlist and "anyMeasurement": true; the cases that test
+        # other rules say "any".
+        policy = json.loads(json.dumps(policy))
+        # Offline evidence has no bound claims document, so the TLS-key-origin rule would refuse everything first.
+        policy.setdefault("allowTLSKeyFromFile", True)
+        for section in ("snp", "tdx"):
+            sec = policy.get(section)
+            if isinstance(sec, dict) and "measurements" not in sec and "anyMeasurement" not in sec:
+                sec["anyMeasurement"] = True
     text = policy if isinstance(policy, str) else json.dumps(policy)
     return Case(label, base_args + ["--policy", "{policy}"], {"policy": text.encode()})
 
@@ -151,6 +161,19 @@ def snp_cases() -> list[Case]:
         cases.append(policy_case(f"{label}/policy-signer-vcek", base, {"allowDebug": True, "snp": {"signers": ["VCEK"]}}))
         cases.append(policy_case(f"{label}/policy-product-turin", base, {"allowDebug": True, "snp": {"products": ["Turin"]}}))
         cases.append(policy_case(f"{label}/policy-age", base, {"allowDebug": True, "maxEvidenceAgeSeconds": 300, "snp": {}}))
+        cases.append(policy_case(f"{label}/policy-tls-origin-default", base, {"allowDebug": True, "allowTLSKeyFromFile": False, "snp": {}}))
+        d = {"allowDebug": True, "allowTLSKeyFromFile": True}
+        cases.append(policy_case(f"{label}/policy-no-smt", base, dict(d, snp={"allowSMT": False})))
+        cases.append(policy_case(f"{label}/policy-single-socket", base, dict(d, snp={"requireSingleSocket": True})))
+        cases.append(policy_case(f"{label}/policy-abi-high", base, dict(d, snp={"minimumABI": {"major": 255, "minor": 0}})))
+        cases.append(policy_case(f"{label}/policy-abi-zero", base, dict(d, snp={"minimumABI": {"major": 0, "minor": 0}})))
+        cases.append(policy_case(f"{label}/policy-migration-agent", base, dict(d, snp={"allowMigrationAgent": True})))
+        cases.append(policy_case(f"{label}/policy-host-data-other", base, dict(d, snp={"hostData": ["11" * 32]})))
+        cases.append(policy_case(f"{label}/policy-host-data-own", base, dict(d, snp={"hostData": [r[0xC0:0xE0].hex()]})))
+        cases.append(policy_case(f"{label}/policy-csp", base, dict(d, snp={"vlekCSPIDs": ["cc-us-east-2.amazonaws.com"]})))
+        cases.append(policy_case(f"{label}/policy-csp-other", base, dict(d, snp={"vlekCSPIDs": ["example.com"]})))
+        cases.append(policy_case(f"{label}/policy-require-crl", base, dict(d, snp={"requireCRL": True})))
+        cases.append(Case(f"{label}/ma-report-id", ["--report", "{r}", "--vcek", str(vcek), "--at", at], {"r": flip(r, 0x160)}))
     r = (SNP / "milan/trustee_report.bin").read_bytes()
     tr = ["--report", str(SNP / "milan/trustee_report.bin"), "--at", "2024-01-01T00:00:00Z"]
     cases.append(Case("wrong-vcek/virtee", tr + ["--vcek", str(SNP / "milan/virtee_vcek_milan.der")]))
@@ -210,6 +233,17 @@ def tdx_cases() -> list[Case]:
         cases.append(policy_case(f"{label}/policy-mrtd-rtmr", base, {"allowDebug": True, "tdx": {"measurements": [{"mrtd": mrtd, "rtmrs": [None, rtmr1]}], "allowedTCBStatuses": ["UpToDate", "OutOfDate", "NotSupported"]}}))
         cases.append(policy_case(f"{label}/policy-mrtd-rtmr-other", base, {"allowDebug": True, "tdx": {"measurements": [{"mrtd": mrtd, "rtmrs": [None, "11" * 48]}]}}))
         cases.append(policy_case(f"{label}/policy-mrtd-other", base, {"tdx": {"measurements": [{"mrtd": "22" * 48}]}}))
+        d = {"allowDebug": True, "allowTLSKeyFromFile": True}
+        st = ["UpToDate", "OutOfDate", "NotSupported"]
+        cases.append(policy_case(f"{label}/policy-no-sept", base, dict(d, tdx={"allowedTCBStatuses": st, "requireSEPTVEDisable": False})))
+        cases.append(policy_case(f"{label}/policy-no-pks", base, dict(d, tdx={"allowedTCBStatuses": st, "allowPKS": False})))
+        cases.append(policy_case(f"{label}/policy-migratable", base, dict(d, tdx={"allowedTCBStatuses": st, "allowMigratable": True, "mrServiceTDs": ["33" * 48]})))
+        cases.append(policy_case(f"{label}/policy-xfam-other", base, dict(d, tdx={"allowedTCBStatuses": st, "xfams": ["00" * 8]})))
+        cases.append(policy_case(f"{label}/policy-xfam-own", base, dict(d, tdx={"allowedTCBStatuses": st, "xfams": [q[b + 128:b + 136].hex()]})))
+        cases.append(policy_case(f"{label}/policy-mrconfig-other", base, dict(d, tdx={"allowedTCBStatuses": st, "mrConfigIDs": ["44" * 48]})))
+        cases.append(policy_case(f"{label}/policy-mrowner-other", base, dict(d, tdx={"allowedTCBStatuses": st, "mrOwners": ["55" * 48]})))
+        cases.append(policy_case(f"{label}/policy-evaluation-floor", base, dict(d, tdx={"allowedTCBStatuses": st, "minimumTCBEvaluationDataNumber": 10 ** 6})))
+        cases.append(policy_case(f"{label}/policy-evaluation-zero", base, dict(d, tdx={"allowedTCBStatuses": st, "minimumTCBEvaluationDataNumber": 0})))
         if coll is not None and coll.is_dir():
             names = [p.name for p in coll.iterdir()]
             tcb = next((n for n in names if n.startswith("tcbInfo_fmspc_")), None)
@@ -373,14 +407,16 @@ def test_module_entry_point_matches_cli(tmp_path):
 _Z = "00" * 48
 DUPLICATE_CASES = [
     policy_case("duplicate/snp-section", ["--report", str(SNP / "milan/trustee_report.bin"), "--vcek", str(SNP / "milan/trustee_vcek.der"),
-                                          "--at", "2024-01-01T00:00:00Z"], '{"snp":{},"snp":{"measurements":["' + _Z + '"]}}'),
-    policy_case("unknown-member/tdx-measurement-entry", ["--quote", str(TDX / "trustee/tdx_quote_6.dat"), "--collateral", str(TDX / "trustee"),
-                                                         "--at", "2025-11-01T00:00:00Z"],
-                {"tdx": {"allowedTCBStatuses": ["UpToDate", "OutOfDate"], "measurements": [
-                    {"mrtd": "21e8dead92d6c69d7cbba79816686c03a48485c7df0c11f6f04792d5e1d378f6b8c46615ba6946adccac6becffbb1e88",
+                                          "--at", "2024-01-01T00:00:00Z"],
+                '{"allowTLSKeyFromFile":true,"snp":{"anyMeasurement":true},"snp":{"measurements":["' + _Z + '"]}}'),
+    policy_case("unknown-member/tdx-measurement-entry", ["--quote", str(TDX / "dcap-qvl/tdx_quote_v4_b0c06f.dat"), "--collateral",
+                                                         str(TDX / "dcap-qvl/collateral_v4_b0c06f"), "--at", "2025-07-01T00:00:00Z"],
+                {"tdx": {"measurements": [
+                    {"mrtd": "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7",
                      "rtmr": ["00" * 48]}]}}),
     policy_case("duplicate/allow-debug", ["--report", str(SNP / "milan/gosev_attestation.bin"), "--vcek", str(SNP / "milan/gosev_vcek.der"),
-                                          "--at", "2022-09-24T01:00:00Z"], '{"allowDebug":true,"allowDebug":false,"snp":{}}'),
+                                          "--at", "2022-09-24T01:00:00Z"],
+                '{"allowDebug":true,"allowDebug":false,"allowTLSKeyFromFile":true,"snp":{"anyMeasurement":true}}'),
 ]
 
 
