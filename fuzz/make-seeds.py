@@ -47,7 +47,7 @@ def read(path):
 
 
 def pem_blocks(data):
-    return [base64.b64decode("".join(m.split()))
+    return [base64.b64decode(b"".join(m.split()))
             for m in re.findall(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", data, re.S)]
 
 

@@ -35,8 +35,7 @@ public func property(_ condition: Bool, _ message: @autoclosure () -> String) {
 
 /// Runs async code to completion from the (synchronous) fuzz callback.
 public func blocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
-    final class Box: @unchecked Sendable { var value: T? }
-    let box = Box()
+    let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
     Task {
         box.value = await body()
@@ -44,4 +43,9 @@ public func blocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> 
     }
     done.wait()
     return box.value!
+}
+
+/// Written by the task before it signals, read after the wait: the semaphore orders the two accesses.
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
 }
