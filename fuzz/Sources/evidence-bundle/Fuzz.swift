@@ -11,8 +11,9 @@ import FuzzSupport
 
 let policy = AttestationPolicy(
     allowSimulated: true, allowDebug: true, maxEvidenceAgeSeconds: 10 * 365 * 86400,
-    snp: .init(minimumTCB: .init(bootloader: 0, tee: 0, snp: 0, microcode: 0), minimumGuestSVN: 0, maximumVMPL: 3),
-    tdx: .init(allowedTCBStatuses: nil))
+    snp: AttestationPolicy.SNPRules(
+        minimumTCB: AttestationPolicy.MinimumTCB(bootloader: 0, tee: 0, snp: 0, microcode: 0), minimumGuestSVN: 0, maximumVMPL: 3),
+    tdx: AttestationPolicy.TDXRules(allowedTCBStatuses: nil))
 let verifier = AttestationVerifier(policy: policy)
 let fallbackTime = utc("2025-07-01T00:00:00Z")
 

@@ -13,17 +13,19 @@ let quote = try! TDXQuote(bytes: vector("tdx/dcap-qvl/tdx_quote_v4_b0c06f.dat"))
 let pck = try! PCKCertificateInfo(try! DERCertificate(derEncoded: PEM.decodeAll(quote.pckChainPEM)[0]))
 
 func appraise(_ json: [UInt8]) {
-    if let (body, _) = try? RawJSON.signedObject(json, key: "tcbInfo"),
-        let info = try? JSONDecoder().decode(PCSTCBInfo.self, from: Data(body))
+    if let signed = try? RawJSON.signedObject(json, key: "tcbInfo"),
+        let info = try? JSONDecoder().decode(PCSTCBInfo.self, from: Data(signed.body))
     {
-        _ = (ISO8601.parse(info.issueDate), ISO8601.parse(info.nextUpdate))
+        _ = BlindAIAttestation.ISO8601.parse(info.issueDate)
+        _ = BlindAIAttestation.ISO8601.parse(info.nextUpdate)
         _ = try? TDXTCBAppraisal.evaluate(info: info, pck: pck, body: quote.body, qeStatus: nil)
         _ = try? TDXTCBAppraisal.evaluate(info: info, pck: pck, body: quote.body, qeStatus: .outOfDate)
     }
-    if let (body, _) = try? RawJSON.signedObject(json, key: "enclaveIdentity"),
-        let identity = try? JSONDecoder().decode(PCSEnclaveIdentity.self, from: Data(body))
+    if let signed = try? RawJSON.signedObject(json, key: "enclaveIdentity"),
+        let identity = try? JSONDecoder().decode(PCSEnclaveIdentity.self, from: Data(signed.body))
     {
-        _ = (ISO8601.parse(identity.issueDate), ISO8601.parse(identity.nextUpdate))
+        _ = BlindAIAttestation.ISO8601.parse(identity.issueDate)
+        _ = BlindAIAttestation.ISO8601.parse(identity.nextUpdate)
         _ = try? TDXTCBAppraisal.qeStatus(identity: identity, report: quote.qeReport)
     }
 }
