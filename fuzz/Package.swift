@@ -31,6 +31,7 @@ let package = Package(
                 .product(name: "BlindAIServer", package: "BlindAI"),
                 .product(name: "BlindAIProtocol", package: "BlindAI"),
                 .product(name: "BlindAIONNX", package: "BlindAI"),
+                .product(name: "BlindAIGraph", package: "BlindAI"),
                 .product(name: "BlindAITensor", package: "BlindAI"),
             ]
         ),

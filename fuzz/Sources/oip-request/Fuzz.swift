@@ -1,3 +1,4 @@
+import BlindAIGraph
 import BlindAIONNX
 import BlindAIProtocol
 @testable import BlindAIServer
