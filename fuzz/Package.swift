@@ -4,6 +4,12 @@ import PackageDescription
 // libFuzzer targets for BlindAI's parsers of untrusted bytes (docs/fuzzing.md). Built by scripts/fuzz.sh, which
 // passes `-sanitize=fuzzer,address -parse-as-library -enable-testing` to every Swift module, the main package's
 // included (coverage of the code under test): neither this package nor the main one carries unsafe flags.
+
+/// One fuzz target: an executable that links FuzzSupport and the named products of the main package.
+func fuzzTarget(_ name: String, _ products: [String]) -> Target {
+    .executableTarget(name: name, dependencies: ["FuzzSupport"] + products.map { .product(name: $0, package: "BlindAI") })
+}
+
 let package = Package(
     name: "BlindAIFuzz",
     platforms: [.macOS(.v14)],
@@ -11,37 +17,16 @@ let package = Package(
     targets: [
         // libFuzzer's driver entry point, called by each target's @main (see its header).
         .target(name: "CFuzzDriver"),
-        .target(
-            name: "FuzzSupport",
-            dependencies: ["CFuzzDriver"]
-        ),
-        .executableTarget(
-            name: "onnx-model",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "BlindAIONNX", package: "BlindAI"),
-                .product(name: "BlindAIGraph", package: "BlindAI"),
-                .product(name: "BlindAITensor", package: "BlindAI"),
-            ]
-        ),
-        .executableTarget(
-            name: "oip-request",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "BlindAIServer", package: "BlindAI"),
-                .product(name: "BlindAIProtocol", package: "BlindAI"),
-                .product(name: "BlindAIONNX", package: "BlindAI"),
-                .product(name: "BlindAIGraph", package: "BlindAI"),
-                .product(name: "BlindAITensor", package: "BlindAI"),
-            ]
-        ),
-        .executableTarget(name: "npy", dependencies: ["FuzzSupport", .product(name: "BlindAITensor", package: "BlindAI")]),
-        .executableTarget(name: "evidence-bundle", dependencies: ["FuzzSupport", .product(name: "BlindAIAttestation", package: "BlindAI")]),
-        .executableTarget(name: "snp-report", dependencies: ["FuzzSupport", .product(name: "BlindAIAttestation", package: "BlindAI")]),
-        .executableTarget(name: "tdx-quote", dependencies: ["FuzzSupport", .product(name: "BlindAIAttestation", package: "BlindAI")]),
-        .executableTarget(name: "der-certificate", dependencies: ["FuzzSupport", .product(name: "BlindAIAttestation", package: "BlindAI")]),
-        .executableTarget(name: "crl", dependencies: ["FuzzSupport", .product(name: "BlindAIAttestation", package: "BlindAI")]),
-        .executableTarget(name: "tdx-collateral", dependencies: ["FuzzSupport", .product(name: "BlindAIAttestation", package: "BlindAI")]),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"]),
+        fuzzTarget("onnx-model", ["BlindAIONNX", "BlindAIGraph", "BlindAITensor"]),
+        fuzzTarget("oip-request", ["BlindAIServer", "BlindAIProtocol", "BlindAIONNX", "BlindAIGraph", "BlindAITensor"]),
+        fuzzTarget("npy", ["BlindAITensor"]),
+        fuzzTarget("evidence-bundle", ["BlindAIAttestation"]),
+        fuzzTarget("snp-report", ["BlindAIAttestation"]),
+        fuzzTarget("tdx-quote", ["BlindAIAttestation"]),
+        fuzzTarget("der-certificate", ["BlindAIAttestation"]),
+        fuzzTarget("crl", ["BlindAIAttestation"]),
+        fuzzTarget("tdx-collateral", ["BlindAIAttestation"]),
     ],
     swiftLanguageModes: [.v6]
 )

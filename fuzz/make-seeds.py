@@ -75,6 +75,19 @@ TDX = [
 ]
 
 
+def copy_distinct(target, patterns):
+    """Copies the TDX vector files matching `patterns` into the target's corpus, each distinct content once."""
+    d = target_dir(target)
+    seen = set()
+    for pattern in patterns:
+        for path in sorted(glob.glob(os.path.join(VECTORS, "tdx", "**", pattern), recursive=True)):
+            data = open(path, "rb").read()
+            h = hashlib.sha256(data).hexdigest()
+            if h not in seen:
+                seen.add(h)
+                write(d, os.path.relpath(path, os.path.join(VECTORS, "tdx")).replace("/", "_"), data)
+
+
 def b64(data):
     return base64.b64encode(data).decode()
 
@@ -120,24 +133,8 @@ def attestation():
                 seen.add(h)
                 write(d, "pck_leaf_" + os.path.splitext(os.path.basename(quote))[0] + ".der", der)
 
-    d = target_dir("crl")
-    seen = set()
-    for path in sorted(glob.glob(os.path.join(VECTORS, "tdx", "**", "*crl*.der"), recursive=True)):
-        data = open(path, "rb").read()
-        h = hashlib.sha256(data).hexdigest()
-        if h not in seen:
-            seen.add(h)
-            write(d, os.path.relpath(path, os.path.join(VECTORS, "tdx")).replace("/", "_"), data)
-
-    d = target_dir("tdx-collateral")
-    seen = set()
-    for pattern in ("tcbInfo_*.json", "qeIdentity.json", "*_collateral.json"):
-        for path in sorted(glob.glob(os.path.join(VECTORS, "tdx", "**", pattern), recursive=True)):
-            data = open(path, "rb").read()
-            h = hashlib.sha256(data).hexdigest()
-            if h not in seen:
-                seen.add(h)
-                write(d, os.path.relpath(path, os.path.join(VECTORS, "tdx")).replace("/", "_"), data)
+    copy_distinct("crl", ["*crl*.der"])
+    copy_distinct("tdx-collateral", ["tcbInfo_*.json", "qeIdentity.json", "*_collateral.json"])
 
     d = target_dir("evidence-bundle")
     for report, vek, chain, time in SNP:
