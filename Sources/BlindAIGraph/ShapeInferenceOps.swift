@@ -278,15 +278,16 @@ extension ConvOp: ShapeInferring {
         var dims: [DimFact] = [sx[0], sw[0]]
         for i in 0..<r {
             guard let input = sx[i + 2].value else { dims.append(.unknown); continue }
-            let eff = (kernel[i] - 1) * dilations[i] + 1
+            // Attributes are any int64 the model holds: checked arithmetic, an overflow leaves the facts unknown.
+            let eff = try SizeMath.add(SizeMath.mul(SizeMath.sub(kernel[i], 1), dilations[i]), 1)
             switch autoPad {
             case "SAME_UPPER", "SAME_LOWER":
-                dims.append(.known((input + strides[i] - 1) / strides[i]))
+                dims.append(.known(try SizeMath.add(input, strides[i] - 1) / strides[i]))
             case "VALID":
                 guard input >= eff else { throw ShapeFacts.Unknowable() }
                 dims.append(.known((input - eff) / strides[i] + 1))
             case "NOTSET", "":
-                let span = input + pads[i] + pads[i + r] - eff
+                let span = try SizeMath.sub(SizeMath.add(SizeMath.add(input, pads[i]), pads[i + r]), eff)
                 guard span >= 0 else { throw ShapeFacts.Unknowable() }
                 dims.append(.known(span / strides[i] + 1))
             default:
@@ -301,17 +302,18 @@ extension ConvOp: ShapeInferring {
 /// Output size of a pooling window along one axis (ONNX MaxPool/AveragePool, as Pooling.swift computes it).
 private func pooledSize(_ input: Int, kernel k: Int, stride s: Int, dilation d: Int, padBegin pb: Int, padEnd pe: Int,
                         autoPad: String, ceilMode: Bool) throws -> Int {
-    func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
-    let window = (k - 1) * d + 1
+    // Attributes are any int64 the model holds: checked arithmetic, an overflow leaves the facts unknown.
+    func ceilDiv(_ a: Int, _ b: Int) throws -> Int { a >= 0 ? try SizeMath.add(a, b - 1) / b : -((-a) / b) }
+    let window = try SizeMath.add(SizeMath.mul(SizeMath.sub(k, 1), d), 1)
     switch autoPad {
     case "VALID": return input >= window ? (input - window) / s + 1 : 0
-    case "SAME_UPPER", "SAME_LOWER": return ceilDiv(input, s)
+    case "SAME_UPPER", "SAME_LOWER": return try ceilDiv(input, s)
     case "NOTSET", "":
-        let span = input + pb + pe - window
+        let span = try SizeMath.sub(SizeMath.add(SizeMath.add(input, pb), pe), window)
         if span < 0 { return 0 }
         if ceilMode {
-            var out = ceilDiv(span, s) + 1
-            if (out - 1) * s >= input + pb { out -= 1 }
+            var out = try ceilDiv(span, s) + 1
+            if try SizeMath.mul(out - 1, s) >= SizeMath.add(input, pb) { out -= 1 }
             return out
         }
         return span / s + 1

@@ -14,13 +14,18 @@ import Testing
     static let extremes: [Int] = [Int(Int64.max), Int(Int64.min), 1 << 62, -(1 << 62), Int(Int32.max), 1 << 32, -1, 0]
     static let limits = TensorLimits(maxTensorBytes: 16 << 20, maxTensorElements: 4 << 20)
 
-    /// The attributes a builder reads, found by building it repeatedly and giving each attribute it asked for a
-    /// plain value, so that builders that stop at a missing attribute reveal the ones after it.
+    /// Values tried for string attributes while discovering a builder's attributes: the enumerations builders
+    /// switch on (a builder that refuses a mode stops before reading the attributes after it).
+    static let stringCandidates = ["", "NOTSET", "TF", "IDF", "TFIDF", "NONE", "SUM", "AVERAGE", "LOGISTIC", "SOFTMAX",
+                                   "BRANCH_LEQ", "DCR", "avg", "max", "constant", "forward", "bidirectional", "half_pixel",
+                                   "nearest", "linear", "none", "add", "relu", "tanh", "sigmoid", "stretch", "floor", "LOWER"]
+
+    /// The attributes a builder reads (`AttributeProbe`), found by building it repeatedly and giving each
+    /// attribute it asked for a plain value (for strings, the candidate that lets it read the most), so that
+    /// builders that stop at a missing or refused attribute reveal the ones after it.
     static func attributesRead(domain: String, op: String, opset: Int) -> [(name: String, kind: AttributeProbe.Kind)] {
         guard let entry = StandardOperators.registry.builder(domain: domain, opType: op, opset: opset) else { return [] }
-        var attributes: [String: Attribute] = [:]
-        var found: [(name: String, kind: AttributeProbe.Kind)] = []
-        for _ in 0..<6 {
+        func asked(_ attributes: [String: Attribute]) -> [(name: String, kind: AttributeProbe.Kind)] {
             let probe = AttributeProbe()
             var ctx = OpBuildContext(node: Node(name: "n", opType: op, domain: domain, inputs: ["x0", "x1", "x2"], outputs: ["y"],
                                                 attributes: attributes),
@@ -28,19 +33,34 @@ import Testing
                                      compileSubgraph: { _ in throw EngineError(.invalidModel, "no subgraph in the sweep") })
             ctx.probe = probe
             _ = try? entry.build(&ctx)
-            let new = probe.asked.filter { a in !found.contains { $0.name == a.name } }
+            return probe.asked
+        }
+        var attributes: [String: Attribute] = [:]
+        var found: [(name: String, kind: AttributeProbe.Kind)] = []
+        for _ in 0..<8 {
+            let new = asked(attributes).filter { a in !found.contains { $0.name == a.name } }
             if new.isEmpty { break }
             for a in new {
                 found.append(a)
+                // Each attribute takes the value (or absence) that lets the builder read the most attributes.
+                let candidates: [Attribute?]
                 switch a.kind {
-                case .int: attributes[a.name] = .int(1)
-                case .ints: attributes[a.name] = .ints([1])
-                case .float: attributes[a.name] = .float(1)
-                case .floats: attributes[a.name] = .floats([1])
-                case .string: attributes[a.name] = .string("")
-                case .strings: attributes[a.name] = .strings([""])
-                case .tensor, .graph: break
+                case .int: candidates = [.int(1), nil]
+                case .ints: candidates = [.ints([1]), nil]
+                case .float: candidates = [.float(1), nil]
+                case .floats: candidates = [.floats([1]), nil]
+                case .string: candidates = [nil] + stringCandidates.map { .string($0) }
+                case .strings: candidates = [nil, .strings([""])]
+                case .tensor, .graph: candidates = [nil]
                 }
+                var best: (Attribute?, Int) = (nil, -1)
+                for candidate in candidates {
+                    var trial = attributes
+                    trial[a.name] = candidate
+                    let n = asked(trial).count
+                    if n > best.1 { best = (candidate, n) }
+                }
+                attributes[a.name] = best.0
             }
         }
         return found
@@ -64,6 +84,8 @@ import Testing
 
     @Test(arguments: operators)
     func everyIntegerAttributeAtEveryExtreme(_ qualified: String) throws {
+        var cases = 0
+        defer { if cases > 0 { print("sweep \(qualified): \(cases) models") } }
         let parts = qualified.components(separatedBy: "::")
         let domain = parts[0], op = parts[1]
         let opset = domain.isEmpty ? 21 : 1
@@ -92,6 +114,7 @@ import Testing
                     b.node(op, inputs.map(\.0), ["y"], domain: domain, attributes: [a])
                     b.output("y", .float32, [])
                     for optimize in [true, false] {
+                        cases += 1
                         do {
                             let m = try ONNXModel(serialized: b.data(), options: PlanOptions(optimize: optimize, limits: Self.limits))
                             _ = try m.run(feeds, context: ExecutionContext(limits: Self.limits))

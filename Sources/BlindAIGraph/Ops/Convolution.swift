@@ -33,6 +33,7 @@ struct ConvAttributes: Sendable {
             if let v, v.contains(where: { $0 < 1 }) { throw c.error(.invalidModel, "\(name) must be positive, got \(v)") }
         }
         if let p = pads, p.contains(where: { $0 < 0 }) { throw c.error(.invalidModel, "pads must be non-negative, got \(p)") }
+        if let k = kernelShape, k.contains(where: { $0 < 1 }) { throw c.error(.invalidModel, "kernel_shape must be positive, got \(k)") }
         if let p = outputPadding, p.contains(where: { $0 < 0 }) { throw c.error(.invalidModel, "output_padding must be non-negative, got \(p)") }
         // Bound every size-like attribute so that the geometry arithmetic cannot overflow.
         let limit = 1 << 24

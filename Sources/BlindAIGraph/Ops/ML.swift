@@ -250,7 +250,7 @@ struct LinearRegressorOp: Operator {
         guard coefficients.count == targets * c else {
             throw EngineError(.shapeMismatch, "LinearRegressor has \(coefficients.count) coefficients for \(targets) targets and \(c) features")
         }
-        var out = [Double](repeating: 0, count: rows * targets)
+        var out = [Double](repeating: 0, count: try ctx.limits.checkedCount([rows, targets], .float64))
         for r in 0..<rows {
             for t in 0..<targets {
                 var s = t < intercepts.count ? Double(intercepts[t]) : 0
@@ -720,7 +720,7 @@ extension StandardOperators {
         r.register("LinearRegressor", domain: mlDomain) { c in
             let coefficients = try c.floats("coefficients") ?? []
             let targets = try c.int("targets", default: 1)
-            guard targets > 0 else { throw c.error(.invalidModel, "targets must be positive, got \(targets)") }
+            guard targets > 0, targets <= 1 << 24 else { throw c.error(.invalidModel, "targets must be in 1...\(1 << 24), got \(targets)") }
             return LinearRegressorOp(coefficients: coefficients, intercepts: try c.floats("intercepts") ?? [],
                                      targets: targets, post: try MLPostTransform(name: try c.string("post_transform", default: "NONE")))
         }
