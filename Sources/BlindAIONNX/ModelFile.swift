@@ -194,6 +194,7 @@ enum ModelFile {
                 guard n > 0 else { throw EngineError(.io, "reading tensor '\(p.name)' from '\(path)' failed") }
                 done += n
             }
+            if dt == .bool { Tensor.canonicalizeBools(t.storage.base, count: count) }
             return t
         }
     }

@@ -34,7 +34,7 @@ public enum ONNXTensor {
             guard p.rawData.count == count * dt.byteSize else {
                 throw EngineError(.invalidModel, "tensor '\(p.name)' has \(p.rawData.count) bytes of raw data, expected \(count * dt.byteSize) for \(dt) \(shape)")
             }
-            return Tensor(dataType: dt, shape: shape, storage: .borrowing(p.rawData, alignment: dt.byteSize))
+            return Tensor(dataType: dt, shape: shape, storage: .borrowing(p.rawData, alignment: dt.byteSize)).withCanonicalBools()
         }
         let t = try Tensor(zeros: dt, shape: shape, limits: limits)
         func fill<S: TensorElement, Src>(_ src: [Src], _ type: S.Type, _ convert: (Src) -> S) throws {
@@ -104,6 +104,7 @@ public enum ONNXTensor {
             data.withUnsafeBytes { raw in
                 if expected > 0 { t.storage.base.copyMemory(from: raw.baseAddress!, byteCount: expected) }
             }
+            if dt == .bool { Tensor.canonicalizeBools(t.storage.base, count: count) }
         } catch let e as EngineError {
             throw e
         } catch {

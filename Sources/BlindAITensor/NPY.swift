@@ -95,6 +95,7 @@ public enum NPY {
         data.withUnsafeBytes { raw in
             tensor.storage.base.copyMemory(from: raw.baseAddress! + start, byteCount: tensor.byteCount)
         }
+        if dtype == .bool { Tensor.canonicalizeBools(tensor.storage.base, count: tensor.count) }
         return tensor
     }
 

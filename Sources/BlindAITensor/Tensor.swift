@@ -225,6 +225,24 @@ public struct Tensor: Sendable {
         return Tensor(dataType: dataType, shape: newShape, storage: storage)
     }
 
+    /// Rewrites every byte of a bool buffer as 0 or 1. Bytes read from outside (an .npy file, a model's raw
+    /// data) may hold any value, and a Swift `Bool` whose byte is neither 0 nor 1 is undefined behaviour.
+    public static func canonicalizeBools(_ base: UnsafeMutableRawPointer, count: Int) {
+        let b = base.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<count where b[i] > 1 { b[i] = 1 }
+    }
+
+    /// This tensor with its bool bytes made 0 or 1 (a copy when the storage is borrowed and needs a change).
+    public func withCanonicalBools() -> Tensor {
+        guard dataType == .bool else { return self }
+        let bytes = storage.base.assumingMemoryBound(to: UInt8.self)
+        guard (0..<count).contains(where: { bytes[$0] > 1 }) else { return self }
+        let copy = TensorStorage(byteCount: count, zeroed: false)
+        copy.base.copyMemory(from: storage.base, byteCount: count)
+        Tensor.canonicalizeBools(copy.base, count: count)
+        return Tensor(dataType: .bool, shape: shape, storage: copy)
+    }
+
     /// Values of an integer tensor as `Int`s (for shape-like inputs: shapes, axes, indices, pads).
     public func intValues() throws -> [Int] {
         switch dataType {

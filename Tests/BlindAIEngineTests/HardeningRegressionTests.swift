@@ -312,3 +312,33 @@ import Testing
         }
     }
 }
+
+/// Bool bytes from outside the process (an .npy file, a model's raw data) may hold any value; a Swift `Bool` whose
+/// byte is neither 0 nor 1 is undefined behaviour, so readers store them as 0 or 1 (found by reviewing the fuzz
+/// targets' readers).
+@Suite struct BoolBytesTests {
+    @Test func npyBoolBytesBecomeZeroOrOne() throws {
+        let header = "{'descr': '|b1', 'fortran_order': False, 'shape': (4,), }"
+        let padded = header + String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        data.append(contentsOf: [UInt8(padded.utf8.count & 0xFF), UInt8(padded.utf8.count >> 8)])
+        data.append(contentsOf: Array(padded.utf8))
+        data.append(contentsOf: [0, 1, 2, 255])
+        let t = try NPY.decode(data)
+        let bytes = Array(UnsafeRawBufferPointer(start: t.storage.base, count: 4))
+        #expect(bytes == [0, 1, 1, 1])
+        #expect(t.scalars(as: Bool.self) == [false, true, true, true])
+    }
+
+    @Test func modelBoolInitializerBytesBecomeZeroOrOne() throws {
+        var b = ModelBuilder(opset: 18)
+        b.initializer("c", .bool, [4], raw: Data([0, 7, 1, 200]))
+        b.node("Identity", ["c"], ["y"])
+        b.output("y", .bool, [4])
+        for optimize in [true, false] {
+            let m = try ONNXModel(serialized: b.data(), options: PlanOptions(optimize: optimize))
+            let y = try #require(try m.run([:])["y"])
+            #expect(Array(UnsafeRawBufferPointer(start: y.storage.base, count: 4)) == [0, 1, 1, 1])
+        }
+    }
+}
