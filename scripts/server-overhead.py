@@ -18,24 +18,17 @@ import argparse
 import http.client
 import json
 import os
-import socket
-import ssl
 import statistics
 import subprocess
-import sys
 import time
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from loopback_server import free_port, start, tls_context, wait_ready
+
 DTYPES = {np.float32: "FP32", np.float64: "FP64", np.int64: "INT64", np.int32: "INT32", np.uint8: "UINT8"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def inference_seconds(metrics_port: int, timer: str = "blindai_inference_duration_seconds") -> tuple[float, int]:
@@ -82,27 +75,10 @@ def main() -> None:
 
     port = free_port()
     metrics_port = free_port()
-    server = subprocess.Popen([a.blindai, "serve", "--host", "127.0.0.1", "--port", str(port), "--tee", "simulated",
-                               "--metrics-port", str(metrics_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start(a.blindai, port, metrics_port)
     engine_medians, engine_mins, served_medians, served_mins, handler_means, compute_means, engine_means = [], [], [], [], [], [], []
     try:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # measuring cost only; the client library attests and pins
-        deadline = time.time() + 60
-        while True:
-            try:
-                c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=120)
-                c.request("GET", "/v2/health/ready")
-                hr = c.getresponse()
-                hr.read()
-                if hr.status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit("server did not start")
-            time.sleep(0.2)
+        c = wait_ready(server, port, tls_context())
         with open(a.model, "rb") as f:
             body = f.read()
         c.request("PUT", "/v2/repository/models/bench", body=body)

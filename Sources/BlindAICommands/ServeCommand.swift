@@ -70,6 +70,24 @@ public struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Idle time before a connection is closed (e.g. 60s).")
     var idleTimeout = "60s"
 
+    @Option(name: .customLong("body-timeout"), help: "Time a request body may take to arrive in full, however fast (e.g. 600s).")
+    var bodyTimeout = "600s"
+
+    @Option(name: .customLong("body-grace"), help: "Time a request body has before --min-body-rate applies (e.g. 10s).")
+    var bodyGrace = "10s"
+
+    @Option(name: .customLong("min-body-rate"), help: "Slowest average rate of a request body, per second, after --body-grace (e.g. 64KiB; 0 disables the rate rule).")
+    var minBodyRate = "64KiB"
+
+    @Option(name: .customLong("max-buffered-size"), help: "Request body bytes held in memory by all requests together (e.g. 3GiB); more get 503.")
+    var maxBufferedSize = "3GiB"
+
+    @Option(name: .customLong("attestation-threads"), help: "Threads that call the TEE for attestation evidence.")
+    var attestationThreads = 1
+
+    @Option(name: .customLong("attestation-queue"), help: "Attestation requests admitted beyond the running ones; more get 429.")
+    var attestationQueue = 8
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -119,6 +137,14 @@ public struct ServeCommand: AsyncParsableCommand {
         c.limits.concurrentUploads = try positive(maxUploads, "--max-uploads")
         c.limits.requestTimeout = try duration(requestTimeout, "--request-timeout")
         c.limits.idleTimeout = try duration(idleTimeout, "--idle-timeout")
+        c.limits.bodyTimeout = try duration(bodyTimeout, "--body-timeout")
+        c.limits.bodyGracePeriod = try duration(bodyGrace, "--body-grace")
+        guard let rate = ServerLauncher.parseBytes(minBodyRate) else { throw ValidationError("--min-body-rate: '\(minBodyRate)' is not a size such as 64KiB") }
+        c.limits.minBodyBytesPerSecond = rate
+        c.limits.maxBufferedBodyBytes = try bytes(maxBufferedSize, "--max-buffered-size")
+        c.limits.attestationThreads = try positive(attestationThreads, "--attestation-threads")
+        guard attestationQueue >= 0 else { throw ValidationError("--attestation-queue must not be negative") }
+        c.limits.attestationQueueLength = attestationQueue
         o.configuration = c
         o.apiKeysFile = apiKeys
         o.tlsCertificateFile = tlsCert

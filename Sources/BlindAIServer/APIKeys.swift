@@ -43,7 +43,7 @@ public enum Principal: Sendable, Equatable, CustomStringConvertible {
 ///     key-id:secret:admin
 ///
 /// Key ids are 1 to 64 characters of `A-Z a-z 0-9 . _ -`; secrets are at least 16 characters, without `:` or
-/// white space. Clients send `Authorization: Bearer <secret>`. Only SHA-256 digests of the secrets are kept,
+/// white space; no two keys may share a secret. Clients send `Authorization: Bearer <secret>`. Only SHA-256 digests of the secrets are kept,
 /// and a presented secret is compared with every key in constant time.
 public struct APIKeyStore: Sendable {
     struct Entry: Sendable {
@@ -70,6 +70,7 @@ public struct APIKeyStore: Sendable {
 
     public init(keys: [Key]) throws {
         var seen = Set<String>()
+        var secretOwners: [[UInt8]: String] = [:]
         var entries: [Entry] = []
         for k in keys {
             guard Self.isValidID(k.id) else { throw ServerError(.badRequest, "invalid API key id '\(k.id)'") }
@@ -78,7 +79,13 @@ public struct APIKeyStore: Sendable {
                   !k.secret.contains(where: { $0.isWhitespace }) else {
                 throw ServerError(.badRequest, "the secret of API key '\(k.id)' must be at least \(Self.minimumSecretLength) characters without ':' or spaces")
             }
-            entries.append(Entry(id: k.id, digest: Array(SHA256.hash(data: Data(k.secret.utf8))), admin: k.admin))
+            let digest = Array(SHA256.hash(data: Data(k.secret.utf8)))
+            // One secret under two ids would authenticate as whichever came last (a copy-paste error could
+            // make a user's secret an admin key): refuse the file instead.
+            if let other = secretOwners.updateValue(k.id, forKey: digest) {
+                throw ServerError(.badRequest, "API keys '\(other)' and '\(k.id)' have the same secret: give each key its own secret")
+            }
+            entries.append(Entry(id: k.id, digest: digest, admin: k.admin))
         }
         guard !entries.isEmpty else { throw ServerError(.badRequest, "the API key file has no keys") }
         self.entries = entries

@@ -22,6 +22,7 @@ extension ServerError.Code {
         case .payloadTooLarge: .contentTooLarge
         case .tooManyRequests: .tooManyRequests
         case .timeout: .serviceUnavailable
+        case .bodyTimeout: .requestTimeout
         case .unavailable: .serviceUnavailable
         case .clientClosed: .init(code: 499, reasonPhrase: "Client Closed Request")
         case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
@@ -77,7 +78,7 @@ enum HTTPBodies {
         switch e.code {
         case .unauthorized: headers[.wwwAuthenticate] = "Bearer"
         case .tooManyRequests, .unavailable, .timeout: headers[.retryAfter] = "1"
-        case .payloadTooLarge: headers[.connection] = "close"
+        case .payloadTooLarge, .bodyTimeout: headers[.connection] = "close"
         default: break
         }
         return json(ErrorResponse(error: e.message), status: e.code.httpStatus, headers: headers)
@@ -121,6 +122,12 @@ extension InferenceServer {
         return name
     }
 
+    /// The body of a route that takes a small JSON body (at most `limit` bytes), held to the connection's body
+    /// deadline and counted against the body budget while it is read.
+    func smallBody(_ request: Request, _ context: ServerRequestContext, limit: Int = 64 * 1024) async throws -> Data {
+        try await collectRequestBody(await context.connection().body(request.body), limit: limit, lease: bodyBudget.lease())
+    }
+
     /// The router of the OIP v2 REST API.
     public func makeRouter() -> Router<ServerRequestContext> {
         let router = Router(context: ServerRequestContext.self)
@@ -156,9 +163,10 @@ extension InferenceServer {
         let infer: @Sendable (Request, ServerRequestContext) async throws -> Response = { [self] request, context in
             let p = try principal(request)
             let model = try await repository.modelForInference(name: try Self.name(context), version: context.parameters.get("version"), principal: p)
+            let connection = await context.connection()
             let (body, headerLength) = try await self.infer(model: model, headerLength: request.headers[.inferenceHeaderContentLength],
-                                                            declaredLength: request.headers[.contentLength].flatMap { Int($0) }, body: request.body,
-                                                            connectionClosed: await context.connectionClosedCheck())
+                                                            declaredLength: request.headers[.contentLength].flatMap { Int($0) },
+                                                            body: connection.body(request.body), connectionClosed: connection.closedCheck)
             var headers: HTTPFields = [:]
             if let headerLength {
                 headers[.contentType] = "application/octet-stream"
@@ -172,9 +180,9 @@ extension InferenceServer {
         router.post("/v2/models/:name/versions/:version/infer", use: infer)
 
         // Model repository extension.
-        router.post("/v2/repository/index") { [self] request, _ in
+        router.post("/v2/repository/index") { [self] request, context in
             let p = try principal(request)
-            let raw = try await collectRequestBody(request.body, limit: 64 * 1024)
+            let raw = try await smallBody(request, context)
             var readyOnly = false
             if !raw.isEmpty, raw.contains(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) {
                 do {
@@ -187,12 +195,12 @@ extension InferenceServer {
         }
         router.post("/v2/repository/models/:name/load") { [self] request, context in
             let p = try principal(request)
-            let r = try await inlineLoad(name: try Self.name(context), principal: p, body: request.body)
+            let r = try await inlineLoad(name: try Self.name(context), principal: p, body: await context.connection().body(request.body))
             return HTTPBodies.json(r)
         }
         router.post("/v2/repository/models/:name/unload") { [self] request, context in
             let p = try principal(request)
-            _ = try await collectRequestBody(request.body, limit: 64 * 1024)
+            _ = try await smallBody(request, context)
             try await unload(name: try Self.name(context), principal: p)
             return HTTPBodies.json([String: String]())
         }
@@ -202,13 +210,14 @@ extension InferenceServer {
             for (k, v) in request.uri.queryParameters { params[String(k)] = .string(String(v)) }
             let shared = try Self.sharedParameter(params)
             let declared = request.headers[.contentLength].flatMap { Int($0) }
-            let r = try await upload(name: try Self.name(context), principal: p, shared: shared, declaredLength: declared, body: request.body)
+            let r = try await upload(name: try Self.name(context), principal: p, shared: shared, declaredLength: declared,
+                                     body: await context.connection().body(request.body))
             return HTTPBodies.json(r, status: r.replaced ? .ok : .created)
         }
 
         // Attestation seam.
-        router.post("/v2/attestation") { [self] request, _ in
-            let raw = try await collectRequestBody(request.body, limit: 4096)
+        router.post("/v2/attestation") { [self] request, context in
+            let raw = try await smallBody(request, context, limit: 4096)
             let nonce: String
             do {
                 nonce = try JSONDecoder().decode(AttestationRequest.self, from: raw).nonce
@@ -232,7 +241,7 @@ extension InferenceServer {
         let bodyLimits = ConnectionHandler.BodyLimits(upload: limits.maxModelBytes, inlineLoad: limits.maxInlineLoadBytes,
                                                       inference: limits.maxRequestBytes)
         let http1 = HTTPServerBuilder.http1(configuration: .init(
-            additionalChannelHandlers: [ConnectionHandler(limits: bodyLimits)],
+            additionalChannelHandlers: [ConnectionHandler(limits: bodyLimits, pace: limits.bodyPace)],
             idleTimeout: .seconds(max(idle, 1))))
         let server: HTTPServerBuilder
         if configuration.insecureHTTP {

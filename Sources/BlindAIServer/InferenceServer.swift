@@ -20,6 +20,10 @@ public final class InferenceServer: Sendable {
     public let authenticator: Authenticator
     public let tlsIdentity: TLSIdentity?
     public let attestation: (any AttestationProvider)?
+    /// The threads that call the attestation provider (its calls block), with their own admission limit.
+    public let attestationExecutor: BlockingExecutor
+    /// Request body bytes held in memory by all requests together.
+    public let bodyBudget: BodyBudget
     let logger: Logger
 
     public init(configuration: ServerConfiguration, apiKeys: APIKeyStore?, tlsIdentity: TLSIdentity?,
@@ -34,6 +38,9 @@ public final class InferenceServer: Sendable {
         self.authenticator = Authenticator(keys: apiKeys)
         self.tlsIdentity = tlsIdentity
         self.attestation = attestation
+        self.attestationExecutor = BlockingExecutor(name: "blindai-attest", threads: limits.attestationThreads,
+                                                    maxQueued: limits.attestationQueueLength)
+        self.bodyBudget = BodyBudget(limit: limits.maxBufferedBodyBytes)
         self.logger = logger
         metrics.models(count: 0, bytes: 0)
     }
@@ -42,6 +49,7 @@ public final class InferenceServer: Sendable {
     public func shutdown() async {
         await inferencePool.shutdown()
         await loadPool.shutdown()
+        attestationExecutor.shutdown()
     }
 
     var limits: ServerLimits { configuration.limits }
@@ -52,23 +60,30 @@ public final class InferenceServer: Sendable {
 
     // MARK: Inference
 
-    /// Reads a whole request body, counting against `limit` as it arrives. `expected` (a declared length: a hint
-    /// only, never trusted) sizes the buffer up front, at most `limit`.
+    /// Reads a whole request body, counting against `limit` as it arrives and holding what it buffers in `lease`
+    /// (the server's body budget: 503 when other requests hold it, 413 when this one alone needs more).
+    /// `expected` (a declared length: a hint only, never trusted) sizes the buffer up front, at most `limit`.
     /// With a declared length and `alignedAt`, the bytes are gathered in one allocation placed so that the byte at
     /// that offset (where an inference request's binary tensors start) is 64-byte aligned: the engine can then use
     /// input tensors in place instead of copying them out of the body (`TensorStorage.borrowing`).
-    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, expected: Int? = nil, alignedAt offset: Int? = nil) async throws -> Data
+    func collectRequestBody<S: AsyncSequence>(_ body: S, limit: Int, lease: BodyBudget.Lease, expected: Int? = nil,
+                                              alignedAt offset: Int? = nil) async throws -> Data
     where S.Element == ByteBuffer {
         if let expected, let offset, expected > 0, expected <= limit, offset >= 0, offset <= expected {
+            try lease.grow(by: expected)
             return try await collectAligned(body, length: expected, alignedAt: offset)
         }
         var data = Data()
-        if let expected, expected > 0 { data.reserveCapacity(min(expected, limit)) }
+        if let expected, expected > 0 {
+            try lease.grow(by: min(expected, limit))
+            data.reserveCapacity(min(expected, limit))
+        }
         do {
             for try await chunk in body {
                 guard data.count + chunk.readableBytes <= limit else {
                     throw ServerError(.payloadTooLarge, "the request body is over the limit of \(limit) bytes")
                 }
+                try lease.grow(by: data.count + chunk.readableBytes - lease.bytes)
                 data.append(contentsOf: chunk.readableBytesView)
             }
         } catch let e as ServerError {
@@ -105,8 +120,10 @@ public final class InferenceServer: Sendable {
         return Data(bytesNoCopy: base + pad, count: count, deallocator: .custom { _, _ in base.deallocate() })
     }
 
-    /// Runs one inference request on `model`: admission (429 when saturated), body (413 over the limit),
-    /// then decoding, the run and encoding on a worker thread, within the request timeout.
+    /// Runs one inference request on `model`: the body (413 over the limit, 503 over the body budget), then
+    /// admission (429 when saturated: checked before the body is read too, but a place is taken only once the
+    /// body is complete, so a slow client holds no worker place), then decoding, the run and encoding on a
+    /// worker thread, within the request timeout counted from admission.
     /// `connectionClosed` turns true when the client has gone away: a queued job then never starts and a running
     /// one stops at its next node.
     public func infer<S: AsyncSequence>(model: LoadedModel, headerLength: String?, declaredLength: Int? = nil, body: S,
@@ -117,14 +134,13 @@ public final class InferenceServer: Sendable {
             metrics.inference(outcome: "too_large", seconds: 0)
             throw ServerError(.payloadTooLarge, "the request body is \(declaredLength) bytes, over the limit of \(limits.maxRequestBytes) bytes")
         }
-        let reservation: WorkerPool.Reservation
         do {
-            reservation = try inferencePool.reserve()
+            try inferencePool.checkAdmission()
         } catch {
             metrics.inference(outcome: "saturated", seconds: 0)
             throw error
         }
-        updatePoolMetrics()
+        var reservation: WorkerPool.Reservation?
         defer { updatePoolMetrics() }
         do {
             let hl: Int?
@@ -136,19 +152,24 @@ public final class InferenceServer: Sendable {
             } else {
                 hl = nil
             }
-            let data = try await collectRequestBody(body, limit: limits.maxRequestBytes, expected: declaredLength, alignedAt: hl)
-            let deadline = start + limits.requestTimeout
+            let lease = bodyBudget.lease()
+            let data = try await collectRequestBody(body, limit: limits.maxRequestBytes, lease: lease, expected: declaredLength, alignedAt: hl)
+            let admitted = try inferencePool.reserve()
+            reservation = admitted
+            updatePoolMetrics()
+            let deadline = ContinuousClock.now + limits.requestTimeout
             let tensorLimits = limits.tensorLimits
-            let result = try await inferencePool.run(reservation, deadline: deadline) { flag in
+            let result = try await inferencePool.run(admitted, deadline: deadline) { flag in
                 if connectionClosed() { throw ServerError(.clientClosed, "the client closed the connection") }
                 return try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline,
                                              isCancelled: { flag.isCancelled || connectionClosed() }, clientGone: connectionClosed,
                                              computed: { [metrics = self.metrics] in metrics.computation(seconds: $0) })
             }
             metrics.inference(outcome: "ok", seconds: Self.seconds(since: start))
+            withExtendedLifetime(lease) {}
             return result
         } catch {
-            reservation.release()
+            reservation?.release()
             let e = ServerError.wrap(error)
             metrics.inference(outcome: Self.outcome(e), seconds: Self.seconds(since: start))
             throw e
@@ -232,41 +253,35 @@ public final class InferenceServer: Sendable {
 
     // MARK: Upload
 
-    /// Streams a model upload into memory (counting bytes against the model limit as they arrive, hashing
-    /// on the way), then validates, compiles (on the load pool) and registers it. Any failure, including the
-    /// client going away, registers nothing and leaves the previous version of the name in place.
+    /// Streams a model upload into memory (counting bytes against the model limit and the body budget as they
+    /// arrive, hashing on the way), then takes a load slot and the name, validates, compiles (on the load pool)
+    /// and registers it. Rights, capacity and free slots are checked before any byte is read, but nothing is
+    /// reserved until the body is complete: a slow client holds no upload slot and no name. Any failure,
+    /// including the client going away, registers nothing and leaves the previous version of the name in place.
     public func upload<S: AsyncSequence>(name: String, principal: Principal, shared: Bool?, declaredLength: Int?, body: S) async throws -> ModelUploadResponse
     where S.Element == ByteBuffer {
         var machine = UploadStateMachine(maxBytes: limits.maxModelBytes, declaredLength: declaredLength)
-        if case .abort(let e)? = machine.initialAction {
-            metrics.upload(outcome: e.code.rawValue)
-            throw e
-        }
-        let reservation: WorkerPool.Reservation
         do {
-            reservation = try loadPool.reserve()
+            if case .abort(let e)? = machine.initialAction { throw e }
+            try await repository.checkUpload(name: name, principal: principal, shared: shared)
+            try checkLoadSlot()
         } catch {
-            metrics.upload(outcome: ServerError.wrap(error).code.rawValue)
-            throw ServerError(.tooManyRequests, "too many uploads in progress (at most \(limits.concurrentUploads)); retry later")
-        }
-        let ticket: ModelRepository.UploadTicket
-        do {
-            ticket = try await repository.beginUpload(name: name, principal: principal)
-        } catch {
-            reservation.release()
             metrics.upload(outcome: ServerError.wrap(error).code.rawValue)
             throw error
         }
-        metrics.uploads.record(await repository.uploadsInProgress)
+        let lease = bodyBudget.lease()
         var data = Data()
-        // Content-Length is a hint only: reserve at most 64 MiB up front, grow as bytes really arrive.
-        data.reserveCapacity(min(declaredLength ?? (1 << 20), limits.maxModelBytes, 64 << 20))
         var hasher = SHA256()
         do {
+            // Content-Length is a hint only: reserve at most 64 MiB up front, grow as bytes really arrive.
+            let initial = declaredLength.map { min($0, limits.maxModelBytes, 64 << 20) } ?? 0
+            try lease.grow(by: initial)
+            data.reserveCapacity(initial)
             do {
                 for try await chunk in body {
                     switch machine.received(chunk.readableBytes) {
                     case .store:
+                        try lease.grow(by: data.count + chunk.readableBytes - lease.bytes)
                         chunk.withUnsafeReadableBytes { raw in
                             hasher.update(bufferPointer: raw)
                             data.append(contentsOf: raw)
@@ -278,12 +293,71 @@ public final class InferenceServer: Sendable {
             } catch let e as ServerError {
                 throw e
             } catch {
-                _ = machine.interrupted(ServerError(.badRequest, "the upload was interrupted"))
                 throw ServerError(.badRequest, "the upload was interrupted")
             }
-            let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-            let response = try await finishUpload(&machine, data: data, sha256: digest, ticket: ticket, reservation: reservation, shared: shared)
+        } catch {
+            let e = ServerError.wrap(error)
+            _ = machine.interrupted(e)
+            uploadFailed(name: name, principal: principal, e)
+            throw e
+        }
+        let digest = Self.hex(hasher.finalize())
+        return try await install(name: name, principal: principal, shared: shared, machine: &machine, data: data, sha256: digest, lease: lease)
+    }
+
+    static func hex(_ digest: SHA256.Digest) -> String {
+        digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// 429 when every load slot is taken now (checked before reading a body; `install` takes the slot).
+    private func checkLoadSlot() throws {
+        do { try loadPool.checkAdmission() } catch { throw uploadSlotError(error) }
+    }
+
+    private func reserveLoadSlot() throws -> WorkerPool.Reservation {
+        do { return try loadPool.reserve() } catch { throw uploadSlotError(error) }
+    }
+
+    private func uploadSlotError(_ error: any Error) -> ServerError {
+        let e = ServerError.wrap(error)
+        guard e.code == .tooManyRequests else { return e }
+        return ServerError(.tooManyRequests, "too many uploads in progress (at most \(limits.concurrentUploads)); retry later")
+    }
+
+    private func uploadFailed(name: String, principal: Principal, _ e: ServerError) {
+        metrics.upload(outcome: e.code.rawValue)
+        logger.info("model upload failed", metadata: ["model": "\(name)", "key": "\(principal)", "code": "\(e.code.rawValue)"])
+    }
+
+    /// A complete model body (`machine` has received it): takes a load slot (429) and the name (409 while another
+    /// upload of it by the same namespace is being compiled), then validates, compiles and registers it. `lease`
+    /// holds the body's bytes in the body budget until the model is compiled.
+    private func install(name: String, principal: Principal, shared: Bool?, machine: inout UploadStateMachine, data: Data,
+                         sha256: String, lease: BodyBudget.Lease) async throws -> ModelUploadResponse {
+        let reservation: WorkerPool.Reservation
+        let ticket: ModelRepository.UploadTicket
+        do {
+            reservation = try reserveLoadSlot()
+        } catch {
+            let e = ServerError.wrap(error)
+            _ = machine.interrupted(e)
+            uploadFailed(name: name, principal: principal, e)
+            throw e
+        }
+        do {
+            ticket = try await repository.beginUpload(name: name, principal: principal, shared: shared)
+        } catch {
+            reservation.release()
+            let e = ServerError.wrap(error)
+            _ = machine.interrupted(e)
+            uploadFailed(name: name, principal: principal, e)
+            throw e
+        }
+        metrics.uploads.record(await repository.uploadsInProgress)
+        do {
+            let response = try await finishUpload(&machine, data: data, sha256: sha256, ticket: ticket, reservation: reservation, shared: shared)
             metrics.uploads.record(await repository.uploadsInProgress)
+            withExtendedLifetime(lease) {}
             return response
         } catch {
             let e = ServerError.wrap(error)
@@ -291,8 +365,7 @@ public final class InferenceServer: Sendable {
             reservation.release()
             await repository.abort(ticket)
             metrics.uploads.record(await repository.uploadsInProgress)
-            metrics.upload(outcome: e.code.rawValue)
-            logger.info("model upload failed", metadata: ["model": "\(name)", "key": "\(principal)", "code": "\(e.code.rawValue)"])
+            uploadFailed(name: name, principal: principal, e)
             throw e
         }
     }
@@ -337,11 +410,15 @@ public final class InferenceServer: Sendable {
     public func inlineLoad<S: AsyncSequence>(name: String, principal: Principal, body: S) async throws -> ModelUploadResponse
     where S.Element == ByteBuffer {
         guard principal.isAuthenticated else { throw ServerError(.unauthorized, "loading a model needs an API key") }
-        let raw = try await collectRequestBody(body, limit: limits.maxInlineLoadBytes)
+        try checkLoadSlot()
+        let lease = bodyBudget.lease()
+        let raw = try await collectRequestBody(body, limit: limits.maxInlineLoadBytes, lease: lease)
         let maxModel = limits.maxModelBytes
-        // Decoding a large base64 JSON body is CPU work: do it on the load pool.
-        let decodeReservation = try loadPool.reserve()
+        // Decoding a large base64 JSON body is CPU work: do it on the load pool, once the body is complete. Its
+        // copies (the base64 string, then the model) count against the body budget with the body.
+        let decodeReservation = try reserveLoadSlot()
         let parsed: (file: Data?, shared: Bool?) = try await loadPool.run(decodeReservation) { _ in
+            try lease.grow(by: raw.count)
             let request: RepositoryModelRequest
             if raw.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
                 request = RepositoryModelRequest()
@@ -373,9 +450,14 @@ public final class InferenceServer: Sendable {
             return ModelUploadResponse(name: m.name, version: m.versionString, sha256: m.sha256, size: m.byteSize, shared: m.shared,
                                        replaced: false, inputs: m.inputs, outputs: m.outputs)
         }
-        let chunk = ByteBuffer(bytes: file)
-        return try await upload(name: name, principal: principal, shared: parsed.shared, declaredLength: file.count,
-                                body: SingleChunk(chunk: chunk))
+        lease.shrink(by: raw.count - file.count)
+        var machine = UploadStateMachine(maxBytes: maxModel, declaredLength: file.count)
+        if case .abort(let e) = machine.received(file.count) {
+            uploadFailed(name: name, principal: principal, e)
+            throw e
+        }
+        let digest = Self.hex(SHA256.hash(data: file))
+        return try await install(name: name, principal: principal, shared: parsed.shared, machine: &machine, data: file, sha256: digest, lease: lease)
     }
 
     /// The `shared` upload parameter: `shared=true|false`, or `visibility=shared|private`.
@@ -411,8 +493,11 @@ public final class InferenceServer: Sendable {
         guard let nonce = Data(base64Encoded: nonceBase64), nonce.count == AttestationRequest.nonceLength else {
             throw ServerError.badRequest("'nonce' must be the base64 of exactly \(AttestationRequest.nonceLength) bytes")
         }
+        let tls = tlsIdentity.publicInfo
         do {
-            return try await attestation.evidence(nonce: Array(nonce), tls: tlsIdentity.publicInfo)
+            // The providers block their thread (configfs-tsm, ioctl, the host's quote service): on the executor's
+            // own threads, with its own admission limit (429 beyond it).
+            return try await attestationExecutor.run { try await attestation.evidence(nonce: Array(nonce), tls: tls) }
         } catch let e as ServerError {
             throw e
         } catch {
@@ -420,22 +505,6 @@ public final class InferenceServer: Sendable {
             throw ServerError(.internal, "the attestation provider failed")
         }
     }
-}
-
-/// A body of one buffer (inline loads hand their decoded file to the upload path).
-struct SingleChunk: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let chunk: ByteBuffer
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var chunk: ByteBuffer?
-        mutating func next() async throws -> ByteBuffer? {
-            defer { chunk = nil }
-            return chunk
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(chunk: chunk) }
 }
 
 extension UploadStateMachine {

@@ -81,7 +81,9 @@ public enum ServerLauncher {
             "max_tensor_elements": "\(l.maxTensorElements)", "max_tensor_bytes": "\(l.maxTensorBytes)",
             "max_total_model_bytes": "\(l.maxTotalModelBytes)", "max_models": "\(l.maxModels)",
             "workers": "\(l.concurrentInferences)", "queue": "\(l.queueLength)", "uploads": "\(l.concurrentUploads)",
-            "request_timeout": "\(l.requestTimeout)",
+            "request_timeout": "\(l.requestTimeout)", "body_timeout": "\(l.bodyTimeout)", "body_grace": "\(l.bodyGracePeriod)",
+            "min_body_bytes_per_second": "\(l.minBodyBytesPerSecond)", "max_buffered_body_bytes": "\(l.maxBufferedBodyBytes)",
+            "attestation_threads": "\(l.attestationThreads)", "attestation_queue": "\(l.attestationQueueLength)",
         ])
         let scheme = c.insecureHTTP ? "http" : "https"
         logger.info("listening", metadata: ["url": "\(scheme)://\(c.host):\(c.port)/v2",

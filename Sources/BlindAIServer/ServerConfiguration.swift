@@ -26,6 +26,24 @@ public struct ServerLimits: Sendable, Equatable {
     public var requestTimeout: Duration = .seconds(60)
     /// Idle time after which a connection is closed (also bounds a stalled upload).
     public var idleTimeout: Duration = .seconds(60)
+    /// Time a request body may take to arrive in full, from its headers to its last byte, however fast it comes.
+    public var bodyTimeout: Duration = .seconds(600)
+    /// Time a request body has before the minimum rate applies (`minBodyBytesPerSecond`).
+    public var bodyGracePeriod: Duration = .seconds(10)
+    /// Slowest average rate a request body may arrive at: its deadline is `bodyGracePeriod` plus one second
+    /// per this many bytes received (capped by `bodyTimeout`). A client trickling a byte at a time is cut off
+    /// after about `bodyGracePeriod`. 0 disables the rate rule (the total deadline stays).
+    public var minBodyBytesPerSecond: Int = 64 << 10
+    /// Bytes of request bodies held in memory at once by all requests together (inference requests, uploads,
+    /// inline loads and their decoded models, until they are done with). Past it a request gets 503; a request
+    /// that alone needs more gets 413. Must hold the largest inline load (its base64 body twice while decoding, plus the model)
+    /// for such loads to be possible at all.
+    public var maxBufferedBodyBytes: Int = 3 << 30
+    /// Threads that call the TEE for attestation evidence (blocking calls: configfs-tsm, ioctl, quote service),
+    /// kept off the event loops and the Swift concurrency pool.
+    public var attestationThreads: Int = 1
+    /// Attestation requests admitted beyond those being served; more get 429.
+    public var attestationQueueLength: Int = 8
 
     public init() {}
 
@@ -37,6 +55,11 @@ public struct ServerLimits: Sendable, Equatable {
     /// Plan options for loading a model under these limits (constant folding is bounded too).
     public var planOptions: PlanOptions {
         PlanOptions(optimize: true, limits: tensorLimits)
+    }
+
+    /// The body deadline rule.
+    public var bodyPace: BodyPace {
+        BodyPace(total: bodyTimeout, grace: bodyGracePeriod, minBytesPerSecond: minBodyBytesPerSecond)
     }
 
     /// Largest body of an inline load (base64 of the largest model plus a JSON envelope).

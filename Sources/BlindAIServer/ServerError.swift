@@ -20,10 +20,14 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case tooManyRequests = "too_many_requests"
         /// The request did not finish within the request timeout.
         case timeout
+        /// The request body did not arrive within its deadline (too slow overall, or slower than the minimum
+        /// rate); the connection is closed.
+        case bodyTimeout = "body_timeout"
         /// The client closed its connection (or its side of it) before the answer was ready; the work was stopped.
         /// Logged and counted as 499; a client that only half-closed receives it.
         case clientClosed = "client_closed"
-        /// The server is shutting down or not ready.
+        /// The server is shutting down or not ready, or it holds as many request bodies in memory as it may
+        /// (retry later).
         case unavailable
         /// The model repository is full (model count or total model memory).
         case insufficientStorage = "insufficient_storage"

@@ -84,13 +84,23 @@ public final class WorkerPool: Sendable {
     /// Takes a place, or throws `tooManyRequests` when `threads + maxQueued` are taken.
     public func reserve() throws -> Reservation {
         try state.withLockedValue { s in
-            guard !s.stopped else { throw ServerError(.unavailable, "the server is shutting down") }
-            guard s.reserved < threadCount + maxQueued else {
-                throw ServerError(.tooManyRequests, "the server is saturated (\(threadCount) running, \(maxQueued) waiting); retry later")
-            }
+            try admissionCheck(s)
             s.reserved += 1
         }
         return Reservation(pool: self)
+    }
+
+    /// Throws what `reserve()` would throw now, without taking a place (a check before reading a request body;
+    /// the place is taken once the body is complete).
+    public func checkAdmission() throws {
+        try state.withLockedValue { try admissionCheck($0) }
+    }
+
+    private func admissionCheck(_ s: State) throws {
+        guard !s.stopped else { throw ServerError(.unavailable, "the server is shutting down") }
+        guard s.reserved < threadCount + maxQueued else {
+            throw ServerError(.tooManyRequests, "the server is saturated (\(threadCount) running, \(maxQueued) waiting); retry later")
+        }
     }
 
     /// Whether `shutdown` was called.

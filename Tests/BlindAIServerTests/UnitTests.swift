@@ -115,6 +115,16 @@ import Testing
         #expect(throws: ServerError.self) { try APIKeyStore(parsing: "# only a comment\n") }
     }
 
+    /// The same secret under two ids (the second an admin) is refused, not resolved to the last entry.
+    @Test func aSecretUnderTwoIdsIsRefused() {
+        #expect(throws: ServerError(.badRequest, "API keys 'alice' and 'root' have the same secret: give each key its own secret")) {
+            try APIKeyStore(parsing: "alice:\(Keys.alice)\nbob:\(Keys.bob)\nroot:\(Keys.alice):admin")
+        }
+        #expect(throws: ServerError.self) {
+            try APIKeyStore(keys: [.init(id: "a", secret: Keys.bob), .init(id: "b", secret: Keys.bob)])
+        }
+    }
+
     @Test func authorizationHeader() throws {
         let open = Authenticator(keys: nil)
         #expect(try open.principal(authorization: nil) == .open)
@@ -253,7 +263,7 @@ import Testing
         let floats: [Float] = (0..<1000).map { Float($0) * 0.5 }
         let payload = header + floats.withUnsafeBytes { Data($0) }
 
-        let body = try await server.collectRequestBody(Self.chunks(payload, sizes: [7, 1000, 50]), limit: 1 << 20,
+        let body = try await server.collectRequestBody(Self.chunks(payload, sizes: [7, 1000, 50]), limit: 1 << 20, lease: server.bodyBudget.lease(),
                                                        expected: payload.count, alignedAt: header.count)
         #expect(body == payload)
         let (_, binary) = try BinaryFraming.split(body, headerLength: header.count)
@@ -263,7 +273,7 @@ import Testing
         #expect(t.scalars(as: Float.self) == floats)
 
         // Length not declared (chunked): gathered as it comes, the tensor is a copy with the same values.
-        let plain = try await server.collectRequestBody(Self.chunks(payload, sizes: [3]), limit: 1 << 20)
+        let plain = try await server.collectRequestBody(Self.chunks(payload, sizes: [3]), limit: 1 << 20, lease: server.bodyBudget.lease())
         let (_, binary2) = try BinaryFraming.split(plain, headerLength: header.count)
         let t2 = try TensorCoding.fromBinary(binary2, name: "x", dataType: .float32, oip: .fp32, shape: [1000], count: 1000, limits: .default)
         #expect(t2.scalars(as: Float.self) == floats)
@@ -280,7 +290,7 @@ import Testing
         let server = try makeServer()
         let payload = Data(repeating: 1, count: 300)
         await #expect(throws: ServerError.self) {
-            _ = try await server.collectRequestBody(Self.chunks(payload, sizes: [100]), limit: 1 << 20, expected: 200, alignedAt: 10)
+            _ = try await server.collectRequestBody(Self.chunks(payload, sizes: [100]), limit: 1 << 20, lease: server.bodyBudget.lease(), expected: 200, alignedAt: 10)
         }
         await server.shutdown()
     }
