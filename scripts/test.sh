@@ -46,6 +46,30 @@ else
   echo "== Skipping the large-model parity check: torch/torchvision/onnxruntime are not installed (scripts/install-fixture-deps.sh)"
 fi
 
+# The Python client (python/): installed into this interpreter with its test extras, then its tests: the agreement
+# of the Python and Swift verifiers over the committed vectors, and the end-to-end tests against the debug server.
+# torch: the CPU wheel is installed when present (PyPI's torch is the CUDA build); with the wheel on the machine a
+# missing torch is a failure, not a skip.
+echo "== Python client"
+PY=${PYTHON:-python3}
+TORCH_WHEEL=${TORCH_WHEEL:-$(find / -xdev -maxdepth 3 -name "torch-*+cpu*.whl" 2>/dev/null | sort | tail -n 1)}
+if [ -n "$TORCH_WHEEL" ]; then
+  if ! "$PY" -c 'import torch' 2>/dev/null; then
+    "$PY" -m pip install --quiet --disable-pip-version-check "$TORCH_WHEEL"
+  fi
+  "$PY" -c 'import torch' || { echo "error: torch does not import although $TORCH_WHEEL exists" >&2; exit 1; }
+else
+  echo "note: no CPU torch wheel found: the torch parts of the Python tests are skipped" >&2
+  export BLINDAI_TORCH_OPTIONAL=1
+fi
+"$PY" -m pip install --quiet --disable-pip-version-check "./python[test]"
+set +e
+BLINDAI_BIN=${BLINDAI_BIN:-$PWD/.build/debug/blindai} "$PY" -m pytest -q python/tests
+rc=$?
+set -e
+if [ $rc -eq 5 ]; then echo "error: pytest collected no Python client tests" >&2; exit 1; fi
+if [ $rc -ne 0 ]; then exit $rc; fi
+
 echo "== Release build: the Swift suites"
 swift build -c release --build-tests --enable-testable-imports
 swift test -c release --skip-build --enable-testable-imports

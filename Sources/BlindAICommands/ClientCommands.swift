@@ -254,11 +254,15 @@ struct PredictCommand: AsyncParsableCommand {
     @Option(name: .customLong("top"), help: "For a classifier: print the K most likely classes of each row of each floating-point output.")
     var top: Int?
 
+    @Option(name: .customLong("repeat"), help: "Benchmarks: after the prediction, run it N more times on the same attested session and print each latency (ms) as a JSON line on standard error.")
+    var repeatCount: Int = 0
+
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one --input NAME=FILE.npy") }
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
+        guard repeatCount >= 0 else { throw ValidationError("--repeat must be 0 or more") }
     }
 
     func run() async throws {
@@ -291,7 +295,17 @@ struct PredictCommand: AsyncParsableCommand {
                 }
                 named[only.name] = unnamed
             }
-            let outputs = try await client.predict(model: model, inputs: named)
+            var outputs = try await client.predict(model: model, inputs: named)
+            if repeatCount > 0 {
+                var latencies: [Double] = []
+                for _ in 0..<repeatCount {
+                    let start = ContinuousClock.now
+                    outputs = try await client.predict(model: model, inputs: named)
+                    let d = ContinuousClock.now - start
+                    latencies.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+                }
+                FileHandle.standardError.write(Data("{\"latencies_ms\":[\(latencies.map { String($0) }.joined(separator: ","))]}\n".utf8))
+            }
             var written: [String: String] = [:]
             if let outputDir {
                 try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
