@@ -14,6 +14,9 @@ let package = Package(
         .library(name: "BlindAIONNX", targets: ["BlindAIONNX"]),
         .library(name: "BlindAIAttestation", targets: ["BlindAIAttestation"]),
         .library(name: "BlindAIClient", targets: ["BlindAIClient"]),
+        // The wire types and the server as libraries too, for the fuzz package in fuzz/ (scripts/fuzz.sh).
+        .library(name: "BlindAIProtocol", targets: ["BlindAIProtocol"]),
+        .library(name: "BlindAIServer", targets: ["BlindAIServer"]),
         .executable(name: "blindai", targets: ["blindai"]),
     ],
     dependencies: [
