@@ -217,8 +217,15 @@ public struct AttestationPolicy: Sendable, Equatable {
     // MARK: Manifest
 
     public static func load(json: Data) throws(AttestationError) -> AttestationPolicy {
+        // Duplicate members are refused at any depth (JSONDecoder would silently keep one of them), before any rule.
+        let members = JSONMemberCheck.check(json)
+        if case .duplicate(let name) = members {
+            throw AttestationError(.malformedPolicy, "policy: the data is not valid JSON (duplicate member \"\(name)\")")
+        }
         do {
-            return try JSONDecoder().decode(PolicyManifest.self, from: json).policy
+            let policy = try JSONDecoder().decode(PolicyManifest.self, from: json).policy
+            if case .unreadable(let why) = members { throw AttestationError(.malformedPolicy, "policy: the data is not valid JSON (\(why))") }
+            return policy
         } catch let e as AttestationError {
             throw e
         } catch let DecodingError.dataCorrupted(ctx) {
