@@ -65,10 +65,16 @@ public struct EvidenceBundle: Sendable, Codable, Equatable {
     }
 
     public static func decode(json: Data) throws(AttestationError) -> EvidenceBundle {
+        // Duplicate members are refused at any depth (JSONDecoder would silently keep one of them).
+        let members = JSONMemberCheck.check(json)
+        if case .duplicate(let name) = members {
+            throw AttestationError(.malformedEvidence, "evidence bundle JSON is invalid: duplicate member \"\(name)\"")
+        }
         let bundle: EvidenceBundle
         do { bundle = try JSONDecoder().decode(EvidenceBundle.self, from: json) } catch {
             throw AttestationError(.malformedEvidence, "evidence bundle JSON is invalid: \(error)")
         }
+        if case .unreadable(let why) = members { throw AttestationError(.malformedEvidence, "evidence bundle JSON is invalid: \(why)") }
         guard bundle.format == currentFormat else {
             throw AttestationError(.unsupportedVersion, "evidence bundle format \"\(bundle.format)\" is not \"\(currentFormat)\"")
         }
@@ -117,9 +123,19 @@ public struct ClaimsDocument: Sendable, Codable, Equatable {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(AttestationError) -> ClaimsDocument {
-        do { return try JSONDecoder().decode(ClaimsDocument.self, from: Data(bytes)) } catch {
+        // Duplicate members are refused at any depth (JSONDecoder would silently keep one of them).
+        let members = JSONMemberCheck.check(bytes)
+        if case .duplicate(let name) = members {
+            throw AttestationError(.claimsDocumentMismatch, "claims document is not valid JSON of version 1: duplicate member \"\(name)\"")
+        }
+        let document: ClaimsDocument
+        do { document = try JSONDecoder().decode(ClaimsDocument.self, from: Data(bytes)) } catch {
             throw AttestationError(.claimsDocumentMismatch, "claims document is not valid JSON of version 1: \(error)")
         }
+        if case .unreadable(let why) = members {
+            throw AttestationError(.claimsDocumentMismatch, "claims document is not valid JSON of version 1: \(why)")
+        }
+        return document
     }
 }
 

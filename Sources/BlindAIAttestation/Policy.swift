@@ -217,8 +217,15 @@ public struct AttestationPolicy: Sendable, Equatable {
     // MARK: Manifest
 
     public static func load(json: Data) throws(AttestationError) -> AttestationPolicy {
+        // Duplicate members are refused at any depth (JSONDecoder would silently keep one of them), before any rule.
+        let members = JSONMemberCheck.check(json)
+        if case .duplicate(let name) = members {
+            throw AttestationError(.malformedPolicy, "policy: the data is not valid JSON (duplicate member \"\(name)\")")
+        }
         do {
-            return try JSONDecoder().decode(PolicyManifest.self, from: json).policy
+            let policy = try JSONDecoder().decode(PolicyManifest.self, from: json).policy
+            if case .unreadable(let why) = members { throw AttestationError(.malformedPolicy, "policy: the data is not valid JSON (\(why))") }
+            return policy
         } catch let e as AttestationError {
             throw e
         } catch let DecodingError.dataCorrupted(ctx) {
@@ -276,6 +283,30 @@ struct PolicyManifest: Decodable {
                     : "policy: \(section) lists no measurements; list the allowed ones, or say \"anyMeasurement\": true to accept any (anyone who rents a confidential VM would pass)")
         }
         return any
+    }
+
+    /// `tdx.measurements`, each entry with strict key checking (a misspelt "rtmr" must not silently accept any RTMR).
+    static func tdxMeasurements(_ t: KeyedDecodingContainer<Key>) throws -> [AttestationPolicy.TDXMeasurement]? {
+        let key = Key("measurements")
+        guard t.contains(key), try !t.decodeNil(forKey: key) else { return nil }
+        var list = try t.nestedUnkeyedContainer(forKey: key)
+        guard !list.isAtEnd else { throw AttestationError(.malformedPolicy, "policy: tdx.measurements is empty; omit it to accept any value") }
+        var out = [AttestationPolicy.TDXMeasurement]()
+        while !list.isAtEnd {
+            let index = list.currentIndex
+            let e = try list.nestedContainer(keyedBy: Key.self)
+            try checkKeys(e, allowed: ["mrtd", "rtmrs"], section: "tdx.measurements.\(index)")
+            let mrtd = try e.decode(String.self, forKey: Key("mrtd"))
+            let rtmrs = try e.decodeIfPresent([String?].self, forKey: Key("rtmrs"))
+            _ = try hexList([mrtd], digits: 96, name: "tdx.measurements.mrtd")
+            if let r = rtmrs {
+                guard r.count <= 4 else { throw AttestationError(.malformedPolicy, "policy: tdx.measurements.rtmrs has \(r.count) entries (at most 4)") }
+                let present = r.compactMap { $0 }
+                _ = try hexList(present.isEmpty ? nil : present, digits: 96, name: "tdx.measurements.rtmrs")
+            }
+            out.append(AttestationPolicy.TDXMeasurement(mrtd: mrtd, rtmrs: rtmrs))
+        }
+        return out
     }
 
     init(from decoder: any Decoder) throws {
@@ -344,23 +375,13 @@ struct PolicyManifest: Decodable {
                     "allowMigratable", "mrServiceTDs", "allowPKS", "allowPerfmon", "xfams", "mrConfigIDs", "mrOwners",
                 ],
                 section: "tdx")
-            let ms = try t.decodeIfPresent([AttestationPolicy.TDXMeasurement].self, forKey: Key("measurements"))
-            if let ms {
-                guard !ms.isEmpty else { throw AttestationError(.malformedPolicy, "policy: tdx.measurements is empty; omit it to accept any value") }
-                for m in ms {
-                    _ = try Self.hexList([m.mrtd], digits: 96, name: "tdx.measurements.mrtd")
-                    if let r = m.rtmrs {
-                        guard r.count <= 4 else { throw AttestationError(.malformedPolicy, "policy: tdx.measurements.rtmrs has \(r.count) entries (at most 4)") }
-                        _ = try Self.hexList(r.compactMap { $0 }.isEmpty ? nil : r.compactMap { $0 }, digits: 96, name: "tdx.measurements.rtmrs")
-                    }
-                }
-            }
+            let ms = try Self.tdxMeasurements(t)
             let statuses = try t.decodeIfPresent([TDXTCBStatus].self, forKey: Key("allowedTCBStatuses")) ?? [.upToDate]
             guard !statuses.isEmpty else { throw AttestationError(.malformedPolicy, "policy: tdx.allowedTCBStatuses is empty") }
             let floor = try t.decodeIfPresent(Int.self, forKey: Key("minimumTCBEvaluationDataNumber"))
             if let floor, floor < 0 { throw AttestationError(.malformedPolicy, "policy: tdx.minimumTCBEvaluationDataNumber must not be negative") }
             p.tdx = AttestationPolicy.TDXRules(
-                measurements: ms.map { $0.map { AttestationPolicy.TDXMeasurement(mrtd: $0.mrtd, rtmrs: $0.rtmrs) } },
+                measurements: ms,
                 anyMeasurement: try Self.measurementChoice(t, hasList: ms != nil, section: "tdx"),
                 allowedTCBStatuses: statuses, minimumTCBEvaluationDataNumber: floor,
                 requireSEPTVEDisable: try t.decodeIfPresent(Bool.self, forKey: Key("requireSEPTVEDisable")) ?? true,

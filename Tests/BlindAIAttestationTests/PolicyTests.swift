@@ -200,6 +200,25 @@ struct PolicyTests {
         expectCode(.malformedPolicy) { _ = try AttestationPolicy.load(json: Data(#"{"snp": {"measurements": ["abc"]}}"#.utf8)) }
     }
 
+    @Test("an unknown member in a tdx.measurements entry is refused (a misspelt rtmrs must not accept any RTMR)")
+    func tdxMeasurementUnknownMember() throws {
+        let zero96 = String(repeating: "0", count: 96)
+        let mrtd = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
+        let e = expectCode(.malformedPolicy) { _ = try AttestationPolicy.load(json: Data(#"{"tdx":{"measurements":[{"mrtd":"\#(mrtd)","rtmr":["\#(zero96)"]}]}}"#.utf8)) }
+        #expect(e?.reason == "policy: unknown member \"rtmr\" in tdx.measurements.0 (known: mrtd, rtmrs)")
+        let second = expectCode(.malformedPolicy) {
+            _ = try AttestationPolicy.load(json: Data(#"{"tdx":{"measurements":[{"mrtd":"\#(mrtd)"},{"mrtd":"\#(mrtd)","RTMRs":[]}]}}"#.utf8))
+        }
+        #expect(second?.reason.contains("unknown member \"RTMRs\" in tdx.measurements.1") == true)
+        // The spelled-out form still loads, lowercased, with null entries unconstrained.
+        let p = try AttestationPolicy.load(json: Data(#"{"tdx":{"measurements":[{"mrtd":"\#(mrtd.uppercased())","rtmrs":[null,"\#(zero96)"]}]}}"#.utf8))
+        #expect(p.tdx?.measurements == [AttestationPolicy.TDXMeasurement(mrtd: mrtd, rtmrs: [nil, zero96])])
+        expectCode(.malformedPolicy) { _ = try AttestationPolicy.load(json: Data(#"{"tdx":{"measurements":[]}}"#.utf8)) }
+        expectCode(.malformedPolicy) { _ = try AttestationPolicy.load(json: Data(#"{"tdx":{"measurements":[{"mrtd":"abc"}]}}"#.utf8)) }
+        expectCode(.malformedPolicy) { _ = try AttestationPolicy.load(json: Data(#"{"tdx":{"measurements":[{"rtmrs":[]}]}}"#.utf8)) }
+        expectCode(.malformedPolicy) { _ = try AttestationPolicy.load(json: Data(#"{"tdx":{"measurements":[{"mrtd":"\#(mrtd)","rtmrs":[null,null,null,null,null]}]}}"#.utf8)) }
+    }
+
     @Test("a manifest's tdx section defaults to UpToDate only, and simulated evidence stays refused")
     func manifestDefaults() throws {
         let p = try AttestationPolicy.load(json: Data(#"{"tdx": {"anyMeasurement": true}}"#.utf8))

@@ -397,38 +397,53 @@ def test_module_entry_point_matches_cli(tmp_path):
     assert usage.returncode == 64
 
 
-# Known disagreements (Swift bugs, reported). 1. Unknown members inside a tdx.measurements entry are ignored by Swift
-# (synthesized Codable), so a misspelt "rtmr" silently accepts any RTMR; Python refuses it (malformedPolicy) as the
-# policy format requires everywhere else. 2. Swift's JSONDecoder silently keeps the FIRST of duplicate members in a
-# policy, an evidence bundle or a claims document, so `{"snp":{},"snp":{"measurements":[...]}}` accepts any
-# measurement. The Python verifier refuses such documents (malformedPolicy / malformedEvidence /
-# claimsDocumentMismatch). These cases are expected to differ until the Swift side refuses duplicates too; strict
-# xfail makes the test fail (and asks for this block to move into ALL_CASES) as soon as the two agree.
+# Duplicate JSON members (at any depth) and unknown members inside a tdx.measurements entry: both verifiers refuse
+# them. Swift's JSONDecoder used to keep one of the duplicates silently (`{"snp":{"anyMeasurement":true},"snp":{...}}`
+# accepted any measurement) and ignored unknown members in tdx.measurements entries (a misspelt "rtmr" accepted any
+# RTMR); policies are malformedPolicy, evidence bundles malformedEvidence, claims documents claimsDocumentMismatch.
 _Z = "00" * 48
-DUPLICATE_CASES = [
-    policy_case("duplicate/snp-section", ["--report", str(SNP / "milan/trustee_report.bin"), "--vcek", str(SNP / "milan/trustee_vcek.der"),
-                                          "--at", "2024-01-01T00:00:00Z"],
-                '{"allowTLSKeyFromFile":true,"snp":{"anyMeasurement":true},"snp":{"measurements":["' + _Z + '"]}}'),
-    policy_case("unknown-member/tdx-measurement-entry", ["--quote", str(TDX / "dcap-qvl/tdx_quote_v4_b0c06f.dat"), "--collateral",
-                                                         str(TDX / "dcap-qvl/collateral_v4_b0c06f"), "--at", "2025-07-01T00:00:00Z"],
-                {"tdx": {"measurements": [
-                    {"mrtd": "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7",
-                     "rtmr": ["00" * 48]}]}}),
-    policy_case("duplicate/allow-debug", ["--report", str(SNP / "milan/gosev_attestation.bin"), "--vcek", str(SNP / "milan/gosev_vcek.der"),
-                                          "--at", "2022-09-24T01:00:00Z"],
-                '{"allowDebug":true,"allowDebug":false,"allowTLSKeyFromFile":true,"snp":{"anyMeasurement":true}}'),
-]
 
 
-@pytest.mark.xfail(strict=True, reason="Swift ignores unknown members in tdx.measurements entries and keeps the first duplicate JSON member; Python refuses both (Swift bugs, reported)")
-@pytest.mark.parametrize("case", DUPLICATE_CASES, ids=[c.label for c in DUPLICATE_CASES])
-def test_duplicate_members_known_swift_bug(case, blindai_bin, tmp_path):
+def strict_member_cases() -> list[Case]:
+    snp_trustee = ["--report", str(SNP / "milan/trustee_report.bin"), "--vcek", str(SNP / "milan/trustee_vcek.der"), "--at", "2024-01-01T00:00:00Z"]
+    cases = [
+        policy_case("duplicate/snp-section", snp_trustee,
+                    '{"allowTLSKeyFromFile":true,"snp":{"anyMeasurement":true},"snp":{"measurements":["' + _Z + '"]}}'),
+        policy_case("unknown-member/tdx-measurement-entry", ["--quote", str(TDX / "dcap-qvl/tdx_quote_v4_b0c06f.dat"), "--collateral",
+                                                             str(TDX / "dcap-qvl/collateral_v4_b0c06f"), "--at", "2025-07-01T00:00:00Z"],
+                    {"tdx": {"measurements": [
+                        {"mrtd": "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7",
+                         "rtmr": ["00" * 48]}]}}),
+        policy_case("duplicate/allow-debug", ["--report", str(SNP / "milan/gosev_attestation.bin"), "--vcek", str(SNP / "milan/gosev_vcek.der"),
+                                              "--at", "2022-09-24T01:00:00Z"],
+                    '{"allowDebug":true,"allowDebug":false,"allowTLSKeyFromFile":true,"snp":{"anyMeasurement":true}}'),
+        policy_case("duplicate/escaped-nested", snp_trustee,
+                    '{"allowTLSKeyFromFile":true,"snp":{"anyMeasurement":true,"minimumTCB":{"snp":0,"\\u0073np":0}}}'),
+    ]
+    r = base64.b64encode((SNP / "milan/trustee_report.bin").read_bytes()).decode()
+    v = base64.b64encode((SNP / "milan/trustee_vcek.der").read_bytes()).decode()
+    claims = ('{"attributes":{"tlsKeyGeneratedInMemory":"false","tlsKeyGeneratedInMemory":"true"},'
+              '"issuedAt":"2024-01-01T00:00:00Z","tee":"sev-snp","version":1}').encode()
+    bundles = {
+        "format": '{"format":"blindai-evidence/2","format":"blindai-evidence/1","tee":"sev-snp","report":"%s","certificates":["%s"]}' % (r, v),
+        "collateral": '{"format":"blindai-evidence/1","tee":"sev-snp","report":"%s","certificates":["%s"],'
+                      '"collateral":{"vcek_crl.der":"AA==","vcek_crl.der":"AQ=="}}' % (r, v),
+        "claims": '{"format":"blindai-evidence/1","tee":"sev-snp","report":"%s","certificates":["%s"],"claims":"%s"}'
+                  % (r, v, base64.b64encode(claims).decode()),
+    }
+    for m, data in bundles.items():
+        cases.append(Case(f"duplicate/evidence-{m}", ["--evidence", "{e}", "--at", "2024-01-01T00:00:00Z"], {"e": data.encode()}))
+    return cases
+
+
+STRICT_MEMBER_CASES = strict_member_cases()
+STRICT_MEMBER_CODES = {"duplicate/evidence-format": "malformedEvidence", "duplicate/evidence-collateral": "malformedEvidence",
+                       "duplicate/evidence-claims": "claimsDocumentMismatch"}
+
+
+@pytest.mark.parametrize("case", STRICT_MEMBER_CASES, ids=[c.label for c in STRICT_MEMBER_CASES])
+def test_same_verdict_on_duplicate_and_unknown_members(case, blindai_bin, tmp_path):
     args = materialize(case, tmp_path)
-    assert run_python(args) == run_swift(blindai_bin, args)
-
-
-@pytest.mark.parametrize("case", DUPLICATE_CASES, ids=[c.label for c in DUPLICATE_CASES])
-def test_python_refuses_unknown_and_duplicate_members(case, blindai_bin, tmp_path):
-    args = materialize(case, tmp_path)
-    assert run_python(args) == ("refused", 1, "malformedPolicy")
-    assert run_swift(blindai_bin, args)[0] == "accepted"  # the Swift bug this documents
+    python = run_python(args)
+    assert python == run_swift(blindai_bin, args)
+    assert python == ("refused", 1, STRICT_MEMBER_CODES.get(case.label, "malformedPolicy"))

@@ -248,7 +248,7 @@ def parse_iso8601(text: str) -> float | None:
 # MARK: JSON object hooks
 
 def json_no_duplicates(pairs):
-    """`object_pairs_hook` refusing duplicate member names (Swift's JSONDecoder silently keeps the first one)."""
+    """`object_pairs_hook` refusing duplicate member names, as the Swift verifier does (`JSONMemberCheck`)."""
     out = {}
     for k, v in pairs:
         if k in out:
@@ -258,7 +258,7 @@ def json_no_duplicates(pairs):
 
 
 def json_first_wins(pairs):
-    """`object_pairs_hook` keeping the first of duplicate members, as Swift's JSONDecoder does (used for Intel-signed
+    """`object_pairs_hook` keeping the first of duplicate members, as Swift's JSONDecoder does (used only for Intel-signed
     collateral bodies, whose bytes are authenticated, to decode them exactly as the Swift verifier does)."""
     out = {}
     for k, v in pairs:

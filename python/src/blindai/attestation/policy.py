@@ -589,8 +589,7 @@ def _from_manifest(obj) -> Policy:
             for i, e in enumerate(ms):
                 if not isinstance(e, dict):
                     raise _bad(f"wrong type at tdx.measurements.{i}: expected an object")
-                # Stricter than the Swift verifier, which ignores unknown members here (a misspelt "rtmr" would
-                # silently accept any RTMR): reported as a Swift bug.
+                # As in Swift: a misspelt "rtmr" must not silently accept any RTMR.
                 _check_keys(e, {"mrtd", "rtmrs"}, f"tdx.measurements.{i}")
                 mrtd = e.get("mrtd")
                 if not isinstance(mrtd, str):
