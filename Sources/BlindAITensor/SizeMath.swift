@@ -29,15 +29,11 @@ public enum SizeMath {
         return s
     }
 
-    /// The product of `values`, or an error naming `what`.
+    /// The product of `values`, or an error naming `what` (with `code`: a shape's overflow is a `memoryLimit`).
     @inlinable
-    public static func product<S: Sequence<Int>>(_ values: S, _ what: @autoclosure () -> String = "size") throws -> Int {
-        var p = 1
-        for v in values {
-            let (m, o) = p.multipliedReportingOverflow(by: v)
-            guard !o else { throw EngineError(.invalidArgument, "\(what()) overflows") }
-            p = m
-        }
+    public static func product<S: Sequence<Int>>(_ values: S, _ what: @autoclosure () -> String = "size",
+                                                 code: EngineError.Code = .invalidArgument) throws -> Int {
+        guard let p = productIfRepresentable(values) else { throw EngineError(code, "\(what()) overflows") }
         return p
     }
 

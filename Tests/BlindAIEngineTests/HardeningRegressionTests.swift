@@ -18,12 +18,7 @@ import Testing
                       attributes: [Onnx_AttributeProto] = [], outputs: [String] = ["y"], opset: Int64 = 18,
                       domain: String = "", domainVersion: Int64 = 1) throws -> ONNXModel {
         var b = ModelBuilder(opset: opset)
-        if !domain.isEmpty {
-            var o = Onnx_OperatorSetIdProto()
-            o.domain = domain
-            o.version = domainVersion
-            b.proto.opsetImport.append(o)
-        }
+        b.importDomain(domain, version: domainVersion)
         for (name, type, dims) in inputs { b.input(name, type, dims) }
         for (name, t) in initializers { b.initializer(name, t) }
         b.node(op, inputs.map(\.0) + initializers.map(\.0), outputs, domain: domain, attributes: attributes)

@@ -94,12 +94,7 @@ import Testing
             for value in Self.extremes {
                 for inputs in Self.inputSets {
                     var b = ModelBuilder(opset: Int64(opset))
-                    if !domain.isEmpty {
-                        var o = Onnx_OperatorSetIdProto()
-                        o.domain = domain
-                        o.version = 1
-                        b.proto.opsetImport.append(o)
-                    }
+                    b.importDomain(domain)
                     var feeds: [String: Tensor] = [:]
                     for (name, t, constant) in inputs {
                         if constant {

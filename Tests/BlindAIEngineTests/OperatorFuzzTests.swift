@@ -112,12 +112,7 @@ import Testing
         for _ in 0..<cases {
             let inputCount = Int.random(in: 0...4, using: &rng)
             var b = ModelBuilder(opset: [13, 17, 18, 21].randomElement(using: &rng)!)
-            if !domain.isEmpty {
-                var o = Onnx_OperatorSetIdProto()
-                o.domain = domain
-                o.version = 1
-                b.proto.opsetImport.append(o)
-            }
+            b.importDomain(domain)
             var feeds: [String: Tensor] = [:]
             var names: [String] = []
             for i in 0..<inputCount {

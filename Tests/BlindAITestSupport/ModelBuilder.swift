@@ -102,5 +102,14 @@ public struct ModelBuilder {
         return a
     }
 
+    /// Imports operator set `version` of `domain` (nothing for the default domain, which `init` imports).
+    public mutating func importDomain(_ domain: String, version: Int64 = 1) {
+        guard !domain.isEmpty else { return }
+        var o = Onnx_OperatorSetIdProto()
+        o.domain = domain
+        o.version = version
+        proto.opsetImport.append(o)
+    }
+
     public func data() throws -> Data { try proto.serializedData() }
 }

@@ -22,13 +22,7 @@ enum ShapeKernels {
 
     /// The product of `dims`, checked for overflow.
     static func product<C: Collection>(_ dims: C) throws -> Int where C.Element == Int {
-        var n = 1
-        for d in dims {
-            let (m, o) = n.multipliedReportingOverflow(by: d)
-            guard !o else { throw EngineError(.memoryLimit, "shape \(Array(dims)) overflows") }
-            n = m
-        }
-        return n
+        try SizeMath.product(dims, "shape \(Array(dims))", code: .memoryLimit)
     }
 
     // MARK: Strided copy
