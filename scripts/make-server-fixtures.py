@@ -3,8 +3,8 @@
 
     python3 scripts/make-server-fixtures.py [output-dir]
 
-Only operators the engine already has are used (Add, Mul, Relu, Identity), so the server tests
-do not depend on operators written in parallel.
+Only simple operators are used (Add, Mul, Relu, Identity, MatMul), so the server tests do not depend
+on operators written in parallel.
 """
 import os
 import sys
@@ -90,6 +90,22 @@ def slow(steps=400):
     save(helper.make_model(helper.make_graph(nodes, "slow", [x], [y], initializer=[k, c]), opset_imports=OPSET), "slow.onnx")
 
 
+def heavy(steps=16):
+    """y = x @ x @ ... @ x (`steps` MatMul nodes); x, y: FP32 [m, m].
+
+    Its run time grows as m**3 for an input of 4 * m * m bytes, so tests that need a run of a few seconds (timeouts,
+    saturation, a client leaving mid-run) get one from a small request on a debug and a release build alike; the
+    engine checks for cancellation between its nodes."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", "m"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", "m"])
+    nodes, prev = [], "x"
+    for i in range(steps):
+        out = "y" if i == steps - 1 else f"t{i}"
+        nodes.append(helper.make_node("MatMul", [prev, "x"], [out], name=f"n{i}"))
+        prev = out
+    save(helper.make_model(helper.make_graph(nodes, "heavy", [x], [y]), opset_imports=OPSET), "heavy.onnx")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     add_relu()
@@ -97,3 +113,4 @@ if __name__ == "__main__":
     all_types()
     bf16()
     slow()
+    heavy()

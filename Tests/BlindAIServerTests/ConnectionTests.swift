@@ -84,13 +84,13 @@ import Testing
     /// long before the run would have ended, and the server keeps serving.
     @Test func disconnectStopsTheInference() async throws {
         let server = try makeServer { $0.concurrentInferences = 1; $0.requestTimeout = .seconds(120) }
-        try await server.repository.loadFixture("slow", as: "slow")
-        let n = try await LiveTests().calibrate(server) * 6  // about 9 s of work
+        try await server.repository.loadFixture("heavy", as: "heavy")
+        let m = Int(Double(try await LiveTests().calibrate(server)) * 1.8)  // 1.8³ ≈ 6: about 9 s of work
         try await withLiveServer(server) { base, client in
-            let (req, x) = slowRequest(elements: n)
+            let (req, x) = heavyRequest(side: m)
             let (payload, h) = try binaryBody(req, [x])
             let gone = HTTPClient(eventLoopGroupProvider: .singleton)
-            let request = Task { try await gone.send(base + "/v2/models/slow/infer", .POST, headers: h, body: payload, timeout: .seconds(120)) }
+            let request = Task { try await gone.send(base + "/v2/models/heavy/infer", .POST, headers: h, body: payload, timeout: .seconds(120)) }
             for _ in 0..<4000 where server.inferencePool.runningCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.inferencePool.runningCount == 1)
             let start = ContinuousClock.now
@@ -102,9 +102,9 @@ import Testing
             #expect(server.inferencePool.runningCount == 0)
             #expect(stopped < .seconds(3), "the inference went on for \(stopped) after its client left")
             // The one worker is free again: a small request is answered at once.
-            let (small, sx) = slowRequest(elements: 10)
+            let (small, sx) = heavyRequest(side: 4)
             let (smallPayload, sh) = try binaryBody(small, [sx])
-            #expect(try await client.send(base + "/v2/models/slow/infer", .POST, headers: sh, body: smallPayload).status == 200)
+            #expect(try await client.send(base + "/v2/models/heavy/infer", .POST, headers: sh, body: smallPayload).status == 200)
         }
         await server.shutdown()
     }

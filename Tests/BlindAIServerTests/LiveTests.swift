@@ -104,6 +104,14 @@ func slowRequest(elements n: Int) -> (InferenceRequest, Data) {
     return (request, x)
 }
 
+/// A request for the `heavy` fixture: x is an all-ones FP32 [m, m] matrix (4 * m * m bytes).
+func heavyRequest(side m: Int) -> (InferenceRequest, Data) {
+    let x = rawBytes([Float](repeating: 1, count: m * m))
+    let request = InferenceRequest(parameters: ["binary_data_output": .bool(true)],
+                                   inputs: [RequestInput(name: "x", shape: [Int64(m), Int64(m)], datatype: "FP32", parameters: ["binary_data_size": .int(Int64(x.count))])])
+    return (request, x)
+}
+
 func binaryBody(_ request: InferenceRequest, _ binary: [Data]) throws -> (Data, [(String, String)]) {
     let (b, n) = BinaryFraming.assemble(json: try JSONEncoder().encode(request), binary: binary)
     return (b, [(BinaryFraming.headerContentLength, String(n)), ("Content-Type", "application/octet-stream")])
@@ -211,19 +219,19 @@ func binaryBody(_ request: InferenceRequest, _ binary: [Data]) throws -> (Data, 
     /// worker computes.
     @Test func saturationTimeoutAndHealthUnderLoad() async throws {
         let server = try makeServer { $0.concurrentInferences = 2; $0.queueLength = 0; $0.requestTimeout = .seconds(30) }
-        try await server.repository.loadFixture("slow", as: "slow")
-        // Size the input so that one run takes a while on this machine.
-        let n = try await calibrate(server)
+        try await server.repository.loadFixture("heavy", as: "heavy")
+        // Size the input so that one run takes a while on this machine (and build).
+        let m = try await calibrate(server)
         try await withLiveServer(server) { base, client in
-            let (req, x) = slowRequest(elements: n)
+            let (req, x) = heavyRequest(side: m)
             let (payload, h) = try binaryBody(req, [x])
             let running = (0..<2).map { _ in
-                Task { try await client.send(base + "/v2/models/slow/infer", .POST, headers: h, body: payload, timeout: .seconds(60)) }
+                Task { try await client.send(base + "/v2/models/heavy/infer", .POST, headers: h, body: payload, timeout: .seconds(60)) }
             }
             for _ in 0..<2000 where server.inferencePool.runningCount < 2 { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.inferencePool.runningCount == 2)
             // Both workers busy and no queue: the next request is refused at once.
-            let refused = try await client.send(base + "/v2/models/slow/infer", .POST, headers: h, body: payload)
+            let refused = try await client.send(base + "/v2/models/heavy/infer", .POST, headers: h, body: payload)
             #expect(refused.status == 429)
             #expect(refused.headers.first(name: "retry-after") == "1")
             // Health checks answer while both workers compute.
@@ -240,12 +248,12 @@ func binaryBody(_ request: InferenceRequest, _ binary: [Data]) throws -> (Data, 
         await server.shutdown()
 
         let strict = try makeServer { $0.requestTimeout = .milliseconds(150) }
-        try await strict.repository.loadFixture("slow", as: "slow")
+        try await strict.repository.loadFixture("heavy", as: "heavy")
         try await withLiveServer(strict) { base, client in
-            let (req, x) = slowRequest(elements: n * 4)
+            let (req, x) = heavyRequest(side: Int(Double(m) * 1.6))  // about 4 times the work
             let (payload, h) = try binaryBody(req, [x])
             let start = ContinuousClock.now
-            let r = try await client.send(base + "/v2/models/slow/infer", .POST, headers: h, body: payload)
+            let r = try await client.send(base + "/v2/models/heavy/infer", .POST, headers: h, body: payload)
             let took = ContinuousClock.now - start
             #expect(r.status == 503)
             #expect(r.error.contains("timeout"))
@@ -254,20 +262,22 @@ func binaryBody(_ request: InferenceRequest, _ binary: [Data]) throws -> (Data, 
         await strict.shutdown()
     }
 
-    /// Finds an input size for which one run of the slow model takes about 1.5 seconds here.
+    /// Finds the side m of the `heavy` fixture's input for which one run takes about 1.5 seconds here. The run
+    /// time grows as m³ for 4·m² bytes of input, so the request stays far under the server's body limit on a
+    /// release build too (the `slow` fixture's input grew past 64 MiB there).
     func calibrate(_ server: InferenceServer) async throws -> Int {
-        let model = try await server.repository.lookup(name: "slow", version: nil, principal: .open)
-        var n = 20_000
+        let model = try await server.repository.lookup(name: "heavy", version: nil, principal: .open)
+        var m = 32
         while true {
-            let x = try Tensor(zeros: .float32, shape: [n])
+            let x = try Tensor(zeros: .float32, shape: [m, m])
             let start = ContinuousClock.now
             _ = try model.model.run(["x": x])
             let took = ContinuousClock.now - start
-            if took > .milliseconds(300) || n > 50_000_000 {
-                let scale = 1.5 / max(Double(took.components.attoseconds) * 1e-18 + Double(took.components.seconds), 0.001)
-                return max(Int(Double(n) * scale), 1000)
+            if took > .milliseconds(300) || m >= 2048 {
+                let seconds = max(Double(took.components.attoseconds) * 1e-18 + Double(took.components.seconds), 0.001)
+                return max(Int(Double(m) * cbrt(1.5 / seconds)), 16)
             }
-            n *= 4
+            m *= 2
         }
     }
 
