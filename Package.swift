@@ -2,7 +2,7 @@
 import PackageDescription
 
 // BlindAI: confidential ONNX inference. Dependency directions (see docs/architecture.md):
-//   BlindAITensor <- BlindAIGraph <- BlindAIONNX            (the engine: no networking, no attestation)
+//   BlindAITensor <- BlindAIGraph <- BlindAIONNX <- BlindAIConformance   (the engine: no networking, no attestation)
 //   BlindAIAttestation (verify)   BlindAIAttestationProducer (inside the TEE)   (no engine)
 //   server and clients are the only places that combine them.
 let package = Package(
@@ -50,6 +50,9 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
+        // The ONNX backend-test runner (model.onnx + test_data_set_*): the CLI's `conformance` command and the engine's
+        // tests use it, so it sits beside the engine, not in the CLI (no server or networking in its closure).
+        .target(name: "BlindAIConformance", dependencies: ["BlindAIONNX"]),
         .target(
             name: "BlindAIAttestation",
             dependencies: [
@@ -97,18 +100,17 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Server side of attestation: TEE selection (--tee) and the adapter from evidence providers to the server's
-        // AttestationProvider; also runs a server in-process (demo, tests).
+        // AttestationProvider.
         .target(
             name: "BlindAIServerAttestation",
             dependencies: [
                 "BlindAIServer",
                 "BlindAIAttestation",
                 "BlindAIAttestationProducer",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -130,6 +132,7 @@ let package = Package(
             name: "BlindAICommands",
             dependencies: [
                 "BlindAIONNX",
+                "BlindAIConformance",
                 "BlindAIAttestation",
                 "BlindAIServer",
                 "BlindAIServerAttestation",
@@ -145,7 +148,7 @@ let package = Package(
         .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
-            dependencies: ["BlindAIONNX", "BlindAICommands", "BlindAITestSupport", "CBlindAIKernels"],
+            dependencies: ["BlindAIONNX", "BlindAIConformance", "BlindAITestSupport", "CBlindAIKernels"],
             resources: [.copy("Fixtures")]
         ),
         // Vectors/: real SEV-SNP and TDX evidence read through #filePath (not bundled).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README's second set-up command; CI runs it through .ci/run):
+#   0. source checks (error codes: snake_case, unique, documented),
 #   1. the Swift test suites (no Python needed: small fixtures are committed),
 #   2. the ONNX node conformance manifest (conformance/node.txt) on the optimised and the plain plan,
 #   3. whole-model parity with onnxruntime on the committed fixtures,
@@ -10,6 +11,9 @@
 # Step 2 generates the node tests from the onnx 1.23.2 wheel the first time (installs it with pip if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Source checks that need no build: error codes (docs/errors.md).
+python3 scripts/check-error-codes.py
 
 swift build --build-tests
 swift test --skip-build

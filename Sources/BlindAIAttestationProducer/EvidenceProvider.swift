@@ -3,16 +3,32 @@ import Foundation
 
 /// A failure to produce evidence inside the TEE.
 public struct EvidenceProviderError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+    /// A stable, machine-readable code. A struct rather than an enum so that new codes can be added without
+    /// breaking a client's `switch` (which needs a `default:`); codes are snake_case strings, printed by the CLI and
+    /// sent in protocol errors, and never renamed once published (docs/errors.md).
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
         /// The interface (configfs-tsm, /dev/sev-guest) is not present or not usable here.
-        case unavailable
+        public static let unavailable = Code(rawValue: "unavailable")
         /// Another writer changed the configfs-tsm entry between our write and our read.
-        case interference
+        public static let interference = Code(rawValue: "interference")
         /// The kernel or firmware refused the request.
-        case kernelError
+        public static let kernelError = Code(rawValue: "kernel_error")
         /// The kernel returned something that is not a report/quote/certificate table.
-        case malformedOutput
-        case invalidInput
+        public static let malformedOutput = Code(rawValue: "malformed_output")
+        /// The kernel or firmware was given an unusable request (report data of the wrong size).
+        public static let invalidInput = Code(rawValue: "invalid_input")
+
+        /// Every code this version defines.
+        public static let allCases: [Code] = [
+            .unavailable,
+            .interference,
+            .kernelError,
+            .malformedOutput,
+            .invalidInput,
+        ]
     }
 
     public let code: Code

@@ -10,7 +10,7 @@ import _CryptoExtras
 /// "BlindAI Simulated SEV-<product>", and a P-384 VCEK with AMD's TCB and hwID extensions. Reports are real-format
 /// 1184-byte SNP reports (version 3 or 5, Milan/Genoa layout) signed with ECDSA P-384 over [0, 0x2A0), with
 /// MEASUREMENT = SHA-384 of the given executable's bytes and DEBUG off. The verifier accepts this root only when
-/// simulated evidence is explicitly allowed; otherwise it fails with `simulatedRootNotAllowed`. A policy pins the root
+/// simulated evidence is explicitly allowed; otherwise it fails with `simulated_root_not_allowed`. A policy pins the root
 /// by the SHA-256 of its SubjectPublicKeyInfo (`rootKeySHA256`), which is new at every start. Evidence carries an
 /// empty CRL signed by the simulated ARK (`vcek_crl.der`), as AMD KDS serves one per product.
 public struct SimulatedSNPTEE: EvidenceProvider {

@@ -21,6 +21,55 @@ public enum BlindAIClientError: Error, Sendable, CustomStringConvertible {
     /// The session was closed (`close()`), or a previous `reconnect()` failed.
     case notConnected
 
+    /// A stable, machine-readable code for each case, the same as the Python client's `BlindAIError.code` (an
+    /// attestation failure's own code is `AttestationError.code`). A struct, so that new codes do not break a switch.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+        /// The server cannot be reached or the TLS connection failed.
+        public static let connection = Code(rawValue: "connection")
+        /// The server presented another TLS key than the attested one; nothing was sent.
+        public static let serverKeyChanged = Code(rawValue: "server_key_changed")
+        /// The evidence failed verification; `AttestationError.code` says which check or rule.
+        public static let attestation = Code(rawValue: "attestation")
+        /// The server offers no attestation (plain HTTP, or no TEE provider).
+        public static let attestationUnavailable = Code(rawValue: "attestation_unavailable")
+        /// The server's answer does not follow the protocol.
+        public static let protocolViolation = Code(rawValue: "protocol_violation")
+        /// The server refused the request (HTTP status and message).
+        public static let server = Code(rawValue: "server")
+        /// A tensor, file or argument given to the client is not usable.
+        public static let invalidInput = Code(rawValue: "invalid_input")
+        /// The session was closed, or a previous reconnect failed.
+        public static let notConnected = Code(rawValue: "not_connected")
+
+        /// Every code this version defines.
+        public static let allCases: [Code] = [
+            .connection,
+            .serverKeyChanged,
+            .attestation,
+            .attestationUnavailable,
+            .protocolViolation,
+            .server,
+            .invalidInput,
+            .notConnected,
+        ]
+    }
+
+    public var code: Code {
+        switch self {
+        case .connection: .connection
+        case .serverKeyChanged: .serverKeyChanged
+        case .attestation: .attestation
+        case .attestationUnavailable: .attestationUnavailable
+        case .protocolViolation: .protocolViolation
+        case .server: .server
+        case .invalidInput: .invalidInput
+        case .notConnected: .notConnected
+        }
+    }
+
     public var description: String {
         switch self {
         case .connection(let m):

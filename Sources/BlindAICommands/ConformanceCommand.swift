@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlindAIConformance
 import Foundation
 
 /// `blindai conformance PATH... [--manifest FILE]`

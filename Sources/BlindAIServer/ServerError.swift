@@ -3,38 +3,62 @@ import BlindAITensor
 /// The server's error: a stable code and a message safe to show to the client (never a tensor value, a stack
 /// trace or a path). Turned into an HTTP status only at the HTTP boundary (`HTTPServer.swift`).
 public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+    /// A stable, machine-readable code. A struct rather than an enum so that new codes can be added without
+    /// breaking a client's `switch` (which needs a `default:`); codes are snake_case strings, printed by the CLI and
+    /// sent in protocol errors, and never renamed once published (docs/errors.md).
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
         /// Malformed request, invalid input or invalid model.
-        case badRequest = "bad_request"
+        public static let badRequest = Code(rawValue: "bad_request")
         /// No valid API key where one is needed.
-        case unauthorized
+        public static let unauthorized = Code(rawValue: "unauthorized")
         /// A valid key without the right to do this.
-        case forbidden
+        public static let forbidden = Code(rawValue: "forbidden")
         /// Unknown model (or one the caller may not see), unknown route.
-        case notFound = "not_found"
+        public static let notFound = Code(rawValue: "not_found")
         /// Another upload of the same name is in progress.
-        case conflict
+        public static let conflict = Code(rawValue: "conflict")
         /// A body, model or tensor over its limit.
-        case payloadTooLarge = "payload_too_large"
+        public static let payloadTooLarge = Code(rawValue: "payload_too_large")
         /// The inference queue (or the upload slots) are full.
-        case tooManyRequests = "too_many_requests"
+        public static let tooManyRequests = Code(rawValue: "too_many_requests")
         /// The request did not finish within the request timeout.
-        case timeout
+        public static let timeout = Code(rawValue: "timeout")
         /// The request body did not arrive within its deadline (too slow overall, or slower than the minimum
         /// rate); the connection is closed.
-        case bodyTimeout = "body_timeout"
+        public static let bodyTimeout = Code(rawValue: "body_timeout")
         /// The client closed its connection (or its side of it) before the answer was ready; the work was stopped.
         /// Logged and counted as 499; a client that only half-closed receives it.
-        case clientClosed = "client_closed"
+        public static let clientClosed = Code(rawValue: "client_closed")
         /// The server is shutting down or not ready, or it holds as many request bodies in memory as it may
         /// (retry later).
-        case unavailable
+        public static let unavailable = Code(rawValue: "unavailable")
         /// The model repository is full (model count or total model memory).
-        case insufficientStorage = "insufficient_storage"
+        public static let insufficientStorage = Code(rawValue: "insufficient_storage")
         /// A feature that is not configured (attestation without a provider) or not implemented.
-        case notImplemented = "not_implemented"
+        public static let notImplemented = Code(rawValue: "not_implemented")
         /// A bug. The message never carries internals.
-        case `internal`
+        public static let `internal` = Code(rawValue: "internal")
+
+        /// Every code this version defines.
+        public static let allCases: [Code] = [
+            .badRequest,
+            .unauthorized,
+            .forbidden,
+            .notFound,
+            .conflict,
+            .payloadTooLarge,
+            .tooManyRequests,
+            .timeout,
+            .bodyTimeout,
+            .clientClosed,
+            .unavailable,
+            .insufficientStorage,
+            .notImplemented,
+            .`internal`,
+        ]
     }
 
     public var code: Code

@@ -1,28 +1,50 @@
 /// The engine's error: a stable code, a human reason, and where it happened (node name and op type when known).
 /// Only the HTTP boundary turns these into protocol errors.
 public struct EngineError: Error, Sendable, CustomStringConvertible, Equatable {
-    public enum Code: String, Sendable {
+    /// A stable, machine-readable code. A struct rather than an enum so that new codes can be added without
+    /// breaking a client's `switch` (which needs a `default:`); codes are snake_case strings, printed by the CLI and
+    /// sent in protocol errors, and never renamed once published (docs/errors.md).
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
         /// The file is not a valid ONNX model (truncated, garbage, inconsistent graph).
-        case invalidModel = "invalid_model"
+        public static let invalidModel = Code(rawValue: "invalid_model")
         /// The model uses operators this engine does not implement.
-        case unsupportedOperator = "unsupported_operator"
+        public static let unsupportedOperator = Code(rawValue: "unsupported_operator")
         /// The graph contains a cycle.
-        case graphCycle = "graph_cycle"
+        public static let graphCycle = Code(rawValue: "graph_cycle")
         /// A required model input was not supplied, or an unknown one was.
-        case missingInput = "missing_input"
-        case unknownInput = "unknown_input"
+        public static let missingInput = Code(rawValue: "missing_input")
+        /// A supplied input is not one of the model's inputs.
+        public static let unknownInput = Code(rawValue: "unknown_input")
         /// An input tensor has the wrong element type.
-        case typeMismatch = "type_mismatch"
+        public static let typeMismatch = Code(rawValue: "type_mismatch")
         /// An input tensor has the wrong rank or dimension, or shapes do not broadcast.
-        case shapeMismatch = "shape_mismatch"
+        public static let shapeMismatch = Code(rawValue: "shape_mismatch")
         /// An attribute or input value is out of the operator's domain.
-        case invalidArgument = "invalid_argument"
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
         /// A tensor would exceed the configured memory limit (shape bombs).
-        case memoryLimit = "memory_limit"
+        public static let memoryLimit = Code(rawValue: "memory_limit")
         /// Reading or writing a file failed.
-        case io = "io"
+        public static let io = Code(rawValue: "io")
         /// The run was cancelled.
-        case cancelled = "cancelled"
+        public static let cancelled = Code(rawValue: "cancelled")
+
+        /// Every code this version defines.
+        public static let allCases: [Code] = [
+            .invalidModel,
+            .unsupportedOperator,
+            .graphCycle,
+            .missingInput,
+            .unknownInput,
+            .typeMismatch,
+            .shapeMismatch,
+            .invalidArgument,
+            .memoryLimit,
+            .io,
+            .cancelled,
+        ]
     }
 
     public var code: Code

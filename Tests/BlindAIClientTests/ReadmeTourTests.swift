@@ -98,7 +98,7 @@ import Testing
             refused = try await runCommand(exe, ["attest", "--policy", wrong.path], directory: dir, environment: env)
         }
         #expect(refused.status != 0)
-        #expect(refused.output.contains("measurementNotAllowed"), "\(refused.output)")
+        #expect(refused.output.contains("measurement_not_allowed"), "\(refused.output)")
         #expect(refused.output.contains("NOT trusted"), "\(refused.output)")
 
         // --json and --allow-simulated (which warns).

@@ -1,4 +1,4 @@
-import BlindAICommands
+import BlindAIConformance
 import Foundation
 import Testing
 

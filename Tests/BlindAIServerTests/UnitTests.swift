@@ -295,3 +295,22 @@ import Testing
         await server.shutdown()
     }
 }
+
+/// Error codes are growable structs, so the HTTP boundary's mapping has a `default:`; this test is what keeps
+/// every defined code on its own status.
+@Suite struct ErrorCodeStatusTests {
+    @Test func everyServerCodeHasItsStatus() {
+        #expect(ServerError.Code.allCases.count == Set(ServerError.Code.allCases).count)
+        for code in ServerError.Code.allCases where code != .internal {
+            #expect(code.httpStatus.code != 500, "\(code) falls through to 500")
+        }
+        #expect(ServerError.Code.internal.httpStatus.code == 500)
+    }
+
+    @Test func codesAreSnakeCase() {
+        let codes = ServerError.Code.allCases.map(\.rawValue) + EngineError.Code.allCases.map(\.rawValue)
+        for c in codes {
+            #expect(c.range(of: "^[a-z][a-z0-9]*(_[a-z0-9]+)*$", options: .regularExpression) != nil, "\(c)")
+        }
+    }
+}

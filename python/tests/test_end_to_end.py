@@ -64,29 +64,29 @@ def test_policy_as_dict_and_wrong_policies_refused_with_their_codes(server):
     wrong_measurement.setdefault("snp", {})["measurements"] = ["00" * 48]
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy=wrong_measurement)
-    assert e.value.code == "measurementNotAllowed"
+    assert e.value.code == "measurement_not_allowed"
     no_sim = {k: v for k, v in policy.items() if k not in ("allowSimulated", "simulatedRootKeys")}
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy=no_sim)
-    assert e.value.code == "simulatedRootNotAllowed"
+    assert e.value.code == "simulated_root_not_allowed"
     tdx_only = {k: v for k, v in policy.items() if k != "snp"}
     tdx_only["tdx"] = {"anyMeasurement": True}
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy=tdx_only)
-    assert e.value.code == "teeNotAllowed"
+    assert e.value.code == "tee_not_allowed"
     other_chip = json.loads(json.dumps(policy))
     other_chip["snp"]["chipIDs"] = ["ab" * 64]
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy=other_chip)
-    assert e.value.code == "chipIDNotAllowed"
+    assert e.value.code == "chip_id_not_allowed"
     if "simulatedRootKeys" in policy:  # servers with the pinned simulated root (attestation hardening)
         other_root = dict(policy, simulatedRootKeys=["00" * 32])
         with pytest.raises(AttestationError) as e:
             blindai.connect(server.address, policy=other_root)
-        assert e.value.code == "simulatedRootNotPinned"
+        assert e.value.code == "simulated_root_not_pinned"
     with pytest.raises(AttestationError) as e:
         blindai.connect(server.address, policy={"snp": {"measurement": []}})
-    assert e.value.code == "malformedPolicy"
+    assert e.value.code == "malformed_policy"
 
 
 DTYPES = ["FP16", "BF16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL", "BYTES"]
@@ -258,7 +258,7 @@ def test_relay_with_its_own_certificate_is_refused_before_anything_is_sent(serve
     try:
         with pytest.raises(AttestationError) as e:
             blindai.connect(relay.address, policy=server.policy_path, api_key="secret-key-1234")
-        assert e.value.code == "tlsKeyMismatch"
+        assert e.value.code == "tls_key_mismatch"
         received = b"".join(relay.received.values())
         assert received.startswith(b"POST /v2/attestation ")
         assert b"secret-key-1234" not in received and b"Authorization" not in received

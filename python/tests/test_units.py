@@ -80,17 +80,17 @@ def test_policy_loading_defaults_and_errors(tmp_path):
                 {"snp": {"maximumVMPL": -1}}, {"maxEvidenceAgeSeconds": -5}):
         with pytest.raises(AttestationError) as e:
             Policy.load(bad)
-        assert e.value.code == "malformedPolicy"
+        assert e.value.code == "malformed_policy"
     with pytest.raises(AttestationError) as e:
         Policy.load(str(tmp_path / "missing.json"))
-    assert e.value.code == "malformedPolicy"
+    assert e.value.code == "malformed_policy"
 
 
 def test_error_codes_are_the_swift_ones():
     with pytest.raises(ValueError):
         AttestationError("noSuchCode", "x")
-    e = AttestationError("tlsKeyMismatch", "relayed")
-    assert str(e) == "tlsKeyMismatch: relayed" and isinstance(e, blindai.BlindAIError)
+    e = AttestationError("tls_key_mismatch", "relayed")
+    assert str(e) == "tls_key_mismatch: relayed" and isinstance(e, blindai.BlindAIError)
 
 
 def test_pinned_roots_are_the_swift_packages():

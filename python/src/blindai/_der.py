@@ -108,19 +108,19 @@ def parse_or(data: bytes, code: str, what: str) -> Node:
         raise AttestationError(code, f"{what}: not valid DER ({e})") from None
 
 
-def seq(node: Node, what: str, code: str = "malformedCertificate") -> list[Node]:
+def seq(node: Node, what: str, code: str = "malformed_certificate") -> list[Node]:
     if node.tag != SEQUENCE:
         raise AttestationError(code, f"{what}: expected a SEQUENCE, found tag 0x{node.tag:02x}")
     return node.children
 
 
-def children(node: Node, what: str, code: str = "malformedCertificate") -> list[Node]:
+def children(node: Node, what: str, code: str = "malformed_certificate") -> list[Node]:
     if node.children is None:
         raise AttestationError(code, f"{what}: expected a constructed DER element")
     return node.children
 
 
-def oid(node: Node, what: str, code: str = "malformedCertificate") -> str:
+def oid(node: Node, what: str, code: str = "malformed_certificate") -> str:
     if node.tag != OID_TAG or not node.content:
         raise AttestationError(code, f"{what}: expected an OBJECT IDENTIFIER")
     c = node.content
@@ -148,7 +148,7 @@ def oid(node: Node, what: str, code: str = "malformedCertificate") -> str:
     return ".".join(str(a) for a in head + arcs[1:])
 
 
-def integer(node: Node, what: str, code: str = "malformedCertificate") -> int:
+def integer(node: Node, what: str, code: str = "malformed_certificate") -> int:
     """A DER INTEGER (minimal encoding) as a Python int."""
     c = node.content
     if node.tag != INTEGER or not c:
@@ -158,7 +158,7 @@ def integer(node: Node, what: str, code: str = "malformedCertificate") -> int:
     return int.from_bytes(c, "big", signed=True)
 
 
-def small_int(node: Node, what: str, code: str = "malformedCertificate") -> int:
+def small_int(node: Node, what: str, code: str = "malformed_certificate") -> int:
     v = integer(node, what, code)
     if not -(1 << 63) <= v < (1 << 63):
         raise AttestationError(code, f"{what}: expected a small INTEGER")
@@ -168,9 +168,9 @@ def small_int(node: Node, what: str, code: str = "malformedCertificate") -> int:
 def integer_bytes(node: Node, what: str) -> bytes:
     """INTEGER content bytes as big-endian magnitude with redundant leading zeros removed (as the Swift reader)."""
     if node.tag != INTEGER:
-        raise AttestationError("malformedCertificate", f"{what}: expected an INTEGER")
+        raise AttestationError("malformed_certificate", f"{what}: expected an INTEGER")
     if node.children is not None:
-        raise AttestationError("malformedCertificate", f"{what}: expected a primitive DER element")
+        raise AttestationError("malformed_certificate", f"{what}: expected a primitive DER element")
     b = node.content
     while len(b) > 1 and b[0] == 0:
         b = b[1:]
@@ -187,7 +187,7 @@ _UTC = re.compile(rb"^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$")
 _GEN = re.compile(rb"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\.\d*[1-9])?Z$")
 
 
-def time_of(node: Node, what: str, code: str = "malformedCertificate") -> float:
+def time_of(node: Node, what: str, code: str = "malformed_certificate") -> float:
     """UTCTime or GeneralizedTime as POSIX seconds (whole seconds, as the Swift reader)."""
     if node.tag == UTC_TIME:
         m = _UTC.match(node.content)
@@ -305,7 +305,7 @@ ECDSA_SHA384 = "ECDSA-SHA384"
 def signature_algorithm(node: Node, what: str) -> str:
     parts = seq(node, what)
     if not parts:
-        raise AttestationError("malformedCertificate", f"{what}: empty AlgorithmIdentifier")
+        raise AttestationError("malformed_certificate", f"{what}: empty AlgorithmIdentifier")
     o = oid(parts[0], what)
     if o == OID_ECDSA_SHA256:
         return ECDSA_SHA256
@@ -313,10 +313,10 @@ def signature_algorithm(node: Node, what: str) -> str:
         return ECDSA_SHA384
     if o == OID_PSS:
         if len(parts) != 2:
-            raise AttestationError("malformedCertificate", f"{what}: RSASSA-PSS without parameters is not accepted")
+            raise AttestationError("malformed_certificate", f"{what}: RSASSA-PSS without parameters is not accepted")
         _check_pss(parts[1], what)
         return PSS_SHA384
-    raise AttestationError("malformedCertificate", f"{what}: unsupported signature algorithm {o}")
+    raise AttestationError("malformed_certificate", f"{what}: unsupported signature algorithm {o}")
 
 
 def _check_pss(node: Node, what: str) -> None:
@@ -324,33 +324,33 @@ def _check_pss(node: Node, what: str) -> None:
     salt, trailer = 20, 1
     for field in seq(node, f"{what} PSS parameters"):
         if field.tag_class != 2 or not children(field, what):
-            raise AttestationError("malformedCertificate", f"{what}: unexpected PSS parameter field")
+            raise AttestationError("malformed_certificate", f"{what}: unexpected PSS parameter field")
         inner = field.children[0]
         n = field.tag_number
         if n == 0:
             alg = seq(inner, what)
             if not alg:
-                raise AttestationError("malformedCertificate", f"{what}: missing field 0")
+                raise AttestationError("malformed_certificate", f"{what}: missing field 0")
             h = oid(alg[0], what)
         elif n == 1:
             m = seq(inner, what)
             if not m:
-                raise AttestationError("malformedCertificate", f"{what}: missing field 0")
+                raise AttestationError("malformed_certificate", f"{what}: missing field 0")
             mgf = oid(m[0], what)
             if len(m) > 1:
                 mh = seq(m[1], what)
                 if not mh:
-                    raise AttestationError("malformedCertificate", f"{what}: missing field 0")
+                    raise AttestationError("malformed_certificate", f"{what}: missing field 0")
                 mgf_hash = oid(mh[0], what)
         elif n == 2:
             salt = small_int(inner, what)
         elif n == 3:
             trailer = small_int(inner, what)
         else:
-            raise AttestationError("malformedCertificate", f"{what}: unexpected PSS parameter [{n}]")
+            raise AttestationError("malformed_certificate", f"{what}: unexpected PSS parameter [{n}]")
     if not (h == OID_SHA384 and mgf == OID_MGF1 and mgf_hash == OID_SHA384 and salt == 48 and trailer == 1):
         raise AttestationError(
-            "malformedCertificate",
+            "malformed_certificate",
             f"{what}: RSASSA-PSS parameters must be SHA-384/MGF1-SHA-384/salt 48/trailer 1, found hash {h or 'sha1'}, salt {salt}")
 
 
@@ -363,7 +363,7 @@ def _bits(node: Node, what: str, check_padding: bool) -> bytes:
     if pad and node.content[-1] & ((1 << pad) - 1):
         raise DERError(f"{what} is not a DER BIT STRING")
     if check_padding and pad != 0:
-        raise AttestationError("malformedCertificate", "certificate: signature BIT STRING has padding bits")
+        raise AttestationError("malformed_certificate", "certificate: signature BIT STRING has padding bits")
     return node.content[1:]
 
 
@@ -414,38 +414,38 @@ class PublicKey:
 def _parse_key(spki: Node) -> PublicKey:
     parts = seq(spki, "SubjectPublicKeyInfo")
     if len(parts) != 2:
-        raise AttestationError("malformedCertificate", "SubjectPublicKeyInfo: expected 2 fields")
+        raise AttestationError("malformed_certificate", "SubjectPublicKeyInfo: expected 2 fields")
     alg = seq(parts[0], "SPKI algorithm")
     if not alg:
-        raise AttestationError("malformedCertificate", "SPKI algorithm: missing field 0")
+        raise AttestationError("malformed_certificate", "SPKI algorithm: missing field 0")
     o = oid(alg[0], "SPKI algorithm")
     try:
         if o in (OID_RSA, OID_PSS):
             key = load_der_public_key(spki.encoded)
             if not isinstance(key, rsa.RSAPublicKey):
-                raise AttestationError("malformedCertificate", "public key could not be loaded: not RSA")
+                raise AttestationError("malformed_certificate", "public key could not be loaded: not RSA")
             if key.key_size < 2048:
-                raise AttestationError("malformedCertificate", f"public key could not be loaded: RSA-{key.key_size} is too small")
+                raise AttestationError("malformed_certificate", f"public key could not be loaded: RSA-{key.key_size} is too small")
             return PublicKey("rsa", key)
         if o == OID_EC:
             if len(alg) != 2:
-                raise AttestationError("malformedCertificate", "EC key without a curve")
+                raise AttestationError("malformed_certificate", "EC key without a curve")
             curve = oid(alg[1], "EC curve")
             if curve not in (OID_P256, OID_P384):
-                raise AttestationError("malformedCertificate", f"unsupported EC curve {curve}")
+                raise AttestationError("malformed_certificate", f"unsupported EC curve {curve}")
             key = load_der_public_key(spki.encoded)
             want = ec.SECP256R1 if curve == OID_P256 else ec.SECP384R1
             if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, want):
-                raise AttestationError("malformedCertificate", "public key could not be loaded")
+                raise AttestationError("malformed_certificate", "public key could not be loaded")
             return PublicKey("p256" if curve == OID_P256 else "p384", key)
     except AttestationError:
         raise
     except Exception as e:  # cryptography raises ValueError/UnsupportedAlgorithm on bad keys
-        raise AttestationError("malformedCertificate", f"public key could not be loaded: {e}") from None
-    raise AttestationError("malformedCertificate", f"unsupported public key algorithm {o}")
+        raise AttestationError("malformed_certificate", f"public key could not be loaded: {e}") from None
+    raise AttestationError("malformed_certificate", f"unsupported public key algorithm {o}")
 
 
-def common_name(name: Node, code: str = "malformedCertificate") -> str | None:
+def common_name(name: Node, code: str = "malformed_certificate") -> str | None:
     for rdn in seq(name, "Name", code):
         for attr in children(rdn, "RelativeDistinguishedName", code):
             parts = seq(attr, "AttributeTypeAndValue", code)
@@ -462,30 +462,30 @@ class Certificate:
     def __init__(self, der: bytes):
         der = bytes(der)
         self.der = der
-        root = parse_or(der, "malformedCertificate", "certificate")
+        root = parse_or(der, "malformed_certificate", "certificate")
         top = seq(root, "certificate")
         if len(top) != 3:
-            raise AttestationError("malformedCertificate", f"certificate: expected 3 top-level fields, found {len(top)}")
+            raise AttestationError("malformed_certificate", f"certificate: expected 3 top-level fields, found {len(top)}")
         self.tbs_bytes = top[0].encoded
         self.signature_algorithm = signature_algorithm(top[1], "certificate signatureAlgorithm")
         try:
             self.signature = _bits(top[2], "signatureValue", True)
         except DERError:
-            raise AttestationError("malformedCertificate", "certificate: signatureValue is not a BIT STRING") from None
+            raise AttestationError("malformed_certificate", "certificate: signatureValue is not a BIT STRING") from None
         tbs = seq(top[0], "tbsCertificate")
         if tbs and tbs[0].tag in (0xA0, 0x80):  # [0] version (swift-asn1 compares tag class and number only)
             tbs = tbs[1:]
         if len(tbs) < 6:
-            raise AttestationError("malformedCertificate", "tbsCertificate: too few fields")
+            raise AttestationError("malformed_certificate", "tbsCertificate: too few fields")
         self.serial = integer_bytes(tbs[0], "serialNumber")
         inner = signature_algorithm(tbs[1], "tbsCertificate signature")
         if inner != self.signature_algorithm:
-            raise AttestationError("malformedCertificate",
+            raise AttestationError("malformed_certificate",
                                    f"certificate: inner and outer signature algorithms differ ({inner} vs {self.signature_algorithm})")
         self.issuer_bytes = tbs[2].encoded
         validity = seq(tbs[3], "validity")
         if len(validity) != 2:
-            raise AttestationError("malformedCertificate", "validity: expected 2 times")
+            raise AttestationError("malformed_certificate", "validity: expected 2 times")
         self.not_before = time_of(validity[0], "notBefore")
         self.not_after = time_of(validity[1], "notAfter")
         self.subject_bytes = tbs[4].encoded
@@ -503,19 +503,19 @@ class Certificate:
             for ext in seq(lst[0], "extension list"):
                 parts = seq(ext, "extension")
                 if len(parts) not in (2, 3):
-                    raise AttestationError("malformedCertificate", "extension: unexpected field count")
+                    raise AttestationError("malformed_certificate", "extension: unexpected field count")
                 o = oid(parts[0], "extension id")
                 critical = False
                 if len(parts) == 3:
                     try:
                         critical = boolean(parts[1])
                     except DERError:
-                        raise AttestationError("malformedCertificate", f"extension {o}: critical is not a BOOLEAN") from None
+                        raise AttestationError("malformed_certificate", f"extension {o}: critical is not a BOOLEAN") from None
                 value = parts[-1]
                 if value.tag != OCTET_STRING:
-                    raise AttestationError("malformedCertificate", f"extension {o}: extnValue is not an OCTET STRING")
+                    raise AttestationError("malformed_certificate", f"extension {o}: extnValue is not an OCTET STRING")
                 if o in exts:
-                    raise AttestationError("malformedCertificate", f"extension {o} appears twice")
+                    raise AttestationError("malformed_certificate", f"extension {o} appears twice")
                 exts[o] = (critical, value.content)
         self.extensions = exts
 
@@ -527,7 +527,7 @@ class Certificate:
             return Certificate(data)
         blocks = pem_decode_all(data.decode("utf-8", "replace"))
         if not blocks:
-            raise AttestationError("malformedCertificate", "no PEM CERTIFICATE block found")
+            raise AttestationError("malformed_certificate", "no PEM CERTIFICATE block found")
         return Certificate(blocks[0])
 
     @property
@@ -552,7 +552,7 @@ class Certificate:
     def check_validity(self, t: float) -> None:
         if not self.valid_at(t):
             raise AttestationError(
-                "certificateNotValidAtTime",
+                "certificate_not_valid_at_time",
                 f"certificate '{self.display_name}' is valid {iso(self.not_before)} .. {iso(self.not_after)}, not at {iso(t)}")
 
 
@@ -561,7 +561,7 @@ class CRL:
 
     def __init__(self, der: bytes):
         def bad(why: str) -> AttestationError:
-            return AttestationError("crlInvalid", f"CRL: {why}")
+            return AttestationError("crl_invalid", f"CRL: {why}")
 
         der = bytes(der)
         try:
@@ -602,9 +602,9 @@ class CRL:
                     serials.add(integer_bytes(e[0], "revoked serial"))
             self.revoked = serials
         except AttestationError as e:
-            if e.code == "crlInvalid":
+            if e.code == "crl_invalid":
                 raise
-            raise AttestationError("crlInvalid", f"CRL: {e.reason}") from None
+            raise AttestationError("crl_invalid", f"CRL: {e.reason}") from None
 
     def is_signed_by(self, issuer: Certificate) -> bool:
         return self.issuer_bytes == issuer.subject_bytes and issuer.public_key.verify(
@@ -612,24 +612,24 @@ class CRL:
 
     def check(self, issuer: Certificate, t: float, certificates: list[Certificate], name: str) -> None:
         if not self.is_signed_by(issuer):
-            raise AttestationError("crlInvalid", f"{name} signature does not verify under '{issuer.display_name}'")
+            raise AttestationError("crl_invalid", f"{name} signature does not verify under '{issuer.display_name}'")
         if not (self.this_update <= t and (self.next_update is None or t <= self.next_update)):
             nu = iso(self.next_update) if self.next_update is not None else "open"
-            raise AttestationError("collateralNotValidAtTime", f"{name} is valid {iso(self.this_update)} .. {nu}, not at {iso(t)}")
+            raise AttestationError("collateral_not_valid_at_time", f"{name} is valid {iso(self.this_update)} .. {nu}, not at {iso(t)}")
         for c in certificates:
             if c.issuer_bytes == self.issuer_bytes and c.serial in self.revoked:
-                raise AttestationError("certificateRevoked", f"'{c.display_name}' serial {c.serial.hex()} is revoked by the {name}")
+                raise AttestationError("certificate_revoked", f"'{c.display_name}' serial {c.serial.hex()} is revoked by the {name}")
 
 
 def subject_public_key_info(certificate_der: bytes) -> bytes:
     """The DER SubjectPublicKeyInfo of any X.509 certificate (Swift's `ReportDataBinding.subjectPublicKeyInfo`)."""
-    root = parse_or(bytes(certificate_der), "malformedCertificate", "TLS certificate")
+    root = parse_or(bytes(certificate_der), "malformed_certificate", "TLS certificate")
     top = seq(root, "TLS certificate")
     if not top:
-        raise AttestationError("malformedCertificate", "TLS certificate: empty")
+        raise AttestationError("malformed_certificate", "TLS certificate: empty")
     tbs = seq(top[0], "TLS tbsCertificate")
     if tbs and tbs[0].tag in (0xA0, 0x80):
         tbs = tbs[1:]
     if len(tbs) < 6 or tbs[5].tag != SEQUENCE:
-        raise AttestationError("malformedCertificate", "TLS certificate: no SubjectPublicKeyInfo")
+        raise AttestationError("malformed_certificate", "TLS certificate: no SubjectPublicKeyInfo")
     return tbs[5].encoded

@@ -279,7 +279,7 @@ class Connection:
             binding = ChannelBinding(nonce, pin.candidate)
             claims = AttestationVerifier(self.policy).verify(bundle, binding, time.time())
             if not claims.get("channelBound"):
-                raise AttestationError("reportDataMismatch", "the evidence was not bound to this connection")
+                raise AttestationError("report_data_mismatch", "the evidence was not bound to this connection")
             pin.pinned = True
             doc = decode_claims_document(bundle.claims) if bundle.claims is not None else None
             self.attestation = Attestation(claims, doc, fingerprint(pin.candidate), bundle)

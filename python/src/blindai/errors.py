@@ -4,26 +4,26 @@ from __future__ import annotations
 
 #: Every stable attestation error code, in the order of `AttestationError.Code` in the Swift verifier.
 ATTESTATION_CODES = (
-    "malformedEvidence", "unsupportedVersion", "malformedCertificate", "malformedCollateral",
-    "reportSignatureInvalid", "certificateSignatureInvalid", "untrustedRoot", "simulatedRootNotAllowed",
-    "certificateNotValidAtTime", "certificateRevoked", "crlInvalid", "productMismatch", "signerMismatch",
-    "tcbMismatch", "chipIDMismatch", "quoteSignatureInvalid", "qeReportSignatureInvalid",
-    "qeReportBindingInvalid", "collateralSignatureInvalid", "collateralNotValidAtTime", "collateralMismatch",
-    "qeIdentityMismatch",
-    "nonceMismatch", "reportDataMismatch", "tlsKeyMismatch", "claimsDocumentMismatch",
-    "malformedPolicy", "simulatedNotAllowed", "debugNotAllowed", "measurementNotAllowed", "tcbBelowMinimum",
-    "guestSVNBelowMinimum", "signerNotAllowed", "productNotAllowed", "chipIDNotAllowed", "vmplNotAllowed",
-    "teeNotAllowed", "tcbStatusNotAllowed", "collateralMissing", "evidenceTooOld",
-    "simulatedRootNotPinned", "tlsKeyNotGeneratedInTEE", "migrationAgentNotAllowed", "guestPolicyNotAllowed",
-    "hostDataNotAllowed", "cspIDNotAllowed", "tdAttributesNotAllowed", "xfamNotAllowed", "mrConfigIDNotAllowed",
-    "mrOwnerNotAllowed", "tcbEvaluationDataNumberBelowMinimum",
+    "malformed_evidence", "unsupported_version", "malformed_certificate", "malformed_collateral",
+    "report_signature_invalid", "certificate_signature_invalid", "untrusted_root", "simulated_root_not_allowed",
+    "certificate_not_valid_at_time", "certificate_revoked", "crl_invalid", "product_mismatch", "signer_mismatch",
+    "tcb_mismatch", "chip_id_mismatch", "quote_signature_invalid", "qe_report_signature_invalid",
+    "qe_report_binding_invalid", "collateral_signature_invalid", "collateral_not_valid_at_time", "collateral_mismatch",
+    "qe_identity_mismatch",
+    "nonce_mismatch", "report_data_mismatch", "tls_key_mismatch", "claims_document_mismatch",
+    "malformed_policy", "simulated_not_allowed", "debug_not_allowed", "measurement_not_allowed", "tcb_below_minimum",
+    "guest_svn_below_minimum", "signer_not_allowed", "product_not_allowed", "chip_id_not_allowed", "vmpl_not_allowed",
+    "tee_not_allowed", "tcb_status_not_allowed", "collateral_missing", "evidence_too_old",
+    "simulated_root_not_pinned", "tls_key_not_generated_in_tee", "migration_agent_not_allowed", "guest_policy_not_allowed",
+    "host_data_not_allowed", "csp_id_not_allowed", "td_attributes_not_allowed", "xfam_not_allowed", "mr_config_id_not_allowed",
+    "mr_owner_not_allowed", "tcb_evaluation_data_number_below_minimum",
 )
 
 
 class BlindAIError(Exception):
     """Base class of every error this package raises. `code` is stable and machine-readable."""
 
-    code = "blindAIError"
+    code = "blindai_error"
 
 
 class AttestationError(BlindAIError):
@@ -46,7 +46,7 @@ class ConnectionFailed(BlindAIError):
 class ServerKeyChanged(BlindAIError):
     """A connection presented a TLS key other than the attested one. Nothing was sent on it."""
 
-    code = "serverKeyChanged"
+    code = "server_key_changed"
 
     def __init__(self, pinned_spki_sha256: str, presented_spki_sha256: str):
         super().__init__(
@@ -60,13 +60,13 @@ class ServerKeyChanged(BlindAIError):
 class AttestationUnavailable(BlindAIError):
     """The server offers no attestation (plain HTTP, or no TEE provider)."""
 
-    code = "attestationUnavailable"
+    code = "attestation_unavailable"
 
 
 class ProtocolViolation(BlindAIError):
     """The server's answer does not follow the protocol."""
 
-    code = "protocolViolation"
+    code = "protocol_violation"
 
 
 _HINTS = {
@@ -93,13 +93,13 @@ class ServerError(BlindAIError):
 class InvalidInput(BlindAIError, ValueError):
     """A tensor, file or argument given to the client is not usable."""
 
-    code = "invalidInput"
+    code = "invalid_input"
 
 
 class NotConnected(BlindAIError):
     """The connection was closed, or a reconnect failed."""
 
-    code = "notConnected"
+    code = "not_connected"
 
     def __init__(self, message: str = "not connected: connect (or reconnect) first"):
         super().__init__(message)

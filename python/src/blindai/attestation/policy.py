@@ -95,13 +95,13 @@ class Policy:
                 with open(source, "rb") as f:
                     text = f.read()
             except OSError:
-                raise AttestationError("malformedPolicy", f"policy file {os.fspath(source)} cannot be read") from None
+                raise AttestationError("malformed_policy", f"policy file {os.fspath(source)} cannot be read") from None
         else:
             raise TypeError("policy must be a path, JSON bytes, a dict or a Policy")
         try:
             obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_der.json_no_duplicates)
         except (ValueError, UnicodeDecodeError) as e:
-            raise AttestationError("malformedPolicy", f"policy: the data is not valid JSON ({e})") from None
+            raise AttestationError("malformed_policy", f"policy: the data is not valid JSON ({e})") from None
         return _from_manifest(obj)
 
     # MARK: evaluation
@@ -122,15 +122,15 @@ class Policy:
             rules.append(_snp_measurement_rule(None if s.any_measurement else (s.measurements or [])))
             rules.append(_snp_launch_rule(s))
             if s.host_data is not None:
-                rules.append(_register_rule("snp.hostData", "snp", "hostData", "HOST_DATA", "hostDataNotAllowed", s.host_data))
+                rules.append(_register_rule("snp.hostData", "snp", "hostData", "HOST_DATA", "host_data_not_allowed", s.host_data))
             if s.vlek_csp_ids is not None:
                 rules.append(_csp_rule(s.vlek_csp_ids))
             if s.require_crl:
                 rules.append(_snp_crl_rule)
             if s.signers is not None:
-                rules.append(_list_rule("snp.signers", "signer", "signerNotAllowed", s.signers))
+                rules.append(_list_rule("snp.signers", "signer", "signer_not_allowed", s.signers))
             if s.products is not None:
-                rules.append(_list_rule("snp.products", "product", "productNotAllowed", s.products))
+                rules.append(_list_rule("snp.products", "product", "product_not_allowed", s.products))
             if s.minimum_tcb is not None:
                 rules.append(_min_tcb_rule(s.minimum_tcb))
             if s.minimum_guest_svn is not None:
@@ -144,11 +144,11 @@ class Policy:
             rules.append(_tdx_measurement_rule(None if x.any_measurement else (x.measurements or [])))
             rules.append(_tdx_attributes_rule(x))
             if x.xfams is not None:
-                rules.append(_register_rule("tdx.xfams", "tdx", "xfam", "XFAM", "xfamNotAllowed", x.xfams))
+                rules.append(_register_rule("tdx.xfams", "tdx", "xfam", "XFAM", "xfam_not_allowed", x.xfams))
             if x.mr_config_ids is not None:
-                rules.append(_register_rule("tdx.mrConfigIDs", "tdx", "mrConfigID", "MRCONFIGID", "mrConfigIDNotAllowed", x.mr_config_ids))
+                rules.append(_register_rule("tdx.mrConfigIDs", "tdx", "mrConfigID", "MRCONFIGID", "mr_config_id_not_allowed", x.mr_config_ids))
             if x.mr_owners is not None:
-                rules.append(_register_rule("tdx.mrOwners", "tdx", "mrOwner", "MROWNER", "mrOwnerNotAllowed", x.mr_owners))
+                rules.append(_register_rule("tdx.mrOwners", "tdx", "mrOwner", "MROWNER", "mr_owner_not_allowed", x.mr_owners))
             if x.allowed_tcb_statuses is not None:
                 rules.append(_tcb_status_rule(x.allowed_tcb_statuses))
             if x.minimum_tcb_evaluation_data_number is not None:
@@ -168,7 +168,7 @@ def _tee_rule(snp: bool, tdx: bool):
     def rule(c, t):
         ok = snp if c["tee"] == "sev-snp" else tdx
         if not ok:
-            raise AttestationError("teeNotAllowed",
+            raise AttestationError("tee_not_allowed",
                                    f"rule tee: {c['tee']} evidence is not allowed (the policy has no {'snp' if c['tee'] == 'sev-snp' else 'tdx'} section)")
     return rule
 
@@ -178,12 +178,12 @@ def _simulated_rule(allowed: bool, pinned: list[str] | None):
         if not c["simulated"]:
             return
         if not allowed:
-            raise AttestationError("simulatedNotAllowed",
+            raise AttestationError("simulated_not_allowed",
                                    "rule allowSimulated: the evidence comes from a simulated TEE and the policy does not allow simulated evidence")
         if pinned is not None:
             key = c.get("simulatedRootKeySHA256") or "?"
             if key not in pinned:
-                raise AttestationError("simulatedRootNotPinned",
+                raise AttestationError("simulated_root_not_pinned",
                                        f"rule simulatedRootKeys: the simulated root's key {_abbrev(key)} is not one the policy pins ({', '.join(map(_abbrev, pinned))})")
     return rule
 
@@ -193,9 +193,9 @@ def _tls_key_origin_rule(c, t):
     if origin is True:
         return
     if origin is False:
-        raise AttestationError("tlsKeyNotGeneratedInTEE",
+        raise AttestationError("tls_key_not_generated_in_tee",
                                "rule allowTLSKeyFromFile: the server loaded its TLS key from a file (it existed outside the TEE) and the policy requires a key generated in the TEE")
-    raise AttestationError("tlsKeyNotGeneratedInTEE",
+    raise AttestationError("tls_key_not_generated_in_tee",
                            "rule allowTLSKeyFromFile: the evidence has no bound claims document saying the TLS key was generated in the TEE")
 
 
@@ -207,19 +207,19 @@ def _snp_launch_rule(r: SNPRules):
         g = s["guestPolicy"]
         if not r.allow_migration_agent:
             if g["migrateMA"]:
-                raise AttestationError("migrationAgentNotAllowed",
+                raise AttestationError("migration_agent_not_allowed",
                                        f"rule snp.allowMigrationAgent: guest policy {s['policy']} has MIGRATE_MA (bit 18) set and the policy refuses migration agents")
             if any(ch != "f" for ch in s["reportIDMA"]):
-                raise AttestationError("migrationAgentNotAllowed",
+                raise AttestationError("migration_agent_not_allowed",
                                        f"rule snp.allowMigrationAgent: the report names migration agent {_abbrev(s['reportIDMA'])} (REPORT_ID_MA) and the policy refuses migration agents")
         if not r.allow_smt and g["smt"]:
-            raise AttestationError("guestPolicyNotAllowed", f"rule snp.allowSMT: guest policy {s['policy']} allows SMT (bit 16) and the policy refuses it")
+            raise AttestationError("guest_policy_not_allowed", f"rule snp.allowSMT: guest policy {s['policy']} allows SMT (bit 16) and the policy refuses it")
         if r.require_single_socket and not g["singleSocket"]:
-            raise AttestationError("guestPolicyNotAllowed", f"rule snp.requireSingleSocket: guest policy {s['policy']} does not have SINGLE_SOCKET (bit 20) set")
+            raise AttestationError("guest_policy_not_allowed", f"rule snp.requireSingleSocket: guest policy {s['policy']} does not have SINGLE_SOCKET (bit 20) set")
         if r.minimum_abi is not None:
             abi = (g["abiMajor"], g["abiMinor"])
             if abi < tuple(r.minimum_abi):
-                raise AttestationError("guestPolicyNotAllowed",
+                raise AttestationError("guest_policy_not_allowed",
                                        f"rule snp.minimumABI: guest policy {s['policy']} requires firmware ABI {abi[0]}.{abi[1]}, below the minimum {r.minimum_abi[0]}.{r.minimum_abi[1]}")
     return rule
 
@@ -232,14 +232,14 @@ def _csp_rule(allowed):
         csp = s.get("cspID")
         if csp is None or csp not in allowed:
             shown = f'"{csp}"' if csp is not None else "(none)"
-            raise AttestationError("cspIDNotAllowed", f"rule snp.vlekCSPIDs: the VLEK's cspID {shown} is not one of {', '.join(allowed)}")
+            raise AttestationError("csp_id_not_allowed", f"rule snp.vlekCSPIDs: the VLEK's cspID {shown} is not one of {', '.join(allowed)}")
     return rule
 
 
 def _snp_crl_rule(c, t):
     s = c.get("snp")
     if s is not None and not s["checkedCRL"]:
-        raise AttestationError("collateralMissing", "rule snp.requireCRL: no AMD CRL (vcek_crl.der or vlek_crl.der) came with the evidence or the collateral directory")
+        raise AttestationError("collateral_missing", "rule snp.requireCRL: no AMD CRL (vcek_crl.der or vlek_crl.der) came with the evidence or the collateral directory")
 
 
 def _tdx_attributes_rule(r: TDXRules):
@@ -250,16 +250,16 @@ def _tdx_attributes_rule(r: TDXRules):
         ta = x["tdAttributes"]
         raw = int.from_bytes(bytes.fromhex(ta), "little") if _is_hex(ta) else 0
         if r.require_sept_ve_disable and not raw & (1 << 28):
-            raise AttestationError("tdAttributesNotAllowed", f"rule tdx.requireSEPTVEDisable: TD_ATTRIBUTES {ta} lacks SEPT_VE_DISABLE (bit 28): the host could inject #VE on private-memory EPT violations")
+            raise AttestationError("td_attributes_not_allowed", f"rule tdx.requireSEPTVEDisable: TD_ATTRIBUTES {ta} lacks SEPT_VE_DISABLE (bit 28): the host could inject #VE on private-memory EPT violations")
         if not r.allow_migratable and raw & (1 << 29):
-            raise AttestationError("migrationAgentNotAllowed", f"rule tdx.allowMigratable: TD_ATTRIBUTES {ta} has MIGRATABLE (bit 29) set and the policy refuses migratable TDs")
+            raise AttestationError("migration_agent_not_allowed", f"rule tdx.allowMigratable: TD_ATTRIBUTES {ta} has MIGRATABLE (bit 29) set and the policy refuses migratable TDs")
         if not r.allow_pks and raw & (1 << 30):
-            raise AttestationError("tdAttributesNotAllowed", f"rule tdx.allowPKS: TD_ATTRIBUTES {ta} has PKS (bit 30) set and the policy does not allow it")
+            raise AttestationError("td_attributes_not_allowed", f"rule tdx.allowPKS: TD_ATTRIBUTES {ta} has PKS (bit 30) set and the policy does not allow it")
         if not r.allow_perfmon and raw & (1 << 63):
-            raise AttestationError("tdAttributesNotAllowed", f"rule tdx.allowPerfmon: TD_ATTRIBUTES {ta} has PERFMON (bit 63) set and the policy does not allow it")
+            raise AttestationError("td_attributes_not_allowed", f"rule tdx.allowPerfmon: TD_ATTRIBUTES {ta} has PERFMON (bit 63) set and the policy does not allow it")
         service = x.get("mrServiceTD")
         if service is not None and any(ch != "0" for ch in service) and service not in (r.mr_service_tds or []):
-            raise AttestationError("migrationAgentNotAllowed",
+            raise AttestationError("migration_agent_not_allowed",
                                    f"rule tdx.mrServiceTDs: a service TD (for example a migration TD) is bound, MRSERVICETD {_abbrev(service)}, and the policy does not list it")
     return rule
 
@@ -288,9 +288,9 @@ def _evaluation_number_rule(minimum: int):
         for what, key in (("TCB info", "tcbInfoEvaluationDataNumber"), ("QE identity", "qeIdentityEvaluationDataNumber")):
             n = x.get(key)
             if n is None:
-                raise AttestationError("collateralMissing", f"rule tdx.minimumTCBEvaluationDataNumber: no {what} with a tcbEvaluationDataNumber was checked")
+                raise AttestationError("collateral_missing", f"rule tdx.minimumTCBEvaluationDataNumber: no {what} with a tcbEvaluationDataNumber was checked")
             if n < minimum:
-                raise AttestationError("tcbEvaluationDataNumberBelowMinimum",
+                raise AttestationError("tcb_evaluation_data_number_below_minimum",
                                        f"rule tdx.minimumTCBEvaluationDataNumber: the {what} has tcbEvaluationDataNumber {n}, below the minimum {minimum}")
     return rule
 
@@ -302,7 +302,7 @@ def _debug_rule(allowed: bool):
                 detail = f"guest policy {c['snp']['policy']} has DEBUG (bit 19) set"
             else:
                 detail = f"TD_ATTRIBUTES {c['tdx']['tdAttributes']} has DEBUG (bit 0) set"
-            raise AttestationError("debugNotAllowed", f"rule allowDebug: {detail} and the policy forbids debug")
+            raise AttestationError("debug_not_allowed", f"rule allowDebug: {detail} and the policy forbids debug")
     return rule
 
 
@@ -311,10 +311,10 @@ def _age_rule(maximum: float, skew: float = 60):
         text = c.get("claimsIssuedAt")
         issued = _der.parse_iso8601(text) if text is not None else None
         if issued is None:
-            raise AttestationError("evidenceTooOld", "rule maxEvidenceAgeSeconds: the evidence has no bound claims document with an issuance time")
+            raise AttestationError("evidence_too_old", "rule maxEvidenceAgeSeconds: the evidence has no bound claims document with an issuance time")
         age = t - issued
         if not (age <= maximum and age >= -skew):
-            raise AttestationError("evidenceTooOld",
+            raise AttestationError("evidence_too_old",
                                    f"rule maxEvidenceAgeSeconds: evidence issued at {text} is {int(age)} s old at {_der.iso(t)}; maximum {int(maximum)} s")
     return rule
 
@@ -324,10 +324,10 @@ def _snp_measurement_rule(allowed):
         if c["tee"] != "sev-snp" or allowed is None:
             return
         if not allowed:
-            raise AttestationError("measurementNotAllowed", "rule snp.measurements: the policy lists no measurement and does not say anyMeasurement")
+            raise AttestationError("measurement_not_allowed", "rule snp.measurements: the policy lists no measurement and does not say anyMeasurement")
         if c["measurement"] not in allowed:
             n = len(allowed)
-            raise AttestationError("measurementNotAllowed",
+            raise AttestationError("measurement_not_allowed",
                                    f"rule snp.measurements: measurement {_abbrev(c['measurement'])} is not in the allowlist ({n} entr{'y' if n == 1 else 'ies'})")
     return rule
 
@@ -356,9 +356,9 @@ def _min_tcb_rule(m: MinimumTCB):
                 continue
             actual = tcb.get(fname)
             if actual is None:
-                raise AttestationError("tcbBelowMinimum", f"rule snp.minimumTCB: {fname} minimum {minimum} is set but {s['product']} reports no {fname} SVN")
+                raise AttestationError("tcb_below_minimum", f"rule snp.minimumTCB: {fname} minimum {minimum} is set but {s['product']} reports no {fname} SVN")
             if actual < minimum:
-                raise AttestationError("tcbBelowMinimum", f"rule snp.minimumTCB: reported {fname} SVN {actual} is below the minimum {minimum}")
+                raise AttestationError("tcb_below_minimum", f"rule snp.minimumTCB: reported {fname} SVN {actual} is below the minimum {minimum}")
     return rule
 
 
@@ -366,7 +366,7 @@ def _guest_svn_rule(minimum: int):
     def rule(c, t):
         s = c.get("snp")
         if s is not None and s["guestSVN"] < minimum:
-            raise AttestationError("guestSVNBelowMinimum", f"rule snp.minimumGuestSVN: guest SVN {s['guestSVN']} is below the minimum {minimum}")
+            raise AttestationError("guest_svn_below_minimum", f"rule snp.minimumGuestSVN: guest SVN {s['guestSVN']} is below the minimum {minimum}")
     return rule
 
 
@@ -377,10 +377,10 @@ def _chip_rule(allowed):
             return
         chip = s.get("chipID")
         if chip is None:
-            raise AttestationError("chipIDNotAllowed",
+            raise AttestationError("chip_id_not_allowed",
                                    f"rule snp.chipIDs: the report carries no chip ID ({'VLEK-signed' if s['signer'] == 'VLEK' else 'masked'}), so it cannot match the allowlist")
         if chip not in allowed:
-            raise AttestationError("chipIDNotAllowed", f"rule snp.chipIDs: chip ID {_abbrev(chip)} is not in the allowlist ({len(allowed)} entries)")
+            raise AttestationError("chip_id_not_allowed", f"rule snp.chipIDs: chip ID {_abbrev(chip)} is not in the allowlist ({len(allowed)} entries)")
     return rule
 
 
@@ -388,7 +388,7 @@ def _vmpl_rule(maximum: int):
     def rule(c, t):
         s = c.get("snp")
         if s is not None and s["vmpl"] > maximum:
-            raise AttestationError("vmplNotAllowed", f"rule snp.maximumVMPL: report VMPL {s['vmpl']} is above the maximum {maximum}")
+            raise AttestationError("vmpl_not_allowed", f"rule snp.maximumVMPL: report VMPL {s['vmpl']} is above the maximum {maximum}")
     return rule
 
 
@@ -398,14 +398,14 @@ def _tdx_measurement_rule(allowed: list[TDXMeasurement]):
         if x is None or allowed is None:
             return
         if not allowed:
-            raise AttestationError("measurementNotAllowed", "rule tdx.measurements: the policy lists no measurement and does not say anyMeasurement")
+            raise AttestationError("measurement_not_allowed", "rule tdx.measurements: the policy lists no measurement and does not say anyMeasurement")
         cands = [m for m in allowed if m.mrtd == c["measurement"]]
         n = len(allowed)
         if not cands:
-            raise AttestationError("measurementNotAllowed",
+            raise AttestationError("measurement_not_allowed",
                                    f"rule tdx.measurements: MRTD {_abbrev(c['measurement'])} is not in the allowlist ({n} entr{'y' if n == 1 else 'ies'})")
         if not any(all(w is None or w == x["rtmrs"][i] for i, w in enumerate(m.rtmrs or [])) for m in cands):
-            raise AttestationError("measurementNotAllowed",
+            raise AttestationError("measurement_not_allowed",
                                    f"rule tdx.measurements: MRTD {_abbrev(c['measurement'])} is allowed but RTMRs {', '.join(_abbrev(r) for r in x['rtmrs'])} match none of its entries")
     return rule
 
@@ -417,11 +417,11 @@ def _tcb_status_rule(allowed):
             return
         tcb = x.get("tcb")
         if tcb is None:
-            raise AttestationError("collateralMissing", "rule tdx.allowedTCBStatuses: no TCB info collateral was supplied, so the TCB status is unknown")
+            raise AttestationError("collateral_missing", "rule tdx.allowedTCBStatuses: no TCB info collateral was supplied, so the TCB status is unknown")
         if not x["checkedQEIdentity"]:
-            raise AttestationError("collateralMissing", "rule tdx.allowedTCBStatuses: no QE identity collateral was supplied")
+            raise AttestationError("collateral_missing", "rule tdx.allowedTCBStatuses: no QE identity collateral was supplied")
         if tcb["status"] not in allowed:
-            raise AttestationError("tcbStatusNotAllowed",
+            raise AttestationError("tcb_status_not_allowed",
                                    f"rule tdx.allowedTCBStatuses: TCB status {tcb['status']} (platform {tcb['platformStatus']}) is not one of {', '.join(allowed)}")
     return rule
 
@@ -429,7 +429,7 @@ def _tcb_status_rule(allowed):
 # MARK: manifest decoding (strict, as Swift's PolicyManifest)
 
 def _bad(msg: str) -> AttestationError:
-    return AttestationError("malformedPolicy", f"policy: {msg}")
+    return AttestationError("malformed_policy", f"policy: {msg}")
 
 
 def _check_keys(obj: dict, allowed: set, section: str) -> None:

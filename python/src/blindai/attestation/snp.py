@@ -66,13 +66,13 @@ class SNPReport:
     def __init__(self, data: bytes):
         data = bytes(data)
         if len(data) != self.SIZE:
-            raise AttestationError("malformedEvidence", f"SNP report is {len(data)} bytes, expected {self.SIZE}")
+            raise AttestationError("malformed_evidence", f"SNP report is {len(data)} bytes, expected {self.SIZE}")
         self.raw = data
         u32 = lambda o: struct.unpack_from("<I", data, o)[0]  # noqa: E731
         u64 = lambda o: struct.unpack_from("<Q", data, o)[0]  # noqa: E731
         self.version = u32(0x00)
         if not 2 <= self.version <= 5:
-            raise AttestationError("unsupportedVersion", f"SNP report version {self.version} is not supported (2 to 5)")
+            raise AttestationError("unsupported_version", f"SNP report version {self.version} is not supported (2 to 5)")
         self.guest_svn = u32(0x04)
         self.policy = u64(0x08)
         self.family_id = data[0x10:0x20]
@@ -98,12 +98,12 @@ class SNPReport:
         self.launch_tcb = u64(0x1F0)
         if self.signature_algorithm != 1:
             raise AttestationError(
-                "malformedEvidence",
+                "malformed_evidence",
                 f"SNP report signature algorithm {self.signature_algorithm} is not ECDSA P-384 with SHA-384 (1)")
         r_le = data[0x2A0:0x2A0 + 72]
         s_le = data[0x2A0 + 72:0x2A0 + 144]
         if any(r_le[48:]) or any(s_le[48:]):
-            raise AttestationError("malformedEvidence", "SNP report signature components exceed 48 bytes")
+            raise AttestationError("malformed_evidence", "SNP report signature components exceed 48 bytes")
         self.sig_r = r_le[:48][::-1]
         self.sig_s = s_le[:48][::-1]
 
@@ -197,22 +197,22 @@ class SNPVerifier:
         supplied = [Certificate.from_bytes(c) for c in chain]
         signer = r.signer
         if signer is None:
-            raise AttestationError("malformedEvidence", f"SNP report signer_info {r.signer_info:x} names an unknown signing key")
+            raise AttestationError("malformed_evidence", f"SNP report signer_info {r.signer_info:x} names an unknown signing key")
         intermediate, root, simulated, product = self._resolve_chain(vek, signer, supplied)
         for cert in (vek, intermediate, root):
             cert.check_validity(t)
         cpu = r.cpuid_product
         if cpu is not None and cpu != product:
             raise AttestationError(
-                "productMismatch",
+                "product_mismatch",
                 f"report CPUID family 0x{r.cpuid_family:x} model 0x{r.cpuid_model:x} is {cpu}, but the certificate chain is {product}")
         if r.chip_key_masked:
-            raise AttestationError("reportSignatureInvalid",
+            raise AttestationError("report_signature_invalid",
                                    f"SNP report signer_info 0x{r.signer_info:x} has MASK_CHIP_KEY (bit 1) set: the firmware did not sign it")
         if vek.public_key.kind != "p384":
-            raise AttestationError("malformedCertificate", f"{signer} key is {vek.public_key.name}, expected EC P-384")
+            raise AttestationError("malformed_certificate", f"{signer} key is {vek.public_key.name}, expected EC P-384")
         if not vek.public_key.verify_raw_ecdsa(r.sig_r + r.sig_s, r.raw[:SNPReport.SIGNED_END], hashes.SHA384()):
-            raise AttestationError("reportSignatureInvalid",
+            raise AttestationError("report_signature_invalid",
                                    f"SNP report signature does not verify with the {signer} '{vek.display_name}'")
         self._check_tcb(vek, r, product)
         if signer == "VCEK":
@@ -221,7 +221,7 @@ class SNPVerifier:
         if crl is not None:
             lst = _der.CRL(crl)
             if lst.issuer_bytes != root.subject_bytes:
-                raise AttestationError("crlInvalid", f"AMD CRL issuer '{lst.issuer_cn or '?'}' is not the chain's root '{root.display_name}'")
+                raise AttestationError("crl_invalid", f"AMD CRL issuer '{lst.issuer_cn or '?'}' is not the chain's root '{root.display_name}'")
             lst.check(root, t, [intermediate, root], f"AMD CRL of '{root.display_name}'")
         return ValidatedSNPReport(r, product, signer, SNPTCB.decode(r.reported_tcb_raw, product), simulated, vek, t,
                                   hashlib.sha256(root.spki).hexdigest(), csp_id, crl is not None)
@@ -237,7 +237,7 @@ class SNPVerifier:
                 raise _der.DERError("not IA5String")
             return n.content.decode("ascii")
         except _der.DERError:
-            raise AttestationError("malformedCertificate", "VLEK cspID extension (1.3.6.1.4.1.3704.1.5) is not a DER IA5String") from None
+            raise AttestationError("malformed_certificate", "VLEK cspID extension (1.3.6.1.4.1.3704.1.5) is not a DER IA5String") from None
 
     def _resolve_chain(self, vek: Certificate, signer: str, supplied: list[Certificate]):
         supplied_intermediates = [c for c in supplied if not c.self_issued]
@@ -247,40 +247,40 @@ class SNPVerifier:
         named = [c for c in candidates if c.subject_bytes == vek.issuer_bytes]
         if not named:
             raise AttestationError(
-                "untrustedRoot",
+                "untrusted_root",
                 f"no trusted {'ASK' if signer == 'VCEK' else 'ASVK'} named '{vek.issuer_cn or '?'}' issued the {signer}; "
                 f"trusted products: {', '.join(p.product for p in self.roots)}")
         intermediate = next((c for c in named if vek.is_signed_by(c)), None)
         if intermediate is None:
-            raise AttestationError("certificateSignatureInvalid",
+            raise AttestationError("certificate_signature_invalid",
                                    f"{signer} signature does not verify under '{named[0].display_name}' (RSASSA-PSS SHA-384)")
         icn = intermediate.subject_cn
         if signer == "VCEK" and icn is not None and "VLEK" in icn:
-            raise AttestationError("signerMismatch", f"report says VCEK but the endorsement key was issued by '{intermediate.display_name}'")
+            raise AttestationError("signer_mismatch", f"report says VCEK but the endorsement key was issued by '{intermediate.display_name}'")
         if signer == "VLEK" and not (icn is not None and "VLEK" in icn) and not (icn or "").startswith(SIMULATED_ROOT_PREFIX):
-            raise AttestationError("signerMismatch", f"report says VLEK but the endorsement key was issued by '{intermediate.display_name}'")
+            raise AttestationError("signer_mismatch", f"report says VLEK but the endorsement key was issued by '{intermediate.display_name}'")
         root_candidates = [c for c in supplied_roots + [p.ark for p in self.roots] if c.subject_bytes == intermediate.issuer_bytes]
         if not root_candidates:
-            raise AttestationError("untrustedRoot", f"no root named '{intermediate.issuer_cn or '?'}' issued '{intermediate.display_name}'")
+            raise AttestationError("untrusted_root", f"no root named '{intermediate.issuer_cn or '?'}' issued '{intermediate.display_name}'")
         root = next((c for c in root_candidates if intermediate.is_signed_by(c)), None)
         if root is None:
-            raise AttestationError("certificateSignatureInvalid",
+            raise AttestationError("certificate_signature_invalid",
                                    f"'{intermediate.display_name}' signature does not verify under '{root_candidates[0].display_name}'")
         if not root.is_signed_by(root):
-            raise AttestationError("certificateSignatureInvalid", f"root '{root.display_name}' self-signature does not verify")
+            raise AttestationError("certificate_signature_invalid", f"root '{root.display_name}' self-signature does not verify")
         pinned = next((p for p in self.roots if p.ark.der == root.der), None)
         if pinned is not None:
             return intermediate, root, False, pinned.product
         if (root.subject_cn or "").startswith(SIMULATED_ROOT_PREFIX):
             if not self.allow_simulated:
-                raise AttestationError("simulatedRootNotAllowed",
+                raise AttestationError("simulated_root_not_allowed",
                                        f"the chain ends at the simulated root '{root.display_name}' and simulated evidence is not allowed")
             product = product_from_common_name(intermediate.subject_cn) or product_from_common_name(root.subject_cn)
             if product is None:
-                raise AttestationError("malformedCertificate", f"simulated chain '{intermediate.display_name}' does not name a product")
+                raise AttestationError("malformed_certificate", f"simulated chain '{intermediate.display_name}' does not name a product")
             return intermediate, root, True, product
         raise AttestationError(
-            "untrustedRoot",
+            "untrusted_root",
             f"the chain ends at '{root.display_name}' (SHA-256 {hashlib.sha256(root.der).hexdigest()[:8]}…), which is not a pinned AMD ARK")
 
     @staticmethod
@@ -293,30 +293,30 @@ class SNPVerifier:
         for o, reported, name in fields:
             value = vek.extension(o)
             if value is None:
-                raise AttestationError("tcbMismatch", f"endorsement key has no {name} SPL extension ({o})")
+                raise AttestationError("tcb_mismatch", f"endorsement key has no {name} SPL extension ({o})")
             try:
                 certified = _der.small_int(_der.parse(value), name)
             except (_der.DERError, AttestationError):
-                raise AttestationError("malformedCertificate", f"{name} SPL extension ({o}) is not a DER INTEGER") from None
+                raise AttestationError("malformed_certificate", f"{name} SPL extension ({o}) is not a DER INTEGER") from None
             if certified != reported:
-                raise AttestationError("tcbMismatch",
+                raise AttestationError("tcb_mismatch",
                                        f"report {name} SVN {reported} differs from the endorsement key's {name} SPL {certified}")
 
     @staticmethod
     def _check_hwid(vek: Certificate, r: SNPReport, product: str) -> None:
         raw = vek.extension(OID_HWID)
         if raw is None:
-            raise AttestationError("chipIDMismatch", f"VCEK has no hwID extension ({OID_HWID})")
+            raise AttestationError("chip_id_mismatch", f"VCEK has no hwID extension ({OID_HWID})")
         n = 8 if product == "Turin" else 64
         if len(raw) == n:
             hwid = raw
         elif len(raw) == n + 2 and raw[0] == 0x04 and raw[1] == n:
             hwid = raw[2:]
         else:
-            raise AttestationError("malformedCertificate",
+            raise AttestationError("malformed_certificate",
                                    f"VCEK hwID extension is {len(raw)} bytes; expected {n} raw or OCTET STRING-wrapped")
         if r.chip_id_masked:
             return
         if r.chip_id[:n] != hwid or any(r.chip_id[n:]):
-            raise AttestationError("chipIDMismatch",
+            raise AttestationError("chip_id_mismatch",
                                    f"report chip_id {r.chip_id[:4].hex()}… differs from the VCEK hwID {hwid[:4].hex()}…")

@@ -24,7 +24,7 @@ STATUSES = ("UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "Configurati
 def _reader(data: bytes):
     def sl(o: int, n: int) -> bytes:
         if o < 0 or n < 0 or o > len(data) or len(data) - o < n:
-            raise AttestationError("malformedEvidence", f"read of {n} bytes at offset {o} exceeds the {len(data)}-byte buffer")
+            raise AttestationError("malformed_evidence", f"read of {n} bytes at offset {o} exceeds the {len(data)}-byte buffer")
         return data[o:o + n]
 
     def u16(o):
@@ -76,18 +76,18 @@ class TDXQuote:
         data = bytes(data)
         sl, u16, u32 = _reader(data)
         if len(data) < 48:
-            raise AttestationError("malformedEvidence", f"TDX quote is {len(data)} bytes, shorter than its 48-byte header")
+            raise AttestationError("malformed_evidence", f"TDX quote is {len(data)} bytes, shorter than its 48-byte header")
         self.version = u16(0)
         self.attestation_key_type = u16(2)
         self.tee_type = u32(4)
         self.qe_vendor_id = sl(12, 16)
         if self.version not in (4, 5):
-            raise AttestationError("unsupportedVersion", f"TDX quote version {self.version} is not supported (4 or 5)")
+            raise AttestationError("unsupported_version", f"TDX quote version {self.version} is not supported (4 or 5)")
         if self.attestation_key_type != 2:
-            raise AttestationError("unsupportedVersion",
+            raise AttestationError("unsupported_version",
                                    f"TDX quote attestation key type {self.attestation_key_type} is not ECDSA-P256 (2)")
         if self.tee_type != 0x81:
-            raise AttestationError("unsupportedVersion", f"quote TEE type 0x{self.tee_type:x} is not TDX (0x81)")
+            raise AttestationError("unsupported_version", f"quote TEE type 0x{self.tee_type:x} is not TDX (0x81)")
         if self.version == 4:
             self.body_type, start, size = 2, 48, 584
         else:
@@ -96,9 +96,9 @@ class TDXQuote:
             start = 54
             expected = {2: 584, 3: 648}.get(self.body_type)
             if expected is None:
-                raise AttestationError("unsupportedVersion", f"TDX quote v5 body type {self.body_type} is not a TD report (2 or 3)")
+                raise AttestationError("unsupported_version", f"TDX quote v5 body type {self.body_type} is not a TD report (2 or 3)")
             if size != expected:
-                raise AttestationError("malformedEvidence",
+                raise AttestationError("malformed_evidence",
                                        f"TDX quote v5 body type {self.body_type} has size {size}, expected {expected}")
         self.body = TDReportBody(sl, start, self.body_type == 3)
         end = start + size
@@ -112,11 +112,11 @@ class TDXQuote:
         cert_type = su16(128)
         cert_size = su32(130)
         if cert_type != 6:
-            raise AttestationError("unsupportedVersion",
+            raise AttestationError("unsupported_version",
                                    f"TDX quote certification data type {cert_type} is not QE report certification data (6)")
         cert = ssl_(134, cert_size)
         if 134 + cert_size != len(sig_data):
-            raise AttestationError("malformedEvidence",
+            raise AttestationError("malformed_evidence",
                                    f"TDX quote signature data length {len(sig_data)} disagrees with its certification data ({134 + cert_size})")
         csl, cu16, cu32 = _reader(cert)
         self.qe_report = SGXEnclaveReport(csl(0, 384))
@@ -126,10 +126,10 @@ class TDXQuote:
         inner_type = cu16(450 + auth_len)
         inner_size = cu32(452 + auth_len)
         if inner_type != 5:
-            raise AttestationError("unsupportedVersion", f"QE certification data type {inner_type} is not a PCK certificate chain (5)")
+            raise AttestationError("unsupported_version", f"QE certification data type {inner_type} is not a PCK certificate chain (5)")
         pem = csl(456 + auth_len, inner_size)
         if 456 + auth_len + inner_size != cert_size:
-            raise AttestationError("malformedEvidence", f"QE certification data length {cert_size} disagrees with its contents")
+            raise AttestationError("malformed_evidence", f"QE certification data length {cert_size} disagrees with its contents")
         self.pck_chain_pem = pem.decode("utf-8", "replace")
 
 
@@ -142,8 +142,8 @@ class PCKInfo:
     def __init__(self, cert: Certificate):
         value = cert.extension(SGX_EXT)
         if value is None:
-            raise AttestationError("malformedCertificate", f"PCK certificate has no SGX extensions ({SGX_EXT})")
-        root = _der.parse_or(value, "malformedCertificate", "SGX extensions")
+            raise AttestationError("malformed_certificate", f"PCK certificate has no SGX extensions ({SGX_EXT})")
+        root = _der.parse_or(value, "malformed_certificate", "SGX extensions")
         fmspc = pce_id = pcesvn = None
         comps = [-1] * 16
         for item in _der.seq(root, "SGX extensions"):
@@ -169,14 +169,14 @@ class PCKInfo:
                         pcesvn = _der.small_int(p[1], "PCESVN")
             elif a == 3:
                 if kv[1].children is not None:
-                    raise AttestationError("malformedCertificate", "PCE-ID: expected a primitive DER element")
+                    raise AttestationError("malformed_certificate", "PCE-ID: expected a primitive DER element")
                 pce_id = kv[1].content
             elif a == 4:
                 if kv[1].children is not None:
-                    raise AttestationError("malformedCertificate", "FMSPC: expected a primitive DER element")
+                    raise AttestationError("malformed_certificate", "FMSPC: expected a primitive DER element")
                 fmspc = kv[1].content
         if fmspc is None or len(fmspc) != 6 or pce_id is None or pcesvn is None or -1 in comps:
-            raise AttestationError("malformedCertificate", "PCK certificate SGX extensions lack FMSPC, PCE-ID, PCESVN or a TCB component")
+            raise AttestationError("malformed_certificate", "PCK certificate SGX extensions lack FMSPC, PCE-ID, PCESVN or a TCB component")
         self.fmspc = fmspc
         self.pce_id = pce_id
         self.sgx_components = comps
@@ -187,7 +187,7 @@ def fmspc_of_quote(quote: bytes) -> str:
     q = TDXQuote(quote)
     blocks = pem_decode_all(q.pck_chain_pem)
     if not blocks:
-        raise AttestationError("malformedEvidence", "TDX quote PCK chain is empty")
+        raise AttestationError("malformed_evidence", "TDX quote PCK chain is empty")
     return PCKInfo(Certificate(blocks[0])).fmspc.hex()
 
 
@@ -244,13 +244,13 @@ class TDXCollateral:
                 if k in v and v[k] is not None and not isinstance(v[k], str):
                     raise ValueError(f"{k} is not a string")
         except (ValueError, UnicodeDecodeError) as e:
-            raise AttestationError("malformedCollateral", f"QuoteCollateralV3 JSON is invalid: {e}") from None
+            raise AttestationError("malformed_collateral", f"QuoteCollateralV3 JSON is invalid: {e}") from None
 
         def response(key, body, signature):
             if body is None:
                 return None
             if signature is None or _hex(signature) is None:
-                raise AttestationError("malformedCollateral", f"QuoteCollateralV3 has {key} without a hex signature")
+                raise AttestationError("malformed_collateral", f"QuoteCollateralV3 has {key} without a hex signature")
             return f'{{"{key}":'.encode() + body.encode() + f',"signature":"{signature}"}}'.encode()
 
         def der(h, name):
@@ -258,7 +258,7 @@ class TDXCollateral:
                 return None
             b = _hex(h)
             if b is None:
-                raise AttestationError("malformedCollateral", f"QuoteCollateralV3 {name} is not hex")
+                raise AttestationError("malformed_collateral", f"QuoteCollateralV3 {name} is not hex")
             return b
         return TDXCollateral(
             response("tcbInfo", v.get("tcb_info"), v.get("tcb_info_signature")),
@@ -282,7 +282,7 @@ def top_level_members(b: bytes) -> dict[str, tuple[int, int]]:
     i = 0
 
     def fail(why):
-        return AttestationError("malformedCollateral", f"collateral JSON: {why} at byte {i}")
+        return AttestationError("malformed_collateral", f"collateral JSON: {why} at byte {i}")
 
     def skip_ws():
         nonlocal i
@@ -376,13 +376,13 @@ def signed_object(b: bytes, key: str) -> tuple[bytes, bytes]:
     m = top_level_members(b)
     r = m.get(key)
     if r is None or b[r[0]] != 0x7B:
-        raise AttestationError("malformedCollateral", f'collateral JSON has no "{key}" object')
+        raise AttestationError("malformed_collateral", f'collateral JSON has no "{key}" object')
     s = m.get("signature")
     sig = None
     if s is not None and b[s[0]] == 0x22:
         sig = _hex(b[s[0] + 1:s[1] - 1].decode("utf-8", "replace"))
     if sig is None or len(sig) != 64:
-        raise AttestationError("malformedCollateral", f'collateral JSON "{key}" has no 64-byte hex "signature"')
+        raise AttestationError("malformed_collateral", f'collateral JSON "{key}" has no 64-byte hex "signature"')
     return b[r[0]:r[1]], sig
 
 
@@ -565,7 +565,7 @@ def _rfc5280_path(path: list[Certificate], t: float) -> None:
             except _der.DERError:
                 reasons.append(f"'{cert.display_name}' has a malformed keyUsage")
     if reasons:
-        raise AttestationError("untrustedRoot",
+        raise AttestationError("untrusted_root",
                                f"PCK chain does not validate to the Intel SGX Root CA at {_der.iso(t)}: {'; '.join(reasons)}")
 
 
@@ -585,17 +585,17 @@ class TDXVerifier:
                 ("the Intel SGX Root CA CRL (root_ca_crl.der)", collateral.root_ca_crl is None),
                 ("the QE identity (qeIdentity.json)", collateral.qe_identity_json is None)) if absent]
             if missing:
-                raise AttestationError("collateralMissing",
+                raise AttestationError("collateral_missing",
                                        f"TDX evidence needs {', '.join(missing)}: without them a revoked PCK or a quoting enclave that is not Intel's would pass")
         chain = [Certificate(d) for d in pem_decode_all(q.pck_chain_pem)]
         if len(chain) < 2:
-            raise AttestationError("malformedEvidence",
+            raise AttestationError("malformed_evidence",
                                    f"TDX quote PCK chain has {len(chain)} certificate(s), expected leaf, intermediate and root")
         root = self.anchors.root
         path = [c for c in chain if not c.self_issued]
         supplied_root = next((c for c in chain if c.self_issued), None)
         if supplied_root is not None and supplied_root.der != root.der:
-            raise AttestationError("untrustedRoot",
+            raise AttestationError("untrusted_root",
                                    f"the PCK chain ends at '{supplied_root.display_name}', which is not the pinned Intel SGX Root CA")
         path.append(root)
         for c in path:
@@ -603,23 +603,23 @@ class TDXVerifier:
         for i in range(len(path) - 1):
             if not path[i].is_signed_by(path[i + 1]):
                 if path[i].issuer_bytes != path[i + 1].subject_bytes:
-                    raise AttestationError("untrustedRoot", f"'{path[i].display_name}' is not issued by '{path[i + 1].display_name}'")
-                raise AttestationError("certificateSignatureInvalid",
+                    raise AttestationError("untrusted_root", f"'{path[i].display_name}' is not issued by '{path[i + 1].display_name}'")
+                raise AttestationError("certificate_signature_invalid",
                                        f"'{path[i].display_name}' signature does not verify under '{path[i + 1].display_name}'")
         _rfc5280_path(path, t)
         leaf = path[0]
         pck = PCKInfo(leaf)
 
         if leaf.public_key.kind != "p256" or not leaf.public_key.verify_raw_ecdsa(q.qe_report_signature, q.qe_report.raw, hashes.SHA256()):
-            raise AttestationError("qeReportSignatureInvalid",
+            raise AttestationError("qe_report_signature_invalid",
                                    f"QE report signature does not verify with the PCK certificate '{leaf.display_name}'")
         binding = hashlib.sha256(q.attestation_key + q.qe_auth_data).digest()
         if q.qe_report.report_data[:32] != binding or any(q.qe_report.report_data[32:]):
             raise AttestationError(
-                "qeReportBindingInvalid",
+                "qe_report_binding_invalid",
                 f"QE report data {q.qe_report.report_data[:4].hex()}… is not SHA-256(attestation key || QE auth data) {binding[:4].hex()}…")
         if not _verify_raw_p256(q.attestation_key, q.signature, q.signed_bytes):
-            raise AttestationError("quoteSignatureInvalid", "TDX quote signature does not verify with its attestation key")
+            raise AttestationError("quote_signature_invalid", "TDX quote signature does not verify with its attestation key")
 
         checked_root = checked_pck = False
         if collateral.root_ca_crl is not None:
@@ -629,7 +629,7 @@ class TDXVerifier:
         if collateral.pck_crl is not None:
             crl = CRL(collateral.pck_crl)
             if crl.issuer_bytes != leaf.issuer_bytes:
-                raise AttestationError("collateralMismatch",
+                raise AttestationError("collateral_mismatch",
                                        f"PCK CRL issuer '{crl.issuer_cn or '?'}' is not the PCK certificate's issuer '{leaf.issuer_cn or '?'}'")
             crl.check(path[1], t, [leaf], "PCK CRL")
             checked_pck = True
@@ -664,13 +664,13 @@ class TDXVerifier:
                    if c.is_signed_by(self.anchors.root) and c.public_key.kind == "p256"
                    and c.public_key.verify_raw_ecdsa(sig, body, hashes.SHA256())]
         if not signers:
-            raise AttestationError("collateralSignatureInvalid", f"{name} signature does not verify with any Intel SGX TCB Signing certificate")
+            raise AttestationError("collateral_signature_invalid", f"{name} signature does not verify with any Intel SGX TCB Signing certificate")
         if not any(c.valid_at(t) for c in signers):
-            raise AttestationError("certificateNotValidAtTime", f"no TCB Signing certificate that signed the {name} is valid at {_der.iso(t)}")
+            raise AttestationError("certificate_not_valid_at_time", f"no TCB Signing certificate that signed the {name} is valid at {_der.iso(t)}")
         try:
             return decode(json.loads(body, object_pairs_hook=_der.json_first_wins))
         except (ValueError, _Bad, UnicodeDecodeError) as e:
-            raise AttestationError("malformedCollateral", f"{name} JSON does not have the expected fields: {e}") from None
+            raise AttestationError("malformed_collateral", f"{name} JSON does not have the expected fields: {e}") from None
 
 
 def _verify_raw_p256(raw_key: bytes, rs: bytes, message: bytes) -> bool:
@@ -689,14 +689,14 @@ def _check_dates(issue: str, nxt: str, t: float, name: str) -> None:
     i = _der.parse_iso8601(issue)
     n = _der.parse_iso8601(nxt)
     if i is None or n is None:
-        raise AttestationError("malformedCollateral", f"{name} issueDate/nextUpdate are not ISO 8601 times")
+        raise AttestationError("malformed_collateral", f"{name} issueDate/nextUpdate are not ISO 8601 times")
     if not (i <= t <= n):
-        raise AttestationError("collateralNotValidAtTime", f"{name} is valid {issue} .. {nxt}, not at {_der.iso(t)}")
+        raise AttestationError("collateral_not_valid_at_time", f"{name} is valid {issue} .. {nxt}, not at {_der.iso(t)}")
 
 
 def _status(text: str, what: str) -> str:
     if text not in STATUSES or text == "NotSupported":
-        raise AttestationError("malformedCollateral", f'{what} has unknown tcbStatus "{text}"')
+        raise AttestationError("malformed_collateral", f'{what} has unknown tcbStatus "{text}"')
     return text
 
 
@@ -709,17 +709,17 @@ def _masked_equal(value: bytes, expected: str, mask: str) -> bool:
 
 def qe_status_of(identity: dict, report: SGXEnclaveReport) -> str:
     if identity["id"] != "TD_QE":
-        raise AttestationError("collateralMismatch", f'QE identity id is "{identity["id"]}", expected "TD_QE"')
+        raise AttestationError("collateral_mismatch", f'QE identity id is "{identity["id"]}", expected "TD_QE"')
     signer = _hex(identity["mrsigner"])
     if signer is None or signer != report.mr_signer:
-        raise AttestationError("qeIdentityMismatch", f"QE MRSIGNER {report.mr_signer.hex()} is not the identity's {identity['mrsigner'].lower()}")
+        raise AttestationError("qe_identity_mismatch", f"QE MRSIGNER {report.mr_signer.hex()} is not the identity's {identity['mrsigner'].lower()}")
     if report.isv_prod_id != identity["isvprodid"]:
-        raise AttestationError("qeIdentityMismatch", f"QE ISVPRODID {report.isv_prod_id} is not the identity's {identity['isvprodid']}")
+        raise AttestationError("qe_identity_mismatch", f"QE ISVPRODID {report.isv_prod_id} is not the identity's {identity['isvprodid']}")
     misc = report.misc_select.to_bytes(4, "big")
     if not _masked_equal(misc, identity["miscselect"], identity["miscselectMask"]):
-        raise AttestationError("qeIdentityMismatch", f"QE MISCSELECT {misc.hex()} does not match {identity['miscselect']} under mask {identity['miscselectMask']}")
+        raise AttestationError("qe_identity_mismatch", f"QE MISCSELECT {misc.hex()} does not match {identity['miscselect']} under mask {identity['miscselectMask']}")
     if not _masked_equal(report.attributes, identity["attributes"], identity["attributesMask"]):
-        raise AttestationError("qeIdentityMismatch",
+        raise AttestationError("qe_identity_mismatch",
                                f"QE ATTRIBUTES {report.attributes.hex()} do not match {identity['attributes']} under mask {identity['attributesMask']}")
     for lv in identity["tcbLevels"]:
         if report.isv_svn >= lv["isvsvn"]:
@@ -730,18 +730,18 @@ def qe_status_of(identity: dict, report: SGXEnclaveReport) -> str:
 def _check_module(body: TDReportBody, mrsigner: str, attributes: str, mask: str) -> None:
     e = _hex(mrsigner)
     if e is None or e != body.mr_signer_seam:
-        raise AttestationError("collateralMismatch", f"MRSIGNERSEAM {body.mr_signer_seam[:4].hex()}… is not the TDX module identity's {mrsigner.lower()}")
+        raise AttestationError("collateral_mismatch", f"MRSIGNERSEAM {body.mr_signer_seam[:4].hex()}… is not the TDX module identity's {mrsigner.lower()}")
     if not _masked_equal(body.seam_attributes, attributes, mask):
-        raise AttestationError("collateralMismatch", f"SEAMATTRIBUTES {body.seam_attributes.hex()} do not match {attributes} under mask {mask}")
+        raise AttestationError("collateral_mismatch", f"SEAMATTRIBUTES {body.seam_attributes.hex()} do not match {attributes} under mask {mask}")
 
 
 def evaluate(info: dict, pck: PCKInfo, body: TDReportBody, qe_status: str | None) -> TCBEvaluation:
     if info["id"] != "TDX" or info["version"] != 3:
-        raise AttestationError("collateralMismatch", f"TCB info is id {info['id'] or 'none'} version {info['version']}, expected TDX version 3")
+        raise AttestationError("collateral_mismatch", f"TCB info is id {info['id'] or 'none'} version {info['version']}, expected TDX version 3")
     if _hex(info["fmspc"]) != pck.fmspc:
-        raise AttestationError("collateralMismatch", f"TCB info FMSPC {info['fmspc'].lower()} is not the PCK certificate's {pck.fmspc.hex()}")
+        raise AttestationError("collateral_mismatch", f"TCB info FMSPC {info['fmspc'].lower()} is not the PCK certificate's {pck.fmspc.hex()}")
     if _hex(info["pceId"]) != pck.pce_id:
-        raise AttestationError("collateralMismatch", f"TCB info PCE-ID {info['pceId']} is not the PCK certificate's {pck.pce_id.hex()}")
+        raise AttestationError("collateral_mismatch", f"TCB info PCE-ID {info['pceId']} is not the PCK certificate's {pck.pce_id.hex()}")
     svn = body.tee_tcb_svn
     module_version = svn[1]
     module_status = None
@@ -763,7 +763,7 @@ def evaluate(info: dict, pck: PCKInfo, body: TDReportBody, qe_status: str | None
     for lv in info["tcbLevels"]:
         sgx, tdx = lv["sgx"], lv["tdx"]
         if len(sgx) != 16 or tdx is None or len(tdx) != 16:
-            raise AttestationError("malformedCollateral", f"TCB info level {lv['tcbDate']} does not have 16 SGX and 16 TDX components")
+            raise AttestationError("malformed_collateral", f"TCB info level {lv['tcbDate']} does not have 16 SGX and 16 TDX components")
         sgx_ok = all(pck.sgx_components[k] >= sgx[k] for k in range(16))
         tdx_ok = all(svn[k] >= tdx[k] for k in range(tdx_start, 16))
         if sgx_ok and pck.pce_svn >= lv["pcesvn"] and tdx_ok:

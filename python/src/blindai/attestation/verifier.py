@@ -77,13 +77,13 @@ def _b64(v, what: str, optional: bool = False):
     if v is None:
         if optional:
             return None
-        raise AttestationError("malformedEvidence", f"evidence bundle JSON is invalid: missing {what}")
+        raise AttestationError("malformed_evidence", f"evidence bundle JSON is invalid: missing {what}")
     if not isinstance(v, str):
-        raise AttestationError("malformedEvidence", f"evidence bundle JSON is invalid: {what} is not a base64 string")
+        raise AttestationError("malformed_evidence", f"evidence bundle JSON is invalid: {what} is not a base64 string")
     try:
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
-        raise AttestationError("malformedEvidence", f"evidence bundle JSON is invalid: {what} is not base64") from None
+        raise AttestationError("malformed_evidence", f"evidence bundle JSON is invalid: {what} is not base64") from None
 
 
 class EvidenceBundle:
@@ -105,31 +105,31 @@ class EvidenceBundle:
         try:
             o = json.loads(data, object_pairs_hook=_der.json_no_duplicates)
         except (ValueError, UnicodeDecodeError) as e:
-            raise AttestationError("malformedEvidence", f"evidence bundle JSON is invalid: {e}") from None
+            raise AttestationError("malformed_evidence", f"evidence bundle JSON is invalid: {e}") from None
         if not isinstance(o, dict):
-            raise AttestationError("malformedEvidence", "evidence bundle JSON is invalid: not an object")
+            raise AttestationError("malformed_evidence", "evidence bundle JSON is invalid: not an object")
         fmt = o.get("format")
         if not isinstance(fmt, str):
-            raise AttestationError("malformedEvidence", "evidence bundle JSON is invalid: no format")
+            raise AttestationError("malformed_evidence", "evidence bundle JSON is invalid: no format")
         tee = o.get("tee")
         if tee not in ("sev-snp", "tdx"):
-            raise AttestationError("malformedEvidence", f"evidence bundle JSON is invalid: tee {tee!r}")
+            raise AttestationError("malformed_evidence", f"evidence bundle JSON is invalid: tee {tee!r}")
         certs = o.get("certificates")
         if certs is None:
             certs = []
         if not isinstance(certs, list):
-            raise AttestationError("malformedEvidence", "evidence bundle JSON is invalid: certificates is not an array")
+            raise AttestationError("malformed_evidence", "evidence bundle JSON is invalid: certificates is not an array")
         coll = o.get("collateral")
         if coll is None:
             coll = {}
         if not isinstance(coll, dict):
-            raise AttestationError("malformedEvidence", "evidence bundle JSON is invalid: collateral is not an object")
+            raise AttestationError("malformed_evidence", "evidence bundle JSON is invalid: collateral is not an object")
         b = EvidenceBundle(
             tee, _b64(o.get("report"), "report"), [_b64(c, "certificates[]") for c in certs],
             {k: _b64(v, f"collateral[{k}]") for k, v in coll.items()}, _b64(o.get("claims"), "claims", True),
             _b64(o.get("nonce"), "nonce", True), _b64(o.get("tlsCertificate"), "tlsCertificate", True), fmt)
         if fmt != EVIDENCE_FORMAT:
-            raise AttestationError("unsupportedVersion", f'evidence bundle format "{fmt}" is not "{EVIDENCE_FORMAT}"')
+            raise AttestationError("unsupported_version", f'evidence bundle format "{fmt}" is not "{EVIDENCE_FORMAT}"')
         return b
 
 
@@ -150,16 +150,16 @@ def decode_claims_document(data: bytes) -> dict:
             raise ValueError("attributes is not a string map")
         return o
     except (ValueError, UnicodeDecodeError) as e:
-        raise AttestationError("claimsDocumentMismatch", f"claims document is not valid JSON of version 1: {e}") from None
+        raise AttestationError("claims_document_mismatch", f"claims document is not valid JSON of version 1: {e}") from None
 
 
 # MARK: report-data binding
 
 def compute_report_data(spki: bytes, nonce: bytes, claims_digest: bytes) -> bytes:
     if len(nonce) != NONCE_LENGTH:
-        raise AttestationError("nonceMismatch", f"nonce is {len(nonce)} bytes, expected {NONCE_LENGTH}")
+        raise AttestationError("nonce_mismatch", f"nonce is {len(nonce)} bytes, expected {NONCE_LENGTH}")
     if len(claims_digest) != 32:
-        raise AttestationError("claimsDocumentMismatch", f"claims digest is {len(claims_digest)} bytes, expected 32 (SHA-256)")
+        raise AttestationError("claims_document_mismatch", f"claims digest is {len(claims_digest)} bytes, expected 32 (SHA-256)")
     return hashlib.sha512(DOMAIN_SEPARATOR + hashlib.sha256(spki).digest() + nonce + claims_digest).digest()
 
 
@@ -180,12 +180,12 @@ class ChannelBinding:
 
     def check(self, report_data: bytes, bundle: EvidenceBundle) -> None:
         if bundle.nonce is None:
-            raise AttestationError("nonceMismatch", f"evidence carries no nonce; this connection sent {self.nonce[:4].hex()}…")
+            raise AttestationError("nonce_mismatch", f"evidence carries no nonce; this connection sent {self.nonce[:4].hex()}…")
         if not hmac.compare_digest(bundle.nonce, self.nonce):
-            raise AttestationError("nonceMismatch",
+            raise AttestationError("nonce_mismatch",
                                    f"evidence answers nonce {bundle.nonce[:4].hex()}…, this connection sent {self.nonce[:4].hex()}…")
         if bundle.claims is None:
-            raise AttestationError("claimsDocumentMismatch", "evidence carries no claims document")
+            raise AttestationError("claims_document_mismatch", "evidence carries no claims document")
         digest = hashlib.sha256(bundle.claims).digest()
         expected = compute_report_data(self.tls_spki, self.nonce, digest)
         if hmac.compare_digest(expected, report_data):
@@ -198,10 +198,10 @@ class ChannelBinding:
                 other = relayed = None
             if other is not None and other != self.tls_spki and hmac.compare_digest(relayed, report_data):
                 raise AttestationError(
-                    "tlsKeyMismatch",
+                    "tls_key_mismatch",
                     f"evidence is bound to TLS key {hashlib.sha256(other).hexdigest()[:8]}…, but this connection presented "
                     f"{hashlib.sha256(self.tls_spki).hexdigest()[:8]}… (relayed evidence)")
-        raise AttestationError("reportDataMismatch",
+        raise AttestationError("report_data_mismatch",
                                f"report data {report_data[:4].hex()}… is not the binding of this connection's TLS key, nonce and claims document {expected[:4].hex()}…")
 
 
@@ -222,10 +222,10 @@ class AttestationVerifier:
     def verify(self, bundle: EvidenceBundle, binding: ChannelBinding | None, t: float | None = None) -> dict:
         t = _time.time() if t is None else t
         if bundle.format != EVIDENCE_FORMAT:
-            raise AttestationError("unsupportedVersion", f'evidence bundle format "{bundle.format}" is not "{EVIDENCE_FORMAT}"')
+            raise AttestationError("unsupported_version", f'evidence bundle format "{bundle.format}" is not "{EVIDENCE_FORMAT}"')
         if bundle.tee == "sev-snp":
             if not bundle.certificates:
-                raise AttestationError("malformedEvidence", "SEV-SNP evidence carries no VCEK/VLEK certificate")
+                raise AttestationError("malformed_evidence", "SEV-SNP evidence carries no VCEK/VLEK certificate")
             from .snp import SNPReport
             signer = SNPReport(bundle.report).signer
             crl = bundle.collateral.get(snp_crl_file_name(signer)) if signer is not None else None
@@ -236,12 +236,12 @@ class AttestationVerifier:
         if bundle.claims is not None:
             doc = decode_claims_document(bundle.claims)
             if doc["tee"] != bundle.tee:
-                raise AttestationError("claimsDocumentMismatch", f"claims document says {doc['tee']} but the evidence is {bundle.tee}")
+                raise AttestationError("claims_document_mismatch", f"claims document says {doc['tee']} but the evidence is {bundle.tee}")
             claims["claimsIssuedAt"] = doc["issuedAt"]
             origin = doc["attributes"].get("tlsKeyGeneratedInMemory")
             if origin is not None:
                 if origin not in ("true", "false"):
-                    raise AttestationError("claimsDocumentMismatch",
+                    raise AttestationError("claims_document_mismatch",
                                            f'claims document attribute tlsKeyGeneratedInMemory is "{origin}", not "true" or "false"')
                 claims["tlsKeyGeneratedInTEE"] = origin == "true"
         if binding is not None:

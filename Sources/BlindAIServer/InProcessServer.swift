@@ -1,4 +1,3 @@
-import BlindAIServer
 import Foundation
 import Hummingbird
 import Logging
@@ -38,7 +37,7 @@ public final class InProcessServer: Sendable {
         guard let port = await iterator.next(), port > 0 else {
             let result = await task.result
             if case .failure(let error) = result { throw error }
-            throw TEESetupError("the server stopped before listening")
+            throw ServerError(.unavailable, "the server stopped before listening")
         }
         return InProcessServer(server: server, port: port, group: group, task: task)
     }
