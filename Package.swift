@@ -41,7 +41,9 @@ let package = Package(
         // Hand-written SIMD kernels. Per-function `target("avx2,fma")` attributes plus a runtime CPU check,
         // so the fast path needs no compiler flag from the user (no unsafeFlags).
         .target(name: "CBlindAIKernels"),
-        .target(name: "BlindAITensor", dependencies: ["CBlindAIKernels"]),
+        // NumPy .npy files: the one codec of the engine and the clients (Foundation only).
+        .target(name: "BlindAINumPy"),
+        .target(name: "BlindAITensor", dependencies: ["CBlindAIKernels", "BlindAINumPy"]),
         .target(name: "BlindAIGraph", dependencies: ["BlindAITensor"]),
         .target(
             name: "BlindAIONNX",
@@ -119,6 +121,7 @@ let package = Package(
             name: "BlindAIClient",
             dependencies: [
                 "BlindAIAttestation",
+                "BlindAINumPy",
                 "BlindAIProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -145,7 +148,7 @@ let package = Package(
             name: "blindai",
             dependencies: ["BlindAICommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
+        .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "BlindAINumPy", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
             dependencies: ["BlindAIONNX", "BlindAIConformance", "BlindAITestSupport", "CBlindAIKernels"],

@@ -245,3 +245,6 @@ import Testing
         }
     }
 }
+
+/// The client's tensor, for files that also import the engine's (whose `Tensor` would be ambiguous there).
+typealias ClientTensor = Tensor
