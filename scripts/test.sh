@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README's second set-up command; CI runs it through .ci/run):
-#   0. source checks (error codes: snake_case, unique, documented),
+#   0. source checks (error codes: snake_case, unique, documented; the architecture graph and dependency rules),
 #   1. the Swift test suites (no Python needed: small fixtures are committed),
 #   2. the ONNX node conformance manifest (conformance/node.txt) on the optimised and the plain plan,
 #   3. whole-model parity with onnxruntime on the committed fixtures,
@@ -12,8 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Source checks that need no build: error codes (docs/errors.md).
+# Source checks that need no build: error codes (docs/errors.md); the module graph in docs/architecture.md is
+# Package.swift's, and the engine reaches no networking, attestation or server target.
 python3 scripts/check-error-codes.py
+python3 scripts/check-architecture.py
 
 swift build --build-tests
 swift test --skip-build
@@ -78,6 +80,8 @@ echo "== Release build: the Swift suites"
 swift test -c release
 echo "== ONNX node conformance (release), optimised plan"
 .build/release/blindai conformance conformance-data/node --manifest conformance/node.txt
+echo "== ONNX node conformance (release), optimised plan, every value checked against its inferred shape facts"
+.build/release/blindai conformance conformance-data/node --manifest conformance/node.txt --verify-facts
 echo "== ONNX node conformance (release), plain plan"
 .build/release/blindai conformance conformance-data/node --manifest conformance/node.txt --no-optimize
 echo "== Every generated node test (release, one process): must end with its counts, never a crash"
