@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from loopback_server import free_port, start, tls_context, wait_ready
+from serverkit import free_port, start, tls_context, wait_ready
 
 DTYPES = {np.float32: "FP32", np.float64: "FP64", np.int64: "INT64", np.int32: "INT32", np.uint8: "UINT8"}
 

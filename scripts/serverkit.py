@@ -1,4 +1,6 @@
-"""Helpers shared by the scripts that drive a live `blindai serve` on loopback (hostile-models.py, soak.py).
+"""Helpers shared by the scripts that drive a live `blindai serve` on loopback (hostile-models.py, soak.py,
+slow-clients.py, server-overhead.py): a release `blindai serve --tee simulated` started on 127.0.0.1 with free
+ports, connections to it, and the request and response bodies of the Open Inference Protocol.
 
 Loopback only: every address these helpers connect to is 127.0.0.1.
 """
@@ -8,6 +10,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -23,6 +26,39 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def tls_context() -> ssl.SSLContext:
+    """TLS without certificate checks: these scripts measure and probe the server on loopback; the client
+    libraries' attested and pinned path is tested elsewhere."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def start(blindai: str, port: int, metrics_port: int) -> subprocess.Popen:
+    """`blindai serve --tee simulated` on 127.0.0.1 with the default limits, its output discarded."""
+    return subprocess.Popen([blindai, "serve", "--host", "127.0.0.1", "--port", str(port), "--tee", "simulated",
+                             "--metrics-port", str(metrics_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(server: subprocess.Popen, port: int, ctx: ssl.SSLContext, timeout: float = 60) -> http.client.HTTPSConnection:
+    """A connection to the server once GET /v2/health/ready answers 200; exits if it does not within `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=120)
+            c.request("GET", "/v2/health/ready")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return c
+        except OSError:
+            pass
+        if time.time() > deadline or server.poll() is not None:
+            sys.exit("the server did not start")
+        time.sleep(0.2)
 
 
 def rss_kib(pid):
@@ -55,9 +91,7 @@ class Server:
         raise SystemExit(f"the server did not start (see {workdir}/server.log)")
 
     def connect(self, timeout=60):
-        # A robustness check on loopback: the server's certificate is generated at start and not verified here
-        # (the clients' attested path is tested elsewhere).
-        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ssl._create_unverified_context())
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=tls_context())
 
     def request(self, method, path, body=None, headers=None, timeout=60):
         c = self.connect(timeout)

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 
-from loopback_server import free_port, start, tls_context, wait_ready
+from serverkit import free_port, start, tls_context, wait_ready
 
 DTYPE_SIZES = {"FP32": 4, "FP64": 8, "FP16": 2, "BF16": 2, "INT64": 8, "INT32": 4, "INT16": 2, "INT8": 1,
                "UINT64": 8, "UINT32": 4, "UINT16": 2, "UINT8": 1, "BOOL": 1}
