@@ -135,57 +135,6 @@ func cfPortableGemm<T: CFScalar>(transA: Bool, transB: Bool, m: Int, n: Int, k: 
 }
 
 enum ConvFamily {
-    /// float16 or bfloat16 tensor converted to float32 (for the float32 kernels), or the tensor itself.
-    static func toFloat32(_ t: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
-        switch t.dataType {
-        case .float32: return t
-        case .float16:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(Float16.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<t.count { d[i] = Float(s[i]) }
-            return out
-        case .bfloat16:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(UInt16.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<t.count { d[i] = Float(bitPattern: UInt32(s[i]) << 16) }
-            return out
-        case .float64:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(Double.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<t.count { d[i] = Float(s[i]) }
-            return out
-        default:
-            throw EngineError(.typeMismatch, "expected a float tensor, got \(t.dataType)")
-        }
-    }
-
-    /// A float32 tensor converted to `target` (float16 or bfloat16, round to nearest even).
-    static func fromFloat32(_ t: Tensor, to target: DataType, _ ctx: ExecutionContext) throws -> Tensor {
-        switch target {
-        case .float32: return t
-        case .float16:
-            let out = try ctx.uninitialized(.float16, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(Float16.self)
-            for i in 0..<t.count { d[i] = Float16(s[i]) }
-            return out
-        case .bfloat16:
-            let out = try ctx.uninitialized(.bfloat16, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(UInt16.self)
-            for i in 0..<t.count { d[i] = bfloat16Bits(s[i]) }
-            return out
-        default:
-            throw EngineError(.typeMismatch, "cannot convert float32 results to \(target)")
-        }
-    }
-
-    @inline(__always)
-    static func bfloat16Bits(_ f: Float) -> UInt16 {
-        if f.isNaN { return 0x7FC0 }
-        let bits = f.bitPattern
-        let rounding = ((bits >> 16) & 1) + 0x7FFF
-        return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
-    }
-
     /// Values of a uint8/int8 (or other integer) tensor as an int32 tensor minus `zeroPoint` (broadcast per
     /// the given index function when not scalar).
     static func int32Minus(_ t: Tensor, zeroPoints: [Int32], perRowOf rowLength: Int, _ ctx: ExecutionContext) throws -> Tensor {

@@ -632,9 +632,9 @@ struct ConvOp: Operator {
         case .float32: return [try compute(x, w, b, g, Float.self, ctx)]
         case .float64: return [try compute(x, w, b, g, Double.self, ctx)]
         case .float16, .bfloat16:
-            let r = try compute(try ConvFamily.toFloat32(x, ctx), try ConvFamily.toFloat32(w, ctx),
-                                try b.map { try ConvFamily.toFloat32($0, ctx) }, g, Float.self, ctx)
-            return [try ConvFamily.fromFloat32(r, to: x.dataType, ctx)]
+            let r = try compute(try FloatWidening.toFloat32(x, ctx), try FloatWidening.toFloat32(w, ctx),
+                                try b.map { try FloatWidening.toFloat32($0, ctx) }, g, Float.self, ctx)
+            return [try FloatWidening.fromFloat32(r, to: x.dataType, ctx)]
         default:
             throw EngineError(.typeMismatch, "\(transposed ? "ConvTranspose" : "Conv") does not support \(x.dataType) tensors")
         }
@@ -768,9 +768,9 @@ struct DeformConvOp: Operator {
         case .float32: return [try compute(x, w, offset, b, mask, g, Float.self, ctx)]
         case .float64: return [try compute(x, w, offset, b, mask, g, Double.self, ctx)]
         case .float16, .bfloat16:
-            let f = { (t: Tensor) in try ConvFamily.toFloat32(t, ctx) }
+            let f = { (t: Tensor) in try FloatWidening.toFloat32(t, ctx) }
             let r = try compute(try f(x), try f(w), try f(offset), try b.map(f), try mask.map(f), g, Float.self, ctx)
-            return [try ConvFamily.fromFloat32(r, to: x.dataType, ctx)]
+            return [try FloatWidening.fromFloat32(r, to: x.dataType, ctx)]
         default: throw EngineError(.typeMismatch, "DeformConv does not support \(x.dataType) tensors")
         }
     }
@@ -874,7 +874,7 @@ struct CausalConvWithStateOp: Operator {
         guard x.dataType.isFloatingPoint else {
             throw EngineError(.typeMismatch, "CausalConvWithState does not support \(x.dataType) tensors")
         }
-        let f = { (t: Tensor) in try ConvFamily.toFloat32(t, ctx) }
+        let f = { (t: Tensor) in try FloatWidening.toFloat32(t, ctx) }
         let xf = try f(x), wf = try f(w), bf = try b.map(f), pf = try past.map(f)
         let out = try ctx.uninitialized(.float32, x.shape)
         let state = try ctx.uninitialized(.float32, [batch, channels, k - 1])
@@ -906,13 +906,13 @@ struct CausalConvWithStateOp: Operator {
             return [try Loops.map(out, Float.self, Double.self, ctx) { Double($0) }, try Loops.map(state, Float.self, Double.self, ctx) { Double($0) }]
         }
         // The state is a copy of input values: exact in every type.
-        return [try ConvFamily.fromFloat32(out, to: x.dataType, ctx), try ConvFamily.fromFloat32(state, to: x.dataType, ctx)]
+        return [try FloatWidening.fromFloat32(out, to: x.dataType, ctx), try FloatWidening.fromFloat32(state, to: x.dataType, ctx)]
     }
 
     static func round(_ v: Float, _ t: DataType) -> Float {
         switch t {
         case .float16: return Float(Float16(v))
-        case .bfloat16: return Float(bitPattern: UInt32(ConvFamily.bfloat16Bits(v)) << 16)
+        case .bfloat16: return Float(bitPattern: UInt32(FloatWidening.bfloat16Bits(v)) << 16)
         default: return v
         }
     }

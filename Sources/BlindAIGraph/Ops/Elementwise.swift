@@ -131,7 +131,12 @@ struct BinaryOp: Operator {
         for x in xs.dropFirst() { acc = try apply(acc, x, ctx) }
         if mean {
             let n = Double(xs.count)
-            acc = try Dispatch.float(acc.dataType, "Mean") { (t) throws -> Tensor in try divide(acc, by: n, t, ctx) }
+            switch acc.dataType {
+            case .float32: acc = try divide(acc, by: n, Float.self, ctx)
+            case .float64: acc = try divide(acc, by: n, Double.self, ctx)
+            case .float16: acc = try divide(acc, by: n, Float16.self, ctx)
+            default: throw EngineError(.typeMismatch, "Mean does not support \(acc.dataType) tensors")
+            }
         }
         return [acc]
     }

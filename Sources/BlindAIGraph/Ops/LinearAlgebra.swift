@@ -96,8 +96,8 @@ struct MatMulOp: Operator {
         switch a.dataType {
         case .float32: return [try float32(a, b, g, ctx)]
         case .float16, .bfloat16:
-            let r = try float32(try ConvFamily.toFloat32(a, ctx), try ConvFamily.toFloat32(b, ctx), g, ctx)
-            return [try ConvFamily.fromFloat32(r, to: a.dataType, ctx)]
+            let r = try float32(try FloatWidening.toFloat32(a, ctx), try FloatWidening.toFloat32(b, ctx), g, ctx)
+            return [try FloatWidening.fromFloat32(r, to: a.dataType, ctx)]
         case .float64: return [try generic(a, b, g, Double.self, ctx) { $0 + $1 * $2 }]
         case .int32: return [try generic(a, b, g, Int32.self, ctx) { $0 &+ $1 &* $2 }]
         case .int64: return [try generic(a, b, g, Int64.self, ctx) { $0 &+ $1 &* $2 }]
@@ -282,9 +282,9 @@ struct GemmOp: Operator {
         switch a.dataType {
         case .float32: return [try float32(a, b, c, m, n, k, ctx)]
         case .float16, .bfloat16:
-            let r = try float32(try ConvFamily.toFloat32(a, ctx), try ConvFamily.toFloat32(b, ctx),
-                                try c.map { try ConvFamily.toFloat32($0, ctx) }, m, n, k, ctx)
-            return [try ConvFamily.fromFloat32(r, to: a.dataType, ctx)]
+            let r = try float32(try FloatWidening.toFloat32(a, ctx), try FloatWidening.toFloat32(b, ctx),
+                                try c.map { try FloatWidening.toFloat32($0, ctx) }, m, n, k, ctx)
+            return [try FloatWidening.fromFloat32(r, to: a.dataType, ctx)]
         case .float64: return [try generic(a, b, c, m, n, k, Double.self, ctx, { $0 + $1 }, { $0 * $1 })]
         case .int32: return [try generic(a, b, c, m, n, k, Int32.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
         case .int64: return [try generic(a, b, c, m, n, k, Int64.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]

@@ -9,59 +9,6 @@ enum AttentionFloats {
         dt == .float32 || dt == .float16 || dt == .bfloat16 || dt == .float64
     }
 
-    /// `t` as a float32 tensor (no copy when it already is one).
-    static func widen(_ t: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
-        switch t.dataType {
-        case .float32: return t
-        case .float16:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(Float16.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<s.count { d[i] = Float(s[i]) }
-            return out
-        case .bfloat16:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(UInt16.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<s.count { d[i] = Float(bitPattern: UInt32(s[i]) << 16) }
-            return out
-        case .float64:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(Double.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<s.count { d[i] = Float(s[i]) }
-            return out
-        default:
-            throw EngineError(.typeMismatch, "expected a float tensor, got \(t.dataType)")
-        }
-    }
-
-    /// A float32 tensor converted to `dt`.
-    static func narrow(_ t: Tensor, to dt: DataType, _ ctx: ExecutionContext) throws -> Tensor {
-        switch dt {
-        case .float32: return t
-        case .float16:
-            let out = try ctx.uninitialized(.float16, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(Float16.self)
-            for i in 0..<s.count { d[i] = Float16(s[i]) }
-            return out
-        case .bfloat16:
-            let out = try ctx.uninitialized(.bfloat16, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(UInt16.self)
-            for i in 0..<s.count {
-                let f = s[i]
-                if f.isNaN { d[i] = 0x7FC0; continue }
-                let bits = f.bitPattern
-                d[i] = UInt16(truncatingIfNeeded: (bits &+ (((bits >> 16) & 1) + 0x7FFF)) >> 16)
-            }
-            return out
-        case .float64:
-            let out = try ctx.uninitialized(.float64, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(Double.self)
-            for i in 0..<s.count { d[i] = Double(s[i]) }
-            return out
-        default:
-            throw EngineError(.typeMismatch, "cannot produce \(dt) attention outputs")
-        }
-    }
-
     /// Values of a mask / bias tensor as floats (bool: true -> 0, false -> `masked`).
     static func additive(_ t: Tensor, boolMasked: Float) throws -> [Float] {
         switch t.dataType {
@@ -311,7 +258,7 @@ struct OnnxAttentionOp: Operator {
             nonpad = v.map { Swift.min(Swift.max($0, -bound), bound) }
         }
 
-        let qf = try AttentionFloats.widen(Q, ctx), kf = try AttentionFloats.widen(K, ctx), vf = try AttentionFloats.widen(V, ctx)
+        let qf = try FloatWidening.toFloat32(Q, ctx), kf = try FloatWidening.toFloat32(K, ctx), vf = try FloatWidening.toFloat32(V, ctx)
         func view(_ t: Tensor, heads: Int, size: Int) -> AttentionView {
             let p = t.buffer(Float.self).baseAddress!
             if t.rank == 3 { return AttentionView(base: p, batch: t.shape[1] * t.shape[2], head: size, row: heads * size) }
@@ -324,8 +271,8 @@ struct OnnxAttentionOp: Operator {
         if pastK != nil || (wantPresent && Q.rank == 3) {
             let pk = try ctx.uninitialized(.float32, [B, Hkv, T, Dh])
             let pv = try ctx.uninitialized(.float32, [B, Hkv, T, Dv])
-            let pkf = try pastK.map { try AttentionFloats.widen($0, ctx) }
-            let pvf = try pastV.map { try AttentionFloats.widen($0, ctx) }
+            let pkf = try pastK.map { try FloatWidening.toFloat32($0, ctx) }
+            let pvf = try pastV.map { try FloatWidening.toFloat32($0, ctx) }
             attentionConcat(past: pkf?.buffer(Float.self).baseAddress, pastLength: P, kView, batch: B, heads: Hkv, length: Skv, size: Dh,
                             into: pk.mutableBuffer(Float.self).baseAddress!)
             attentionConcat(past: pvf?.buffer(Float.self).baseAddress, pastLength: P, vView, batch: B, heads: Hkv, length: Skv, size: Dv,
@@ -425,13 +372,13 @@ struct OnnxAttentionOp: Operator {
                 core.run(q: qRun, k: kRun, v: vView, y: yView, addBias: bias, probe: probe)
             }
         }
-        var results = [try AttentionFloats.narrow(out, to: dt, ctx)]
+        var results = [try FloatWidening.fromFloat32(out, to: dt, ctx)]
         if outputCount > 1 {
-            results.append(try AttentionFloats.narrow(presentK!, to: dt, ctx))
-            results.append(try AttentionFloats.narrow(presentV!, to: dt, ctx))
+            results.append(try FloatWidening.fromFloat32(presentK!, to: dt, ctx))
+            results.append(try FloatWidening.fromFloat32(presentV!, to: dt, ctx))
         }
         if let qkOut {
-            results.append(try AttentionFloats.narrow(qkOut, to: dt, ctx))
+            results.append(try FloatWidening.fromFloat32(qkOut, to: dt, ctx))
         }
         return results
     }
@@ -532,7 +479,7 @@ struct RotaryEmbeddingOp: Operator {
             }
             for i in 0..<(B * S) { rows[i] = i }
         }
-        let xf = try AttentionFloats.widen(x, ctx), cf = try AttentionFloats.widen(cosT, ctx), sf = try AttentionFloats.widen(sinT, ctx)
+        let xf = try FloatWidening.toFloat32(x, ctx), cf = try FloatWidening.toFloat32(cosT, ctx), sf = try FloatWidening.toFloat32(sinT, ctx)
         let out = try ctx.uninitialized(.float32, x.shape)
         let src = xf.buffer(Float.self).baseAddress!, dst = out.mutableBuffer(Float.self).baseAddress!
         let cp = cf.buffer(Float.self).baseAddress!, sp = sf.buffer(Float.self).baseAddress!
@@ -545,7 +492,7 @@ struct RotaryEmbeddingOp: Operator {
                 }
             }
         }
-        return [try AttentionFloats.narrow(out, to: x.dataType, ctx)]
+        return [try FloatWidening.fromFloat32(out, to: x.dataType, ctx)]
     }
 }
 
@@ -636,13 +583,13 @@ struct ContribAttentionOp: Operator {
         let H = numHeads
         guard H > 0, sizes[0] % H == 0, sizes[2] % H == 0 else { throw EngineError(.invalidArgument, "Attention hidden sizes \(sizes) are not multiples of num_heads \(H)") }
         let Dh = sizes[0] / H, Dv = sizes[2] / H
-        let xf = try AttentionFloats.widen(x, ctx), wf = try AttentionFloats.widen(w, ctx)
+        let xf = try FloatWidening.toFloat32(x, ctx), wf = try FloatWidening.toFloat32(w, ctx)
         // QKV = X W + bias: [B*S, total].
         let qkv = try ctx.uninitialized(.float32, [B * S, total])
         let qp = qkv.mutableBuffer(Float.self).baseAddress!
         if let bias = inputs.optional(2) {
             guard bias.count == total else { throw EngineError(.shapeMismatch, "Attention bias has \(bias.count) values, expected \(total)") }
-            let bf = try AttentionFloats.widen(bias, ctx)
+            let bf = try FloatWidening.toFloat32(bias, ctx)
             let bp = bf.buffer(Float.self)
             for r in 0..<(B * S) { for c in 0..<total { qp[r * total + c] = bp[c] } }
             blindai_sgemm(0, 0, B * S, total, Din, 1, xf.buffer(Float.self).baseAddress!, Din, wf.buffer(Float.self).baseAddress!, total, 1, qp, total)
@@ -667,7 +614,7 @@ struct ContribAttentionOp: Operator {
             guard Dh == Dv else { throw EngineError(.invalidArgument, "Attention present output needs equal key and value head sizes") }
             let pr = try ctx.uninitialized(.float32, [2, B, H, T, Dh])
             let prp = pr.mutableBuffer(Float.self).baseAddress!
-            let pf = try past.map { try AttentionFloats.widen($0, ctx) }
+            let pf = try past.map { try FloatWidening.toFloat32($0, ctx) }
             let pastBase = pf?.buffer(Float.self).baseAddress
             let half = B * H * P * Dh
             attentionConcat(past: pastBase, pastLength: P, kView, batch: B, heads: H, length: S, size: Dh, into: prp)
@@ -703,8 +650,8 @@ struct ContribAttentionOp: Operator {
                 })
             }
         }
-        var results = [try AttentionFloats.narrow(out, to: dt, ctx)]
-        if outputCount > 1, let present { results.append(try AttentionFloats.narrow(present, to: dt, ctx)) }
+        var results = [try FloatWidening.fromFloat32(out, to: dt, ctx)]
+        if outputCount > 1, let present { results.append(try FloatWidening.fromFloat32(present, to: dt, ctx)) }
         return results
     }
 }
@@ -727,11 +674,11 @@ struct MultiHeadAttentionOp: Operator {
         let key = inputs.optional(1), value = inputs.optional(2)
         let B = query.shape.first ?? 0
         let S: Int, Dh: Int, Dv: Int, L: Int
-        let qf = try AttentionFloats.widen(query, ctx)
+        let qf = try FloatWidening.toFloat32(query, ctx)
         var keep: [Tensor] = [qf]
         var qView: AttentionView, kView: AttentionView, vView: AttentionView
         var biasQ: [Float]? = nil, biasK: [Float]? = nil, biasV: [Float]? = nil
-        let bias = try inputs.optional(3).map { try AttentionFloats.widen($0, ctx) }
+        let bias = try inputs.optional(3).map { try FloatWidening.toFloat32($0, ctx) }
         if query.rank == 5 {
             // Packed QKV: [B, S, H, 3, Dh].
             guard key == nil, value == nil, query.shape[2] == H, query.shape[3] == 3 else {
@@ -749,7 +696,7 @@ struct MultiHeadAttentionOp: Operator {
             S = query.shape[1]; Dh = query.shape[2] / H
             qView = AttentionView(base: qf.buffer(Float.self).baseAddress!, batch: S * H * Dh, head: Dh, row: H * Dh)
             guard let key else { throw EngineError(.invalidArgument, "MultiHeadAttention needs a key input") }
-            let kf = try AttentionFloats.widen(key, ctx)
+            let kf = try FloatWidening.toFloat32(key, ctx)
             keep.append(kf)
             let kp = kf.buffer(Float.self).baseAddress!
             if key.rank == 5 {
@@ -762,7 +709,7 @@ struct MultiHeadAttentionOp: Operator {
                 vView = AttentionView(base: kp + Dh, batch: L * H * 2 * Dh, head: 2 * Dh, row: H * 2 * Dh)
             } else {
                 guard let value else { throw EngineError(.invalidArgument, "MultiHeadAttention needs a value input") }
-                let vf = try AttentionFloats.widen(value, ctx)
+                let vf = try FloatWidening.toFloat32(value, ctx)
                 keep.append(vf)
                 let vp = vf.buffer(Float.self).baseAddress!
                 if key.rank == 4 {
@@ -820,7 +767,7 @@ struct MultiHeadAttentionOp: Operator {
         var presentK: Tensor? = nil, presentV: Tensor? = nil
         if P > 0 || outputCount > 1 {
             let pkT = try ctx.uninitialized(.float32, [B, H, T, Dh]), pvT = try ctx.uninitialized(.float32, [B, H, T, Dv])
-            let pkf = try pastK.map { try AttentionFloats.widen($0, ctx) }, pvf = try pastV.map { try AttentionFloats.widen($0, ctx) }
+            let pkf = try pastK.map { try FloatWidening.toFloat32($0, ctx) }, pvf = try pastV.map { try FloatWidening.toFloat32($0, ctx) }
             attentionConcat(past: pkf?.buffer(Float.self).baseAddress, pastLength: P, kView, batch: B, heads: H, length: L, size: Dh,
                             into: pkT.mutableBuffer(Float.self).baseAddress!)
             attentionConcat(past: pvf?.buffer(Float.self).baseAddress, pastLength: P, vView, batch: B, heads: H, length: L, size: Dv,
@@ -857,10 +804,10 @@ struct MultiHeadAttentionOp: Operator {
                 })
             }
         }
-        var results = [try AttentionFloats.narrow(out, to: dt, ctx)]
+        var results = [try FloatWidening.fromFloat32(out, to: dt, ctx)]
         if outputCount > 1, let presentK, let presentV {
-            results.append(try AttentionFloats.narrow(presentK, to: dt, ctx))
-            results.append(try AttentionFloats.narrow(presentV, to: dt, ctx))
+            results.append(try FloatWidening.fromFloat32(presentK, to: dt, ctx))
+            results.append(try FloatWidening.fromFloat32(presentV, to: dt, ctx))
         }
         return results
     }
@@ -878,8 +825,8 @@ struct MicrosoftActivationOp: Operator {
         case .float32: return [try apply(x, inputs, Float.self, ctx)]
         case .float64: return [try apply(x, inputs, Double.self, ctx)]
         case .float16, .bfloat16:
-            let wide = try inputs.map { try $0.map { try AttentionFloats.widen($0, ctx) } }
-            return [try AttentionFloats.narrow(try apply(try wide.required(0), wide, Float.self, ctx), to: x.dataType, ctx)]
+            let wide = try inputs.map { try $0.map { try FloatWidening.toFloat32($0, ctx) } }
+            return [try FloatWidening.fromFloat32(try apply(try wide.required(0), wide, Float.self, ctx), to: x.dataType, ctx)]
         default: throw EngineError(.typeMismatch, "\(kind) does not support \(x.dataType) tensors")
         }
     }
@@ -955,9 +902,9 @@ struct EmbedLayerNormOp: Operator {
         } else {
             for b in 0..<B { for s in 0..<S { positions[b * S + s] = s } }
         }
-        let wf = try AttentionFloats.widen(word, ctx), pf = try AttentionFloats.widen(posE, ctx)
-        let sf = try segE.map { try AttentionFloats.widen($0, ctx) }
-        let gf = try AttentionFloats.widen(gamma, ctx), bf = try AttentionFloats.widen(beta, ctx)
+        let wf = try FloatWidening.toFloat32(word, ctx), pf = try FloatWidening.toFloat32(posE, ctx)
+        let sf = try segE.map { try FloatWidening.toFloat32($0, ctx) }
+        let gf = try FloatWidening.toFloat32(gamma, ctx), bf = try FloatWidening.toFloat32(beta, ctx)
         let out = try ctx.uninitialized(.float32, [B, S, Hd])
         let sumOut: Tensor? = outputCount > 2 ? try ctx.uninitialized(.float32, [B, S, Hd]) : nil
         let wp = wf.buffer(Float.self).baseAddress!, pp = pf.buffer(Float.self).baseAddress!
@@ -994,8 +941,8 @@ struct EmbedLayerNormOp: Operator {
             let mi = maskIndex.mutableBuffer(Int32.self)
             for b in 0..<B { mi[b] = Int32(m[(b * S)..<(b * S + S)].filter { $0 != 0 }.count) }
         }
-        var results = [try AttentionFloats.narrow(out, to: dt, ctx), maskIndex]
-        if let sumOut { results.append(try AttentionFloats.narrow(sumOut, to: dt, ctx)) }
+        var results = [try FloatWidening.fromFloat32(out, to: dt, ctx), maskIndex]
+        if let sumOut { results.append(try FloatWidening.fromFloat32(sumOut, to: dt, ctx)) }
         return results
     }
 }
@@ -1063,8 +1010,8 @@ struct GroupQueryAttentionOp: Operator {
         guard H > 0, Hk > 0, H % Hk == 0 else { throw EngineError(.invalidArgument, "GroupQueryAttention num_heads must be a multiple of kv_num_heads") }
 
         // Q, K, V as float [B, S, heads, Dh] copies (rotary embedding is applied in place).
-        let qf = try AttentionFloats.widen(query, ctx)
-        let kf = try key.map { try AttentionFloats.widen($0, ctx) }, vf = try value.map { try AttentionFloats.widen($0, ctx) }
+        let qf = try FloatWidening.toFloat32(query, ctx)
+        let kf = try key.map { try FloatWidening.toFloat32($0, ctx) }, vf = try value.map { try FloatWidening.toFloat32($0, ctx) }
         let q = try ctx.uninitialized(.float32, [B, S, H, Dh]), k = try ctx.uninitialized(.float32, [B, S, Hk, Dh])
         let v = try ctx.uninitialized(.float32, [B, S, Hk, Dh])
         do {
@@ -1090,7 +1037,7 @@ struct GroupQueryAttentionOp: Operator {
             }
             let half = cosT.shape[1], maxPos = cosT.shape[0]
             guard half > 0, 2 * half <= Dh else { throw EngineError(.shapeMismatch, "GroupQueryAttention rotary cache width \(half) exceeds head_size / 2") }
-            let cf = try AttentionFloats.widen(cosT, ctx), sf = try AttentionFloats.widen(sinT, ctx)
+            let cf = try FloatWidening.toFloat32(cosT, ctx), sf = try FloatWidening.toFloat32(sinT, ctx)
             let cp = cf.buffer(Float.self).baseAddress!, sp = sf.buffer(Float.self).baseAddress!
             let qd = q.mutableBuffer(Float.self).baseAddress!, kd = k.mutableBuffer(Float.self).baseAddress!
             var tmp = [Float](repeating: 0, count: Dh)
@@ -1115,7 +1062,7 @@ struct GroupQueryAttentionOp: Operator {
         let presentK = try ctx.zeros(.float32, [B, Hk, presentLen, Dh]), presentV = try ctx.zeros(.float32, [B, Hk, presentLen, Dh])
         do {
             let pkd = presentK.mutableBuffer(Float.self).baseAddress!, pvd = presentV.mutableBuffer(Float.self).baseAddress!
-            let pkf = try pastK.map { try AttentionFloats.widen($0, ctx) }, pvf = try pastV.map { try AttentionFloats.widen($0, ctx) }
+            let pkf = try pastK.map { try FloatWidening.toFloat32($0, ctx) }, pvf = try pastV.map { try FloatWidening.toFloat32($0, ctx) }
             let ks = k.buffer(Float.self).baseAddress!, vs = v.buffer(Float.self).baseAddress!
             for b in 0..<B {
                 let p = pastLength(b)
@@ -1163,10 +1110,10 @@ struct GroupQueryAttentionOp: Operator {
                 })
             }
         }
-        var results = [try AttentionFloats.narrow(out, to: dt, ctx)]
+        var results = [try FloatWidening.fromFloat32(out, to: dt, ctx)]
         if outputCount > 1 {
-            results.append(try AttentionFloats.narrow(presentK, to: dt, ctx))
-            results.append(try AttentionFloats.narrow(presentV, to: dt, ctx))
+            results.append(try FloatWidening.fromFloat32(presentK, to: dt, ctx))
+            results.append(try FloatWidening.fromFloat32(presentV, to: dt, ctx))
         }
         return results
     }

@@ -64,8 +64,8 @@ struct EinsumOp: Operator {
         case .float32: return [try compute(xs, Float.self, ctx, { $0 + $1 }, { $0 * $1 })]
         case .float64: return [try compute(xs, Double.self, ctx, { $0 + $1 }, { $0 * $1 })]
         case .float16, .bfloat16:
-            let wide = try xs.map { try ReduceSupport.widen($0, ctx) }
-            return [try ReduceSupport.narrow(try compute(wide, Float.self, ctx, { $0 + $1 }, { $0 * $1 }), to: dt, ctx)]
+            let wide = try xs.map { try FloatWidening.toFloat32($0, ctx) }
+            return [try FloatWidening.fromFloat32(try compute(wide, Float.self, ctx, { $0 + $1 }, { $0 * $1 }), to: dt, ctx)]
         case .int32: return [try compute(xs, Int32.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
         case .int64: return [try compute(xs, Int64.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
         case .uint32: return [try compute(xs, UInt32.self, ctx, { $0 &+ $1 }, { $0 &* $1 })]
@@ -355,8 +355,8 @@ struct LossOp: Operator {
         case .float32: return try compute(x0, target, weight, Float.self, ctx)
         case .float64: return try compute(x0, target, weight, Double.self, ctx)
         case .float16, .bfloat16:
-            let r = try compute(try ReduceSupport.widen(x0, ctx), target, weight, Float.self, ctx)
-            return try r.map { try ReduceSupport.narrow($0, to: x0.dataType, ctx) }
+            let r = try compute(try FloatWidening.toFloat32(x0, ctx), target, weight, Float.self, ctx)
+            return try r.map { try FloatWidening.fromFloat32($0, to: x0.dataType, ctx) }
         default: throw EngineError(.typeMismatch, "\(name) does not support \(x0.dataType) tensors")
         }
     }
@@ -458,7 +458,7 @@ struct SwishOp: Operator {
         case .float32: return [try swish(x, Float.self, ctx)]
         case .float64: return [try swish(x, Double.self, ctx)]
         case .float16: return [try swish(x, Float16.self, ctx)]
-        case .bfloat16: return [try ReduceSupport.narrow(try swish(try ReduceSupport.widen(x, ctx), Float.self, ctx), to: .bfloat16, ctx)]
+        case .bfloat16: return [try FloatWidening.fromFloat32(try swish(try FloatWidening.toFloat32(x, ctx), Float.self, ctx), to: .bfloat16, ctx)]
         default: throw EngineError(.typeMismatch, "Swish does not support \(x.dataType) tensors")
         }
     }

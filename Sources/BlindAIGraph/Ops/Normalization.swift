@@ -143,13 +143,13 @@ private enum NormFloat {
 
 /// Widens a half-precision input to float32 (other types unchanged).
 private func normWiden(_ t: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
-    ReduceSupport.isHalf(t.dataType) ? try ReduceSupport.widen(t, ctx) : t
+    ReduceSupport.isHalf(t.dataType) ? try FloatWidening.toFloat32(t, ctx) : t
 }
 
 /// Narrows results back to the original element type.
 private func normNarrow(_ ts: [Tensor], to dt: DataType, _ ctx: ExecutionContext) throws -> [Tensor] {
     guard ReduceSupport.isHalf(dt) else { return ts }
-    return try ts.map { try ReduceSupport.narrow($0, to: dt, ctx) }
+    return try ts.map { try FloatWidening.fromFloat32($0, to: dt, ctx) }
 }
 
 // MARK: - LayerNormalization, RMSNormalization, SimplifiedLayerNormalization

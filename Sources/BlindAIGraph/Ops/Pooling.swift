@@ -316,22 +316,6 @@ enum PoolKernels {
 
 }
 
-/// Converts a float16 tensor to float32 (pooling and resampling compute float16 in float32).
-func poolWidenHalf(_ x: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
-    let out = try ctx.uninitialized(.float32, x.shape)
-    let s = x.buffer(Float16.self), d = out.mutableBuffer(Float.self)
-    for i in 0..<s.count { d[i] = Float(s[i]) }
-    return out
-}
-
-/// Converts a float32 tensor back to float16.
-func poolNarrowHalf(_ x: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
-    let out = try ctx.uninitialized(.float16, x.shape)
-    let s = x.buffer(Float.self), d = out.mutableBuffer(Float16.self)
-    for i in 0..<s.count { d[i] = Float16(s[i]) }
-    return out
-}
-
 // MARK: - Operators
 
 struct MaxPoolOp: Operator {
@@ -386,7 +370,7 @@ struct AveragePoolOp: Operator {
         switch x.dataType {
         case .float32: return [try pool(x, g, Float.self, ctx)]
         case .float64: return [try pool(x, g, Double.self, ctx)]
-        case .float16: return [try poolNarrowHalf(try pool(try poolWidenHalf(x, ctx), g, Float.self, ctx), ctx)]
+        case .float16: return [try FloatWidening.toFloat16(try pool(try FloatWidening.toFloat32(x, ctx), g, Float.self, ctx), ctx)]
         default: throw EngineError(.typeMismatch, "\(p == nil ? "AveragePool" : "LpPool") does not support \(x.dataType) tensors")
         }
     }
@@ -411,7 +395,7 @@ struct GlobalPoolOp: Operator {
         switch x.dataType {
         case .float32: return [try pool(x, Float.self, ctx)]
         case .float64: return [try pool(x, Double.self, ctx)]
-        case .float16: return [try poolNarrowHalf(try pool(try poolWidenHalf(x, ctx), Float.self, ctx), ctx)]
+        case .float16: return [try FloatWidening.toFloat16(try pool(try FloatWidening.toFloat32(x, ctx), Float.self, ctx), ctx)]
         default: throw EngineError(.typeMismatch, "global pooling does not support \(x.dataType) tensors")
         }
     }
@@ -587,7 +571,7 @@ struct RoiAlignOp: Operator {
         switch x.dataType {
         case .float32: return [try align(x, rois, bi, Float.self, ctx)]
         case .float64: return [try align(x, rois, bi, Double.self, ctx)]
-        case .float16: return [try poolNarrowHalf(try align(try poolWidenHalf(x, ctx), rois, bi, Float.self, ctx), ctx)]
+        case .float16: return [try FloatWidening.toFloat16(try align(try FloatWidening.toFloat32(x, ctx), rois, bi, Float.self, ctx), ctx)]
         default: throw EngineError(.typeMismatch, "RoiAlign does not support \(x.dataType) tensors")
         }
     }

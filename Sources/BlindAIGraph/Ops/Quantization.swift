@@ -213,7 +213,7 @@ struct DequantizeLinearOp: Operator {
         }
         switch target {
         case .float32: return [out]
-        case .float16, .bfloat16: return [try ConvFamily.fromFloat32(out, to: target, ctx)]
+        case .float16, .bfloat16: return [try FloatWidening.fromFloat32(out, to: target, ctx)]
         default: throw EngineError(.typeMismatch, "DequantizeLinear cannot produce \(target)")
         }
     }

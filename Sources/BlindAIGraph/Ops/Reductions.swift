@@ -19,16 +19,6 @@ enum ReduceSupport {
 
     static func isHalf(_ dt: DataType) -> Bool { dt == .float16 || dt == .bfloat16 }
 
-    /// A float16/bfloat16 tensor converted to float32 (used to compute half-precision types in float).
-    static func widen(_ x: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
-        try CastOp.cast(x, to: .float32, ctx)
-    }
-
-    /// A float32 tensor converted back to `dt`.
-    static func narrow(_ x: Tensor, to dt: DataType, _ ctx: ExecutionContext) throws -> Tensor {
-        try CastOp.cast(x, to: dt, ctx)
-    }
-
     /// Transposes `x` so that output dimension i is input dimension perm[i] (any fixed-size element type).
     static func permute(_ x: Tensor, _ perm: [Int], _ ctx: ExecutionContext) throws -> Tensor {
         let outShape = perm.map { x.shape[$0] }
@@ -315,8 +305,8 @@ struct ReduceOp: Operator {
         case .float64: return [try reduceFloat(plan, Double.self, ctx)]
         case .float16, .bfloat16:
             var p = plan
-            p.source = try ReduceSupport.widen(src, ctx)
-            return [try ReduceSupport.narrow(try reduceFloat(p, Float.self, ctx), to: src.dataType, ctx)]
+            p.source = try FloatWidening.toFloat32(src, ctx)
+            return [try FloatWidening.fromFloat32(try reduceFloat(p, Float.self, ctx), to: src.dataType, ctx)]
         case .int32: return [try reduceInt(plan, Int32.self, ctx)]
         case .int64: return [try reduceInt(plan, Int64.self, ctx)]
         case .uint32: return [try reduceInt(plan, UInt32.self, ctx)]
@@ -741,7 +731,7 @@ struct ArgExtremumOp: Operator {
 
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         var x = try inputs.required(0)
-        if ReduceSupport.isHalf(x.dataType) { x = try ReduceSupport.widen(x, ctx) }
+        if ReduceSupport.isHalf(x.dataType) { x = try FloatWidening.toFloat32(x, ctx) }
         switch x.dataType {
         case .float32: return [try arg(x, Float.self, ctx)]
         case .float64: return [try arg(x, Double.self, ctx)]
@@ -826,7 +816,7 @@ struct CumulativeOp: Operator {
         case .float32: return [try scan(x, axis, Float.self, ctx)]
         case .float64: return [try scan(x, axis, Double.self, ctx)]
         case .float16, .bfloat16:
-            return [try ReduceSupport.narrow(try scan(try ReduceSupport.widen(x, ctx), axis, Float.self, ctx), to: x.dataType, ctx)]
+            return [try FloatWidening.fromFloat32(try scan(try FloatWidening.toFloat32(x, ctx), axis, Float.self, ctx), to: x.dataType, ctx)]
         case .int32: return [try scanInt(x, axis, Int32.self, ctx)]
         case .int64: return [try scanInt(x, axis, Int64.self, ctx)]
         case .uint32: return [try scanInt(x, axis, UInt32.self, ctx)]
@@ -936,8 +926,8 @@ struct TopKOp: Operator {
         case .float32: return try topK(x, k, Float.self, ctx)
         case .float64: return try topK(x, k, Double.self, ctx)
         case .float16:
-            let r = try topK(try ReduceSupport.widen(x, ctx), k, Float.self, ctx)
-            return [try ReduceSupport.narrow(r[0], to: x.dataType, ctx), r[1]]
+            let r = try topK(try FloatWidening.toFloat32(x, ctx), k, Float.self, ctx)
+            return [try FloatWidening.fromFloat32(r[0], to: x.dataType, ctx), r[1]]
         case .int32: return try topK(x, k, Int32.self, ctx)
         case .int64: return try topK(x, k, Int64.self, ctx)
         case .uint32: return try topK(x, k, UInt32.self, ctx)
@@ -1113,8 +1103,8 @@ struct SoftmaxOp: Operator {
         case .float32: return [try SoftmaxOp.apply(kind, x, a, r, b, Float.self, ctx)]
         case .float64: return [try SoftmaxOp.apply(kind, x, a, r, b, Double.self, ctx)]
         case .float16, .bfloat16:
-            let y = try SoftmaxOp.apply(kind, try ReduceSupport.widen(x, ctx), a, r, b, Float.self, ctx)
-            return [try ReduceSupport.narrow(y, to: x.dataType, ctx)]
+            let y = try SoftmaxOp.apply(kind, try FloatWidening.toFloat32(x, ctx), a, r, b, Float.self, ctx)
+            return [try FloatWidening.fromFloat32(y, to: x.dataType, ctx)]
         default: throw EngineError(.typeMismatch, "\(kind) does not support \(x.dataType) tensors")
         }
     }

@@ -139,7 +139,7 @@ struct ResizeOp: Operator {
         switch x.dataType {
         case .float32: return [try resample(x, order, taps, Float.self, ctx)]
         case .float64: return [try resample(x, order, taps, Double.self, ctx)]
-        case .float16: return [try poolNarrowHalf(try resample(try poolWidenHalf(x, ctx), order, taps, Float.self, ctx), ctx)]
+        case .float16: return [try FloatWidening.toFloat16(try resample(try FloatWidening.toFloat32(x, ctx), order, taps, Float.self, ctx), ctx)]
         case .int8: return [try resampleInt(x, order, taps, Int8.self, ctx)]
         case .uint8: return [try resampleInt(x, order, taps, UInt8.self, ctx)]
         case .int16: return [try resampleInt(x, order, taps, Int16.self, ctx)]
@@ -505,7 +505,7 @@ struct GridSampleOp: Operator {
         switch x.dataType {
         case .float32: return [try sample(x, grid.shape, g, Float.self, ctx)]
         case .float64: return [try sample(x, grid.shape, g, Double.self, ctx)]
-        case .float16: return [try poolNarrowHalf(try sample(try poolWidenHalf(x, ctx), grid.shape, g, Float.self, ctx), ctx)]
+        case .float16: return [try FloatWidening.toFloat16(try sample(try FloatWidening.toFloat32(x, ctx), grid.shape, g, Float.self, ctx), ctx)]
         default: throw EngineError(.typeMismatch, "GridSample does not support \(x.dataType) tensors")
         }
     }
@@ -668,7 +668,7 @@ struct AffineGridOp: Operator {
         switch theta.dataType {
         case .float32: return [try grid(theta, size, Float.self, ctx)]
         case .float64: return [try grid(theta, size, Double.self, ctx)]
-        case .float16: return [try poolNarrowHalf(try grid(try poolWidenHalf(theta, ctx), size, Float.self, ctx), ctx)]
+        case .float16: return [try FloatWidening.toFloat16(try grid(try FloatWidening.toFloat32(theta, ctx), size, Float.self, ctx), ctx)]
         default: throw EngineError(.typeMismatch, "AffineGrid does not support \(theta.dataType) tensors")
         }
     }
@@ -750,7 +750,7 @@ struct Col2ImOp: Operator {
         switch x.dataType {
         case .float32: return [try fold(x, image, block, blocks, dil, pad, str, Float.self, ctx)]
         case .float64: return [try fold(x, image, block, blocks, dil, pad, str, Double.self, ctx)]
-        case .float16: return [try poolNarrowHalf(try fold(try poolWidenHalf(x, ctx), image, block, blocks, dil, pad, str, Float.self, ctx), ctx)]
+        case .float16: return [try FloatWidening.toFloat16(try fold(try FloatWidening.toFloat32(x, ctx), image, block, blocks, dil, pad, str, Float.self, ctx), ctx)]
         default: throw EngineError(.typeMismatch, "Col2Im does not support \(x.dataType) tensors")
         }
     }
