@@ -274,50 +274,15 @@ extension ConvOp: ShapeInferring {
         guard strides.count == r, dilations.count == r, pads.count == 2 * r, strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }) else {
             throw ShapeFacts.Unknowable()
         }
-        let autoPad = ctx.string("auto_pad") ?? "NOTSET"
+        guard let autoPad = ConvAttributes.AutoPad(onnx: ctx.string("auto_pad") ?? "NOTSET") else { throw ShapeFacts.Unknowable() }
         var dims: [DimFact] = [sx[0], sw[0]]
         for i in 0..<r {
             guard let input = sx[i + 2].value else { dims.append(.unknown); continue }
-            // Attributes are any int64 the model holds: checked arithmetic, an overflow leaves the facts unknown.
-            let eff = try SizeMath.add(SizeMath.mul(SizeMath.sub(kernel[i], 1), dilations[i]), 1)
-            switch autoPad {
-            case "SAME_UPPER", "SAME_LOWER":
-                dims.append(.known(try SizeMath.add(input, strides[i] - 1) / strides[i]))
-            case "VALID":
-                guard input >= eff else { throw ShapeFacts.Unknowable() }
-                dims.append(.known((input - eff) / strides[i] + 1))
-            case "NOTSET", "":
-                let span = try SizeMath.sub(SizeMath.add(SizeMath.add(input, pads[i]), pads[i + r]), eff)
-                guard span >= 0 else { throw ShapeFacts.Unknowable() }
-                dims.append(.known(span / strides[i] + 1))
-            default:
-                throw ShapeFacts.Unknowable()
-            }
+            dims.append(.known(try ConvGeometry.axis(input: input, kernel: kernel[i], stride: strides[i], dilation: dilations[i],
+                                                     padBegin: pads[i], padEnd: pads[i + r], autoPad: autoPad).out))
         }
         out.shape = dims
         return [out]
-    }
-}
-
-/// Output size of a pooling window along one axis (ONNX MaxPool/AveragePool, as Pooling.swift computes it).
-private func pooledSize(_ input: Int, kernel k: Int, stride s: Int, dilation d: Int, padBegin pb: Int, padEnd pe: Int,
-                        autoPad: String, ceilMode: Bool) throws -> Int {
-    // Attributes are any int64 the model holds: checked arithmetic, an overflow leaves the facts unknown.
-    func ceilDiv(_ a: Int, _ b: Int) throws -> Int { a >= 0 ? try SizeMath.add(a, b - 1) / b : -((-a) / b) }
-    let window = try SizeMath.add(SizeMath.mul(SizeMath.sub(k, 1), d), 1)
-    switch autoPad {
-    case "VALID": return input >= window ? (input - window) / s + 1 : 0
-    case "SAME_UPPER", "SAME_LOWER": return try ceilDiv(input, s)
-    case "NOTSET", "":
-        let span = try SizeMath.sub(SizeMath.add(SizeMath.add(input, pb), pe), window)
-        if span < 0 { return 0 }
-        if ceilMode {
-            var out = try ceilDiv(span, s) + 1
-            if try SizeMath.mul(out - 1, s) >= SizeMath.add(input, pb) { out -= 1 }
-            return out
-        }
-        return span / s + 1
-    default: throw ShapeFacts.Unknowable()
     }
 }
 
@@ -332,12 +297,13 @@ private func poolFacts(_ x: ValueFact, _ ctx: ShapeInferenceContext) throws -> V
         throw ShapeFacts.Unknowable()
     }
     let autoPad = ctx.string("auto_pad") ?? "NOTSET"
+    guard PoolWindowAttributes.autoPadValues.contains(autoPad) else { throw ShapeFacts.Unknowable() }
     let ceilMode = ctx.int("ceil_mode", default: 0) != 0
     var dims = [s[0], s[1]]
     for i in 0..<n {
         guard let input = s[i + 2].value else { dims.append(.unknown); continue }
-        dims.append(.known(try pooledSize(input, kernel: k[i], stride: strides[i], dilation: dilations[i], padBegin: pads[i],
-                                          padEnd: pads[i + n], autoPad: autoPad, ceilMode: ceilMode)))
+        dims.append(.known(try PoolWindowAttributes.axis(input: input, kernel: k[i], stride: strides[i], dilation: dilations[i],
+                                                         padBegin: pads[i], padEnd: pads[i + n], autoPad: autoPad, ceilMode: ceilMode).out))
     }
     out.shape = dims
     return out

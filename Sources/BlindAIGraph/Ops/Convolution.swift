@@ -14,13 +14,9 @@ struct ConvAttributes: Sendable {
     var outputShape: [Int]?
 
     init(_ c: OpBuildContext) throws {
-        switch try c.string("auto_pad", default: "NOTSET") {
-        case "NOTSET", "": autoPad = .notSet
-        case "SAME_UPPER": autoPad = .sameUpper
-        case "SAME_LOWER": autoPad = .sameLower
-        case "VALID": autoPad = .valid
-        case let other: throw c.error(.invalidModel, "unknown auto_pad '\(other)'")
-        }
+        let pad = try c.string("auto_pad", default: "NOTSET")
+        guard let a = AutoPad(onnx: pad) else { throw c.error(.invalidModel, "unknown auto_pad '\(pad)'") }
+        autoPad = a
         dilations = try c.ints("dilations")
         group = try c.int("group", default: 1)
         guard group >= 1 else { throw c.error(.invalidModel, "group must be >= 1, got \(group)") }
@@ -55,8 +51,48 @@ struct ConvAttributes: Sendable {
     }
 }
 
+extension ConvAttributes.AutoPad {
+    /// The `auto_pad` attribute's value, or nil for an unknown one.
+    init?(onnx value: String) {
+        switch value {
+        case "NOTSET", "": self = .notSet
+        case "SAME_UPPER": self = .sameUpper
+        case "SAME_LOWER": self = .sameLower
+        case "VALID": self = .valid
+        default: return nil
+        }
+    }
+}
+
 /// The geometry of a convolution, normalised to three spatial dimensions (leading dimensions of size 1).
 struct ConvGeometry {
+    /// Output size and effective pads of one spatial axis of a convolution: the one computation the kernels
+    /// (`ConvGeometry.init`) and the shape facts (`ConvOp.inferFacts`) share. Checked arithmetic: the facts see a
+    /// model's attributes before any builder has bounded them. A kernel larger than the padded input is a
+    /// shape mismatch.
+    static func axis(input: Int, kernel k: Int, stride s: Int, dilation d: Int, padBegin: Int, padEnd: Int,
+                     autoPad: ConvAttributes.AutoPad) throws -> (out: Int, padBegin: Int, padEnd: Int) {
+        let eff = try SizeMath.add(SizeMath.mul(SizeMath.sub(k, 1), d), 1)
+        var pb = padBegin, pe = padEnd
+        switch autoPad {
+        case .valid:
+            pb = 0
+            pe = 0
+        case .sameUpper, .sameLower:
+            let target = try SizeMath.add(input, s - 1) / s
+            let needed = Swift.max(0, try SizeMath.sub(SizeMath.add(SizeMath.mul(target - 1, s), eff), input))
+            pb = autoPad == .sameLower ? (needed + 1) / 2 : needed / 2
+            pe = needed - pb
+        case .notSet:
+            break
+        }
+        let span = try SizeMath.sub(SizeMath.add(SizeMath.add(input, pb), pe), eff)
+        guard span >= 0 else {
+            throw EngineError(.shapeMismatch, "kernel size \(k) (dilation \(d)) is larger than the padded input \(input) (pads \(pb), \(pe))")
+        }
+        return (span / s + 1, pb, pe)
+    }
+
     var batch = 0, cIn = 0, cOut = 0, group = 1
     var spatialRank = 0
     /// Input and output spatial sizes, kernel, strides, dilations, leading pads (3 entries each, D H W).
@@ -103,22 +139,14 @@ struct ConvGeometry {
         var pads = try attrs.values(attrs.pads, "pads", rank: 2 * r, default: 0)
         var out = [Int](repeating: 0, count: r)
         for i in 0..<r {
-            let eff = (k[i] - 1) * d[i] + 1
-            switch attrs.autoPad {
-            case .valid:
-                pads[i] = 0; pads[i + r] = 0
-            case .sameUpper, .sameLower:
-                let target = (inSp[i] + s[i] - 1) / s[i]
-                let needed = Swift.max(0, (target - 1) * s[i] + eff - inSp[i])
-                let head = attrs.autoPad == .sameLower ? (needed + 1) / 2 : needed / 2
-                pads[i] = head; pads[i + r] = needed - head
-            case .notSet: break
-            }
-            let span = inSp[i] + pads[i] + pads[i + r] - eff
-            guard span >= 0 else {
+            let axis: (out: Int, padBegin: Int, padEnd: Int)
+            do {
+                axis = try Self.axis(input: inSp[i], kernel: k[i], stride: s[i], dilation: d[i], padBegin: pads[i], padEnd: pads[i + r],
+                                     autoPad: attrs.autoPad)
+            } catch let e as EngineError where e.code == .shapeMismatch {
                 throw EngineError(.shapeMismatch, "kernel \(k) (dilations \(d)) is larger than the padded input \(inSp) (pads \(pads))")
             }
-            out[i] = span / s[i] + 1
+            (out[i], pads[i], pads[i + r]) = axis
         }
         g.inSize = pad3(inSp, fill: 1)
         g.outSize = pad3(out, fill: 1)

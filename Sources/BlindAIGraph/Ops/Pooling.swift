@@ -34,9 +34,47 @@ struct PoolWindowAttributes: Sendable {
         guard (kernel + strides + pads + dilations).allSatisfy({ $0 <= limit }) else {
             throw c.error(.invalidModel, "pooling attributes are out of range")
         }
-        guard ["NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(autoPad) else {
+        guard Self.autoPadValues.contains(autoPad) else {
             throw c.error(.invalidModel, "unknown auto_pad '\(autoPad)'")
         }
+    }
+}
+
+extension PoolWindowAttributes {
+    /// `auto_pad` values of the pooling operators.
+    static let autoPadValues: Set<String> = ["NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"]
+
+    /// Output size and effective pads of one spatial axis under the ONNX pooling rules: the one computation the
+    /// kernels (`PoolGeometry`) and the shape facts (`MaxPoolOp`/`AveragePoolOp.inferFacts`) share. Checked
+    /// arithmetic: the facts see a model's attributes before any builder has bounded them.
+    static func axis(input: Int, kernel k: Int, stride s: Int, dilation d: Int, padBegin: Int, padEnd: Int,
+                     autoPad: String, ceilMode: Bool) throws -> (out: Int, padBegin: Int, padEnd: Int) {
+        func ceilDiv(_ a: Int, _ b: Int) throws -> Int { a >= 0 ? try SizeMath.add(a, b - 1) / b : -((-a) / b) }
+        let window = try SizeMath.add(SizeMath.mul(SizeMath.sub(k, 1), d), 1)
+        var pb = padBegin, pe = padEnd
+        var out: Int
+        switch autoPad {
+        case "VALID":
+            pb = 0
+            pe = 0
+            out = input >= window ? (input - window) / s + 1 : 0
+        case "SAME_UPPER", "SAME_LOWER":
+            out = try ceilDiv(input, s)
+            let total = Swift.max(0, try SizeMath.sub(SizeMath.add(SizeMath.mul(out - 1, s), window), input))
+            pb = autoPad == "SAME_LOWER" ? (total + 1) / 2 : total / 2
+            pe = total - pb
+        default:
+            let span = try SizeMath.sub(SizeMath.add(SizeMath.add(input, pb), pe), window)
+            if span < 0 {
+                out = 0
+            } else if ceilMode {
+                out = try ceilDiv(span, s) + 1
+                if try SizeMath.mul(out - 1, s) >= SizeMath.add(input, pb) { out -= 1 }
+            } else {
+                out = span / s + 1
+            }
+        }
+        return (Swift.max(out, 0), pb, pe)
     }
 }
 
@@ -80,30 +118,8 @@ struct PoolGeometry: Sendable {
         var outSpatial: [Int] = []
         for i in 0..<n {
             let input = shape[i + 2], k = a.kernel[i], s = a.strides[i], d = a.dilations[i]
-            let window = (k - 1) * d + 1
-            var pb = a.pads[i], pe = a.pads[i + n]
-            var out: Int
-            switch a.autoPad {
-            case "VALID":
-                pb = 0; pe = 0
-                out = input >= window ? (input - window) / s + 1 : 0
-            case "SAME_UPPER", "SAME_LOWER":
-                out = Self.ceilDiv(input, s)
-                let total = Swift.max(0, (out - 1) * s + window - input)
-                pb = a.autoPad == "SAME_LOWER" ? (total + 1) / 2 : total / 2
-                pe = total - pb
-            default:
-                let span = input + pb + pe - window
-                if span < 0 {
-                    out = 0
-                } else if a.ceilMode {
-                    out = Self.ceilDiv(span, s) + 1
-                    if (out - 1) * s >= input + pb { out -= 1 }
-                } else {
-                    out = span / s + 1
-                }
-            }
-            out = Swift.max(out, 0)
+            let (out, pb, pe) = try PoolWindowAttributes.axis(input: input, kernel: k, stride: s, dilation: d, padBegin: a.pads[i],
+                                                              padEnd: a.pads[i + n], autoPad: a.autoPad, ceilMode: a.ceilMode)
             // Bound the output (and so the tap table) before building anything of its size.
             _ = try limits.checkedCount([shape[0], shape[1], out], .float32)
             var taps: [PoolTap] = []
