@@ -141,20 +141,7 @@ extension SliceOp: ShapeInferring {
                 dims[a] = .unknown
                 continue
             }
-            var b = starts[i], e = ends[i]
-            if b < 0 { b = b &+ d }
-            if e < 0 { e = e &+ d }
-            let count: Int
-            if step > 0 {
-                b = Swift.min(Swift.max(b, 0), d)
-                e = Swift.min(Swift.max(e, 0), d)
-                count = e > b ? (e - b - 1) / step + 1 : 0
-            } else {
-                b = Swift.min(Swift.max(b, 0), d - 1)
-                e = Swift.min(Swift.max(e, -1), d - 1)
-                let back = step == Int.min ? Int.max : -step
-                count = b > e ? (b - e - 1) / back + 1 : 0
-            }
+            let (b, count) = SliceOp.range(start: starts[i], end: ends[i], step: step, dimension: d)
             dims[a] = .known(count)
             ranges[a] = (b, step, count)
         }

@@ -172,6 +172,24 @@ struct SliceOp: Operator {
     let endsAttr: [Int]?
     let axesAttr: [Int]?
 
+    /// The first index and the element count of a slice of one axis of size `dimension` (ONNX Slice: negative
+    /// bounds count from the end, then are clamped; `step` is not 0): the one computation the kernel and the shape
+    /// facts (`SliceOp.inferFacts`) share.
+    static func range(start: Int, end: Int, step: Int, dimension d: Int) -> (start: Int, count: Int) {
+        var s = start, e = end
+        if s < 0 { s = s &+ d }
+        if e < 0 { e = e &+ d }
+        if step > 0 {
+            s = Swift.min(Swift.max(s, 0), d)
+            e = Swift.min(Swift.max(e, 0), d)
+            return (s, e > s ? (e - s - 1) / step + 1 : 0)
+        }
+        s = Swift.min(Swift.max(s, 0), d - 1)
+        e = Swift.min(Swift.max(e, -1), d - 1)
+        let back = step == Int.min ? Int.max : -step
+        return (s, s > e ? (s - e - 1) / back + 1 : 0)
+    }
+
     func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
         let starts: [Int], ends: [Int], axesIn: [Int]?, steps: [Int]?
@@ -210,20 +228,7 @@ struct SliceOp: Operator {
             let step = steps?[i] ?? 1
             guard step != 0 else { throw EngineError(.invalidArgument, "Slice: step must not be 0") }
             let d = x.shape[a]
-            var s = starts[i], e = ends[i]
-            if s < 0 { s = s &+ d }
-            if e < 0 { e = e &+ d }
-            let count: Int
-            if step > 0 {
-                s = Swift.min(Swift.max(s, 0), d)
-                e = Swift.min(Swift.max(e, 0), d)
-                count = e > s ? (e - s - 1) / step + 1 : 0
-            } else {
-                s = Swift.min(Swift.max(s, 0), d - 1)
-                e = Swift.min(Swift.max(e, -1), d - 1)
-                let back = step == Int.min ? Int.max : -step
-                count = s > e ? (s - e - 1) / back + 1 : 0
-            }
+            let (s, count) = Self.range(start: starts[i], end: ends[i], step: step, dimension: d)
             outShape[a] = count
             if count > 0 { offset += s * inStrides[a] }
             strides[a] = count > 1 ? inStrides[a] * step : 0
