@@ -4,6 +4,7 @@ ports, connections to it, and the request and response bodies of the Open Infere
 
 Loopback only: every address these helpers connect to is 127.0.0.1.
 """
+import functools
 import http.client
 import json
 import os
@@ -28,9 +29,11 @@ def free_port():
         return s.getsockname()[1]
 
 
+@functools.lru_cache(maxsize=None)
 def tls_context() -> ssl.SSLContext:
     """TLS without certificate checks: these scripts measure and probe the server on loopback; the client
-    libraries' attested and pinned path is tested elsewhere."""
+    libraries' attested and pinned path is tested elsewhere. One context per process: making one loads the
+    system's CA certificates (about 27 ms here), which a latency measurement must not count."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
