@@ -28,7 +28,7 @@ public enum ServerLauncher {
     /// operator chose with `MALLOC_ARENA_MAX`). glibc gives one arena to each thread that allocates
     /// concurrently (workers, the engine's parallel kernels, event loops) and `malloc_trim` cannot shrink the
     /// top of those per-thread arenas, so a server that had run a large model stayed 30 MB or more above its
-    /// base after unloading it; with one arena, unloading returns to the base (docs/performance.md). The
+    /// base after unloading it; with one arena, unloading returns to the base (docs/performance-results.md). The
     /// engine allocates per tensor, not per element, so the shared arena's lock is not contended on the few
     /// cores measured; on a large guest serving many JSON requests at once (JSON decoding allocates per value),
     /// `MALLOC_ARENA_MAX=4` (or `GLIBC_TUNABLES=glibc.malloc.arena_max=4`) trades memory returned for less lock

@@ -25,7 +25,7 @@ private enum JobPhase { case queued, running, done }
 /// the calling thread only). The server uses 0: the event loops sleep most of the time, so the kernel's
 /// scheduler already runs them first when they wake (16 clients saturating both cores: health checks within
 /// 18 ms at worst), while nice +5 cost the worker its share against the engine's own helper threads (which
-/// are not niced) and about 3 ms per resnet18 inference (docs/performance.md).
+/// are not niced) and about 3 ms per resnet18 inference (docs/performance-results.md).
 public final class WorkerPool: Sendable {
     public let name: String
     public let threadCount: Int
