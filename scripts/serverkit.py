@@ -64,6 +64,25 @@ def wait_ready(server: subprocess.Popen, port: int, ctx: ssl.SSLContext, timeout
         time.sleep(0.2)
 
 
+def request(port, method, path, body=None, headers=None, timeout=60):
+    """One request on a new TLS connection to the server on `port`: (status, body)."""
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls_context())
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def is_ready(port, timeout=5):
+    """Whether GET /v2/health/ready on a new TLS connection answers 200."""
+    try:
+        return request(port, "GET", "/v2/health/ready", timeout=timeout)[0] == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
 def rss_kib(pid):
     """VmRSS of a process in KiB, or None."""
     try:
@@ -97,19 +116,10 @@ class Server:
         return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=tls_context())
 
     def request(self, method, path, body=None, headers=None, timeout=60):
-        c = self.connect(timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
+        return request(self.port, method, path, body, headers, timeout)
 
     def ready(self, timeout=5):
-        try:
-            return self.request("GET", "/v2/health/ready", timeout=timeout)[0] == 200
-        except (OSError, http.client.HTTPException):
-            return False
+        return is_ready(self.port, timeout)
 
     def alive(self):
         return self.proc.poll() is None and self.ready()

@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from serverkit import Server, decode_response, rss_kib, tls_context
+from serverkit import Server, decode_response, is_ready, rss_kib
 
 
 def readiness_probe(port, stop, results):
@@ -44,16 +44,7 @@ def readiness_probe(port, stop, results):
     samples = []
     while not stop.is_set():
         t = time.perf_counter()
-        ok = False
-        try:
-            c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=tls_context())
-            c.request("GET", "/v2/health/ready")
-            r = c.getresponse()
-            r.read()
-            ok = r.status == 200
-            c.close()
-        except (OSError, http.client.HTTPException):
-            pass
+        ok = is_ready(port, timeout=10)
         samples.append((time.perf_counter() - t, ok))
         time.sleep(0.05)
     results.put(samples)
