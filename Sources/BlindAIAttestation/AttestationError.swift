@@ -169,15 +169,6 @@ public struct AttestationError: Error, Sendable, Equatable, CustomStringConverti
             .mrOwnerNotAllowed,
             .tcbEvaluationDataNumberBelowMinimum,
         ]
-
-        public init(from decoder: any Decoder) throws {
-            self.rawValue = try decoder.singleValueContainer().decode(String.self)
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
-        }
     }
 
     public let code: Code

@@ -52,22 +52,9 @@ extension Tensor {
         }
     }
 
+    /// The NumPy element type of `t` (nil for BYTES and BF16), the inverse of `datatype(_:)`.
     static func element(_ t: DataType) -> NPYElement? {
-        switch t {
-        case .fp16: .float16
-        case .fp32: .float32
-        case .fp64: .float64
-        case .int8: .int8
-        case .int16: .int16
-        case .int32: .int32
-        case .int64: .int64
-        case .uint8: .uint8
-        case .uint16: .uint16
-        case .uint32: .uint32
-        case .uint64: .uint64
-        case .bool: .bool
-        case .bf16, .bytes: nil
-        }
+        NPYElement.fixedSize.first { datatype($0) == t }
     }
 
     /// Encodes the tensor as `.npy` (version 1.0; BYTES as `<U` strings).

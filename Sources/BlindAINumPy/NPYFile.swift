@@ -47,6 +47,9 @@ public enum NPYElement: Sendable, Hashable {
         }
     }
 
+    /// Every fixed-size element type (all but `.unicode`).
+    public static let fixedSize: [NPYElement] = Array(numeric.values)
+
     static let numeric: [String: NPYElement] = [
         "f2": .float16, "f4": .float32, "f8": .float64,
         "i1": .int8, "i2": .int16, "i4": .int32, "i8": .int64,

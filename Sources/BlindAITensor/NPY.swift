@@ -4,22 +4,9 @@ import Foundation
 /// Tensors to and from NumPy `.npy` files, through the project's one codec (`BlindAINumPy`): versions 1.0 to 3.0,
 /// C order, little-endian numbers, booleans and `<U` strings (string tensors). BFLOAT16 has no NumPy type.
 public enum NPY {
+    /// The NumPy element type of `t` (nil for string and bfloat16 tensors), the inverse of `dataType(_:)`.
     static func element(_ t: DataType) -> NPYElement? {
-        switch t {
-        case .float32: .float32
-        case .float64: .float64
-        case .float16: .float16
-        case .int8: .int8
-        case .uint8: .uint8
-        case .int16: .int16
-        case .uint16: .uint16
-        case .int32: .int32
-        case .uint32: .uint32
-        case .int64: .int64
-        case .uint64: .uint64
-        case .bool: .bool
-        case .string, .bfloat16: nil
-        }
+        NPYElement.fixedSize.first { dataType($0) == t }
     }
 
     static func dataType(_ e: NPYElement) -> DataType {

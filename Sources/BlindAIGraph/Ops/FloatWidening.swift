@@ -8,23 +8,10 @@ enum FloatWidening {
     static func toFloat32(_ t: Tensor, _ ctx: ExecutionContext) throws -> Tensor {
         switch t.dataType {
         case .float32: return t
-        case .float16:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(Float16.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<s.count { d[i] = Float(s[i]) }
-            return out
-        case .bfloat16:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(UInt16.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<s.count { d[i] = Float(bitPattern: UInt32(s[i]) << 16) }
-            return out
-        case .float64:
-            let out = try ctx.uninitialized(.float32, t.shape)
-            let s = t.buffer(Double.self), d = out.mutableBuffer(Float.self)
-            for i in 0..<s.count { d[i] = Float(s[i]) }
-            return out
-        default:
-            throw EngineError(.typeMismatch, "expected a float tensor, got \(t.dataType)")
+        case .float16: return try convert(t, Float16.self, to: .float32, Float.self, ctx) { Float($0) }
+        case .bfloat16: return try convert(t, UInt16.self, to: .float32, Float.self, ctx) { Float(bitPattern: UInt32($0) << 16) }
+        case .float64: return try convert(t, Double.self, to: .float32, Float.self, ctx) { Float($0) }
+        default: throw EngineError(.typeMismatch, "expected a float tensor, got \(t.dataType)")
         }
     }
 
@@ -32,24 +19,22 @@ enum FloatWidening {
     static func fromFloat32(_ t: Tensor, to target: DataType, _ ctx: ExecutionContext) throws -> Tensor {
         switch target {
         case .float32: return t
-        case .float16:
-            let out = try ctx.uninitialized(.float16, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(Float16.self)
-            for i in 0..<s.count { d[i] = Float16(s[i]) }
-            return out
-        case .bfloat16:
-            let out = try ctx.uninitialized(.bfloat16, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(UInt16.self)
-            for i in 0..<s.count { d[i] = bfloat16Bits(s[i]) }
-            return out
-        case .float64:
-            let out = try ctx.uninitialized(.float64, t.shape)
-            let s = t.buffer(Float.self), d = out.mutableBuffer(Double.self)
-            for i in 0..<s.count { d[i] = Double(s[i]) }
-            return out
-        default:
-            throw EngineError(.typeMismatch, "cannot convert float32 results to \(target)")
+        case .float16: return try convert(t, Float.self, to: .float16, Float16.self, ctx) { Float16($0) }
+        case .bfloat16: return try convert(t, Float.self, to: .bfloat16, UInt16.self, ctx) { bfloat16Bits($0) }
+        case .float64: return try convert(t, Float.self, to: .float64, Double.self, ctx) { Double($0) }
+        default: throw EngineError(.typeMismatch, "cannot convert float32 results to \(target)")
         }
+    }
+
+    /// Element by element from storage `S` into a new tensor of type `target` with storage `D` (bfloat16 is stored
+    /// as UInt16, which is why this is not `Loops.map`: that one checks the storage type against the tensor type).
+    @inline(__always)
+    private static func convert<S: TensorElement, D: TensorElement>(_ t: Tensor, _: S.Type, to target: DataType, _: D.Type,
+                                                                      _ ctx: ExecutionContext, _ f: (S) -> D) throws -> Tensor {
+        let out = try ctx.uninitialized(target, t.shape)
+        let s = t.buffer(S.self), d = out.mutableBuffer(D.self)
+        for i in 0..<s.count { d[i] = f(s[i]) }
+        return out
     }
 
     /// A float32 tensor converted to float16.
