@@ -2,7 +2,8 @@
 import PackageDescription
 
 // BlindAI: confidential ONNX inference. Dependency directions (see docs/architecture.md):
-//   BlindAITensor <- BlindAIGraph <- BlindAIONNX <- BlindAIConformance   (the engine: no networking, no attestation)
+//   BlindAITensor <- BlindAIKernels <- BlindAIGraph <- BlindAIOperators <- BlindAIONNX <- BlindAIConformance
+//   (the engine: no networking, no attestation)
 //   BlindAIAttestation (verify)   BlindAIAttestationProducer (inside the TEE)   (no engine)
 //   server and clients are the only places that combine them.
 let package = Package(
@@ -10,7 +11,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "BlindAITensor", targets: ["BlindAITensor"]),
+        .library(name: "BlindAIKernels", targets: ["BlindAIKernels"]),
         .library(name: "BlindAIGraph", targets: ["BlindAIGraph"]),
+        .library(name: "BlindAIOperators", targets: ["BlindAIOperators"]),
         .library(name: "BlindAIONNX", targets: ["BlindAIONNX"]),
         .library(name: "BlindAIAttestation", targets: ["BlindAIAttestation"]),
         .library(name: "BlindAIClient", targets: ["BlindAIClient"]),
@@ -44,11 +47,18 @@ let package = Package(
         // NumPy .npy files: the one codec of the engine and the clients (Foundation only).
         .target(name: "BlindAINumPy"),
         .target(name: "BlindAITensor", dependencies: ["CBlindAIKernels", "BlindAINumPy"]),
-        .target(name: "BlindAIGraph", dependencies: ["BlindAITensor"]),
+        // The engine, in three layers (docs/architecture.md says why this cut):
+        // kernels (loops, thread pool, GEMM, SIMD rows, FFT, attention; no notion of a graph node),
+        .target(name: "BlindAIKernels", dependencies: ["BlindAITensor", "CBlindAIKernels"]),
+        // the graph (IR, operator protocol, registry, planner, plan, the facts framework; no operator),
+        .target(name: "BlindAIGraph", dependencies: ["BlindAITensor", "BlindAIKernels"]),
+        // and the operators (one folder per ONNX domain, one family per file, each registered in its own file).
+        .target(name: "BlindAIOperators", dependencies: ["BlindAITensor", "BlindAIKernels", "BlindAIGraph", "CBlindAIKernels"]),
         .target(
             name: "BlindAIONNX",
             dependencies: [
                 "BlindAIGraph",
+                "BlindAIOperators",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -151,7 +161,7 @@ let package = Package(
         .testTarget(name: "BlindAITensorTests", dependencies: ["BlindAITensor", "BlindAINumPy", "CBlindAIKernels"]),
         .testTarget(
             name: "BlindAIEngineTests",
-            dependencies: ["BlindAIONNX", "BlindAIConformance", "BlindAITestSupport", "CBlindAIKernels"],
+            dependencies: ["BlindAIKernels", "BlindAIGraph", "BlindAIOperators", "BlindAIONNX", "BlindAIConformance", "BlindAITestSupport", "CBlindAIKernels"],
             resources: [.copy("Fixtures")]
         ),
         // Vectors/: real SEV-SNP and TDX evidence read through #filePath (not bundled).

@@ -22,7 +22,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- package-graph:begin -->", "<!-- package-graph:end -->"
 
-ENGINE = {"CBlindAIKernels", "BlindAINumPy", "BlindAITensor", "BlindAIGraph", "BlindAIONNX", "BlindAIConformance"}
+ENGINE = {"CBlindAIKernels", "BlindAINumPy", "BlindAITensor", "BlindAIKernels", "BlindAIGraph", "BlindAIOperators",
+          "BlindAIONNX", "BlindAIConformance"}
+# The engine's layers, bottom up: a layer may depend on the layers before it, never on one after it.
+ENGINE_LAYERS = ["BlindAITensor", "BlindAIKernels", "BlindAIGraph", "BlindAIOperators", "BlindAIONNX", "BlindAIConformance"]
 ENGINE_TESTS = {"BlindAITensorTests", "BlindAIEngineTests", "BlindAITestSupport"}
 ATTESTATION = {"BlindAIAttestation", "BlindAIAttestationProducer", "CBlindAIAttestationShims"}
 NETWORKING = {"hummingbird", "swift-nio", "swift-nio-ssl", "swift-nio-extras", "async-http-client"}
@@ -114,6 +117,10 @@ def main():
         if bad:
             problems.append(f"{t} reaches {bad}: the engine and its tests must not depend on networking, attestation or the server")
         print(f"{t}: {', '.join(sorted(reach)) or '(nothing)'}")
+    for i, t in enumerate(ENGINE_LAYERS):
+        above = sorted(closure(package, t) & set(ENGINE_LAYERS[i + 1:]))
+        if above:
+            problems.append(f"{t} reaches {above}, a layer above it (order: {' < '.join(ENGINE_LAYERS)})")
     for t in sorted(ATTESTATION):
         bad = sorted(closure(package, t) & ENGINE)
         if bad:
@@ -122,7 +129,8 @@ def main():
         print("error:", p, file=sys.stderr)
     if not problems:
         print(f"architecture: the graph in docs/architecture.md is Package.swift's ({len(edges(package))} arrows); "
-              "the engine reaches no networking, attestation or server target; attestation reaches no engine target")
+              "the engine's layers point down only; the engine reaches no networking, attestation or server target; "
+              "attestation reaches no engine target")
     return 1 if problems else 0
 
 

@@ -1,4 +1,5 @@
 import BlindAITensor
+import BlindAIKernels
 
 /// A dimension of a declared shape.
 public enum Dimension: Sendable, Equatable, CustomStringConvertible {

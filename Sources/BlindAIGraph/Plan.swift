@@ -1,4 +1,5 @@
 import BlindAITensor
+import BlindAIKernels
 import CBlindAIKernels
 
 /// How a plan is built.

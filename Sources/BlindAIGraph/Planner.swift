@@ -1,4 +1,5 @@
 import BlindAITensor
+import BlindAIKernels
 
 /// Compiles a `Graph` into a `Plan` through named passes (`compile` lists them): slots, build, outputs, order,
 /// fold and infer, prune, lifetimes, in-place.

@@ -1,11 +1,12 @@
 import BlindAITensor
+import BlindAIKernels
 
 /// Records which attributes a builder reads, and as what (tests sweep each operator's own attributes with
 /// extreme values). Not used in production, where `OpBuildContext.probe` is nil.
-final class AttributeProbe: @unchecked Sendable {
-    enum Kind: Sendable { case int, ints, float, floats, string, strings, tensor, graph }
+package final class AttributeProbe: @unchecked Sendable {
+    package enum Kind: Sendable { case int, ints, float, floats, string, strings, tensor, graph }
     private(set) var asked: [(name: String, kind: Kind)] = []
-    func record(_ name: String, _ kind: Kind) {
+    package func record(_ name: String, _ kind: Kind) {
         if !asked.contains(where: { $0.name == name }) { asked.append((name, kind)) }
     }
 }
@@ -17,13 +18,13 @@ public struct OpBuildContext {
     public let opset: Int
     /// Inputs that are known constants at build time (initializers), by input position.
     public let constantInputs: [Tensor?]
-    let compileSubgraph: (Graph) throws -> SubgraphPlan
+    package let compileSubgraph: (Graph) throws -> SubgraphPlan
     /// Subgraphs compiled by the builder; the planner wires their captured outer values as extra inputs.
-    var compiled: [SubgraphPlan] = []
+    package var compiled: [SubgraphPlan] = []
     /// Tests only: records the attributes the builder reads.
-    var probe: AttributeProbe?
+    package var probe: AttributeProbe?
 
-    init(node: Node, opset: Int, constantInputs: [Tensor?], compileSubgraph: @escaping (Graph) throws -> SubgraphPlan) {
+    package init(node: Node, opset: Int, constantInputs: [Tensor?], compileSubgraph: @escaping (Graph) throws -> SubgraphPlan) {
         self.node = node
         self.opset = opset
         self.constantInputs = constantInputs
@@ -130,15 +131,15 @@ public typealias OperatorBuilder = (inout OpBuildContext) throws -> any Operator
 
 /// Operators keyed by (domain, op type, opset): each entry applies from its `since` version until the next entry.
 public struct OperatorRegistry: Sendable {
-    struct Entry: Sendable {
-        let since: Int
-        let build: @Sendable (inout OpBuildContext) throws -> any Operator
+    package struct Entry: Sendable {
+        package let since: Int
+        package let build: @Sendable (inout OpBuildContext) throws -> any Operator
     }
-    var entries: [String: [Entry]] = [:]
+    package var entries: [String: [Entry]] = [:]
 
     public init() {}
 
-    static func key(_ domain: String, _ opType: String) -> String {
+    package static func key(_ domain: String, _ opType: String) -> String {
         let d = domain == "ai.onnx" ? "" : domain
         return d + "::" + opType
     }
@@ -156,7 +157,7 @@ public struct OperatorRegistry: Sendable {
         for t in opTypes { register(t, domain: domain, since: since, build) }
     }
 
-    func builder(domain: String, opType: String, opset: Int) -> Entry? {
+    package func builder(domain: String, opType: String, opset: Int) -> Entry? {
         guard let list = entries[Self.key(domain, opType)] else { return nil }
         return list.last { $0.since <= opset } ?? list.first
     }

@@ -1,4 +1,5 @@
 import BlindAITensor
+import BlindAIKernels
 
 // Static shape inference: a "fact" (element type, shape with known or unknown dimensions, and for small
 // integer tensors the element values) is propagated through a graph at plan time, from the declared input
@@ -37,12 +38,12 @@ public enum DimFact: Sendable, Hashable, CustomStringConvertible {
     public static let largestDimension = Int(Int32.max)
 
     /// This fact, as a dimension: unknown when it is out of any tensor's range.
-    var asDimension: DimFact {
+    package var asDimension: DimFact {
         if case .known(let v) = self, v < 0 || v > DimFact.largestDimension { return .unknown }
         return self
     }
 
-    init(_ d: Dimension) {
+    package init(_ d: Dimension) {
         switch d {
         case .fixed(let v): self = DimFact.known(v).asDimension
         case .symbolic(let s): self = s.isEmpty ? .unknown : .symbolic(s)
@@ -84,12 +85,12 @@ public struct ValueFact: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Largest integer vector whose element values are tracked.
-    static let maxElements = 64
+    package static let maxElements = 64
 
     public var rank: Int? { shape?.count }
 
     /// The same fact with every dimension out of any tensor's range made unknown (`DimFact.largestDimension`).
-    var withDimensionsInRange: ValueFact {
+    package var withDimensionsInRange: ValueFact {
         var f = self
         f.shape = shape?.map(\.asDimension)
         return f
@@ -132,7 +133,7 @@ public struct ValueFact: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The tensor this fact describes, when it is an integer vector whose every element is known.
-    func materialized() -> Tensor? {
+    package func materialized() -> Tensor? {
         guard let values = knownElements, let shape = staticShape, shape.count <= 1, shape.reduce(1, *) == values.count else { return nil }
         switch dataType {
         case .int64: return Tensor(shape: shape, scalars: values.map { Int64($0) })
@@ -144,7 +145,7 @@ public struct ValueFact: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A copy with another element type.
-    func with(dataType dt: DataType?) -> ValueFact {
+    package func with(dataType dt: DataType?) -> ValueFact {
         var f = self
         f.dataType = dt
         return f
@@ -152,26 +153,26 @@ public struct ValueFact: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// What a shape rule sees of its node: attributes, opset, and the inputs that are constants.
-struct ShapeInferenceContext {
-    let node: Node
-    let opset: Int
+package struct ShapeInferenceContext {
+    package let node: Node
+    package let opset: Int
     /// Input values known at plan time (initializers, folded constants), by input position.
-    let constants: [Tensor?]
+    package let constants: [Tensor?]
 
-    func constant(_ i: Int) -> Tensor? { i < constants.count ? constants[i] : nil }
+    package func constant(_ i: Int) -> Tensor? { i < constants.count ? constants[i] : nil }
 
     /// Whether the node is one of `opTypes` of the default ONNX domain (rules follow the ONNX definitions).
-    func `is`(_ opTypes: Set<String>) -> Bool { (node.domain.isEmpty || node.domain == "com.microsoft") && opTypes.contains(node.opType) }
+    package func `is`(_ opTypes: Set<String>) -> Bool { (node.domain.isEmpty || node.domain == "com.microsoft") && opTypes.contains(node.opType) }
 
-    func int(_ name: String) -> Int? {
+    package func int(_ name: String) -> Int? {
         switch node.attributes[name] {
         case .int(let v)?: return v
         default: return nil
         }
     }
-    func int(_ name: String, default d: Int) -> Int { int(name) ?? d }
+    package func int(_ name: String, default d: Int) -> Int { int(name) ?? d }
 
-    func ints(_ name: String) -> [Int]? {
+    package func ints(_ name: String) -> [Int]? {
         switch node.attributes[name] {
         case .ints(let v)?: return v
         case .int(let v)?: return [v]
@@ -179,13 +180,13 @@ struct ShapeInferenceContext {
         }
     }
 
-    func string(_ name: String) -> String? {
+    package func string(_ name: String) -> String? {
         if case .string(let s)? = node.attributes[name] { return s }
         return nil
     }
 
     /// The integer values of input `i` when it is a constant or a fully known integer vector.
-    func intValues(_ i: Int, _ facts: [ValueFact?]) -> [Int]? {
+    package func intValues(_ i: Int, _ facts: [ValueFact?]) -> [Int]? {
         if let t = constant(i) { return try? t.intValues() }
         if i < facts.count, let f = facts[i] { return f.knownElements }
         return nil
@@ -193,20 +194,22 @@ struct ShapeInferenceContext {
 }
 
 /// An operator that can tell its outputs' facts from its inputs' facts at plan time.
-protocol ShapeInferring {
+package protocol ShapeInferring {
     /// Output facts, in output order (fewer than the node's outputs: the rest are unknown). `inputs` has one entry
     /// per node input, nil for an omitted optional input. Throwing, like returning `.unknown`, means "cannot tell".
     func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact]
 }
 
 /// Shape arithmetic on facts.
-enum ShapeFacts {
-    struct Unknowable: Error {}
+package enum ShapeFacts {
+    package struct Unknowable: Error {
+        package init() {}
+    }
 
     /// Product of dimensions: known when all are known (and it does not overflow).
     /// Product of dimensions: known when all are known (and it does not overflow); a single dimension that is
     /// not known times known ones equal to 1 is that dimension (so Flatten keeps a symbolic batch).
-    static func product<C: Collection>(_ dims: C) -> DimFact where C.Element == DimFact {
+    package static func product<C: Collection>(_ dims: C) -> DimFact where C.Element == DimFact {
         var n = 1
         var other: DimFact?
         for d in dims {
@@ -224,7 +227,7 @@ enum ShapeFacts {
     }
 
     /// One dimension of a multidirectional broadcast.
-    static func broadcast(_ a: DimFact, _ b: DimFact) throws -> DimFact {
+    package static func broadcast(_ a: DimFact, _ b: DimFact) throws -> DimFact {
         switch (a, b) {
         case (.known(1), _): return b
         case (_, .known(1)): return a
@@ -239,7 +242,7 @@ enum ShapeFacts {
     }
 
     /// Multidirectional broadcast of shapes; nil when a rank is unknown.
-    static func broadcast(_ shapes: [[DimFact]?]) throws -> [DimFact]? {
+    package static func broadcast(_ shapes: [[DimFact]?]) throws -> [DimFact]? {
         var ranks: [Int] = []
         for s in shapes {
             guard let s else { return nil }
@@ -256,14 +259,14 @@ enum ShapeFacts {
     }
 
     /// Normalises an axis against a known rank.
-    static func axis(_ a: Int, rank: Int) throws -> Int {
+    package static func axis(_ a: Int, rank: Int) throws -> Int {
         let v = a < 0 ? a + rank : a
         guard v >= 0 && v < rank else { throw Unknowable() }
         return v
     }
 
     /// Element-wise integer arithmetic on element facts (rank 0 or 1), with scalar broadcasting.
-    static func elementwise(_ a: [DimFact]?, _ b: [DimFact]?, _ f: (Int, Int) -> Int?) -> [DimFact]? {
+    package static func elementwise(_ a: [DimFact]?, _ b: [DimFact]?, _ f: (Int, Int) -> Int?) -> [DimFact]? {
         guard let a, let b else { return nil }
         let n = max(a.count, b.count)
         guard a.count == n || a.count == 1, b.count == n || b.count == 1 else { return nil }
@@ -272,268 +275,5 @@ enum ShapeFacts {
             guard let u = x.value, let v = y.value, let r = f(u, v) else { return .unknown }
             return .known(r)
         }
-    }
-}
-
-// MARK: - Element-wise operators (Elementwise.swift, Cast.swift, Core.swift)
-
-extension UnaryOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        var f = x
-        f.elements = nil
-        if let dt = x.dataType, dt.isInteger, [.abs, .neg, .relu, .floor, .ceil, .round].contains(kind), let e = x.elements {
-            f.elements = e.map { d in
-                guard let v = d.value else { return .unknown }
-                switch kind {
-                case .abs: return v == Int.min ? .unknown : .known(Swift.abs(v))
-                case .neg: return v == Int.min ? .unknown : .known(-v)
-                case .relu: return .known(Swift.max(v, 0))
-                default: return .known(v)
-                }
-            }
-            if dt != .int64 { f.elements = nil }
-        }
-        return [f]
-    }
-}
-
-extension FloatPredicateOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        return [ValueFact(dataType: .bool, shape: x.shape)]
-    }
-}
-
-extension BinaryOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        let xs = inputs.compactMap { $0 }
-        guard let first = xs.first else { return [] }
-        let shape = try ShapeFacts.broadcast(xs.map(\.shape))
-        var f = ValueFact(dataType: first.dataType, shape: shape)
-        // Integer arithmetic on shape vectors (int64, as Shape produces them), e.g. Shape(x)[1] * 64.
-        if xs.count == 2, first.dataType == .int64, xs[1].dataType == .int64, !mean, let rank = shape?.count, rank <= 1 {
-            let op: ((Int, Int) -> Int?)?
-            switch kind {
-            case .add: op = { let r = $0.addingReportingOverflow($1); return r.overflow ? nil : r.partialValue }
-            case .sub: op = { let r = $0.subtractingReportingOverflow($1); return r.overflow ? nil : r.partialValue }
-            case .mul: op = { let r = $0.multipliedReportingOverflow(by: $1); return r.overflow ? nil : r.partialValue }
-            case .div: op = { $1 == 0 || ($1 == -1 && $0 == Int.min) ? nil : $0 / $1 }
-            case .max: op = { Swift.max($0, $1) }
-            case .min: op = { Swift.min($0, $1) }
-            default: op = nil
-            }
-            if let op, let e = ShapeFacts.elementwise(xs[0].elements, xs[1].elements, op),
-               let st = shape.flatMap({ ValueFact(shape: $0).staticShape }), e.count == SizeMath.productIfRepresentable(st) {
-                f.elements = e
-            }
-        }
-        return [f]
-    }
-}
-
-extension CompareOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        [ValueFact(dataType: .bool, shape: try ShapeFacts.broadcast(inputs.map { $0?.shape }))]
-    }
-}
-
-extension LogicOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        [ValueFact(dataType: .bool, shape: try ShapeFacts.broadcast(inputs.compactMap { $0 }.map(\.shape)))]
-    }
-}
-
-extension BitwiseOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        let xs = inputs.compactMap { $0 }
-        return [ValueFact(dataType: xs.first?.dataType, shape: try ShapeFacts.broadcast(xs.map(\.shape)))]
-    }
-}
-
-extension WhereOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard inputs.count == 3, let c = inputs[0], let x = inputs[1], let y = inputs[2] else { return [] }
-        return [ValueFact(dataType: x.dataType ?? y.dataType, shape: try ShapeFacts.broadcast([c.shape, x.shape, y.shape]))]
-    }
-}
-
-extension ClipOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        return [ValueFact(dataType: x.dataType, shape: x.shape)]
-    }
-}
-
-extension PReluOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard inputs.count == 2, let x = inputs[0], let s = inputs[1] else { return [] }
-        return [ValueFact(dataType: x.dataType, shape: try ShapeFacts.broadcast([x.shape, s.shape]))]
-    }
-}
-
-extension CastOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        let target = to ?? (inputs.count > 1 ? inputs[1]?.dataType : nil)
-        var f = ValueFact(dataType: target, shape: x.shape)
-        // Shape vectors survive casts between wide integer types.
-        if let e = x.elements, let source = x.dataType, source == .int64 || source == .int32, target == .int64 || target == .int32 {
-            f.elements = target == .int32 ? e.map { d in
-                guard let v = d.value else { return .unknown }
-                return v >= Int(Int32.min) && v <= Int(Int32.max) ? d : .unknown
-            } : e
-        }
-        return [f]
-    }
-}
-
-extension ConstantOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        [ValueFact(constant: value)]
-    }
-}
-
-extension IdentityOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        // Dropout with ratio/training inputs may refuse to run: say nothing that would fold it away.
-        guard inputs.count == 1, let x = inputs[0] else { return [] }
-        return [x, ValueFact(dataType: .bool, shape: x.shape)]
-    }
-}
-
-extension ShapeOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil, let shape = x.shape else { return [ValueFact(dataType: .int64, shape: [.unknown])] }
-        let r = shape.count
-        func clampAxis(_ a: Int) -> Int { let v = a < 0 ? a + r : a; return Swift.min(Swift.max(v, 0), r) }
-        let s = clampAxis(start), e = clampAxis(end ?? r)
-        let dims = s < e ? Array(shape[s..<e]) : []
-        return [ValueFact(dataType: .int64, shape: [.known(dims.count)], elements: dims.count <= ValueFact.maxElements ? dims : nil)]
-    }
-}
-
-extension SizeOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        let n: DimFact = (inputs.first ?? nil)?.shape.map { ShapeFacts.product($0) } ?? .unknown
-        return [ValueFact(dataType: .int64, shape: [], elements: [n])]
-    }
-}
-
-extension ReshapeOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        var out = ValueFact(dataType: x.dataType)
-        let spec: [DimFact]
-        if let a = shapeAttr {
-            spec = a.map { .known($0) }
-        } else if inputs.count > 1, let s = inputs[1] {
-            if let e = s.elements {
-                spec = e
-            } else if let n = s.shape?.first?.value, s.shape?.count == 1 {
-                spec = [DimFact](repeating: .unknown, count: n)
-            } else {
-                return [out]
-            }
-        } else {
-            return [out]
-        }
-        let values = spec.compactMap(\.value)
-        if let input = x.staticShape, values.count == spec.count {
-            out.shape = try ReshapeOp.resolve(values, input: input, allowZero: allowZero).map { .known($0) }
-            if values.count <= 1 { out.elements = x.elements }
-            return [out]
-        }
-        var dims: [DimFact] = []
-        var inferred: Int?
-        for (i, d) in spec.enumerated() {
-            switch d {
-            case .known(0) where !allowZero:
-                guard let s = x.shape else { dims.append(.unknown); continue }
-                guard i < s.count else { throw ShapeFacts.Unknowable() }
-                dims.append(s[i])
-            case .known(-1):
-                guard inferred == nil else { throw ShapeFacts.Unknowable() }
-                inferred = i
-                dims.append(.unknown)
-            case .known(let v):
-                guard v >= 0 else { throw ShapeFacts.Unknowable() }
-                dims.append(d)
-            case .symbolic:
-                dims.append(d)
-            case .unknown:
-                dims.append(.unknown)
-            }
-        }
-        if let i = inferred, let s = x.shape, case .known(let total) = ShapeFacts.product(s) {
-            var others = dims
-            others.remove(at: i)
-            if case .known(let k) = ShapeFacts.product(others), k > 0, total % k == 0 { dims[i] = .known(total / k) }
-        }
-        out.shape = dims
-        if let e = x.elements, dims.count <= 1 { out.elements = e }
-        return [out]
-    }
-}
-
-extension FlattenOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        guard let s = x.shape else { return [ValueFact(dataType: x.dataType, shape: [.unknown, .unknown])] }
-        let a = axis < 0 ? axis + s.count : axis
-        guard a >= 0 && a <= s.count else { throw ShapeFacts.Unknowable() }
-        return [ValueFact(dataType: x.dataType, shape: [ShapeFacts.product(s[..<a]), ShapeFacts.product(s[a...])])]
-    }
-}
-
-extension SqueezeOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        var out = ValueFact(dataType: x.dataType)
-        guard let s = x.shape else { return [out] }
-        let axesIn: [Int]?
-        if let a = axesAttr {
-            axesIn = a
-        } else if inputs.count > 1, inputs[1] != nil {
-            guard let a = ctx.intValues(1, inputs) else { return [out] }
-            axesIn = a
-        } else {
-            axesIn = nil
-        }
-        if let axesIn {
-            let axes = Set(try axesIn.map { try ShapeFacts.axis($0, rank: s.count) })
-            var dims: [DimFact] = []
-            for (i, d) in s.enumerated() {
-                if axes.contains(i) {
-                    if let v = d.value, v != 1 { throw ShapeFacts.Unknowable() }
-                } else {
-                    dims.append(d)
-                }
-            }
-            out.shape = dims
-        } else {
-            // Without axes every dimension of size 1 goes: only known when every dimension is known.
-            guard let st = x.staticShape else { return [out] }
-            out.shape = st.filter { $0 != 1 }.map { .known($0) }
-        }
-        if let e = x.elements, (out.shape?.count ?? 2) <= 1 { out.elements = e }
-        return [out]
-    }
-}
-
-extension UnsqueezeOp: ShapeInferring {
-    func inferFacts(_ inputs: [ValueFact?], _ ctx: ShapeInferenceContext) throws -> [ValueFact] {
-        guard let x = inputs.first ?? nil else { return [] }
-        var out = ValueFact(dataType: x.dataType)
-        guard let s = x.shape, let axesIn = axesAttr ?? ctx.intValues(1, inputs) else { return [out] }
-        let rank = s.count + axesIn.count
-        var axes = Set<Int>()
-        for a in axesIn {
-            guard axes.insert(try ShapeFacts.axis(a, rank: rank)).inserted else { throw ShapeFacts.Unknowable() }
-        }
-        var it = s.makeIterator()
-        out.shape = (0..<rank).map { axes.contains($0) ? .known(1) : it.next()! }
-        if let e = x.elements, rank <= 1 { out.elements = e }
-        return [out]
     }
 }

@@ -1,4 +1,5 @@
 import BlindAIGraph
+import BlindAIOperators
 import BlindAITensor
 import Foundation
 import SwiftProtobuf

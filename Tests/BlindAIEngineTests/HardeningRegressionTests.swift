@@ -34,7 +34,7 @@ import Testing
     // MARK: item 1
 
     /// DFT over every transform kind (trivial, Stockham, direct sum, Bluestein, real-input halves), forward and
-    /// inverse, against a direct sum in double precision. In a release build these trapped in SignalFFT.direct.
+    /// inverse, against a direct sum in double precision. In a release build these trapped in FFT.direct.
     @Test(arguments: [1, 5, 16, 48, 67, 96, 127])
     func dftOfEveryKindRunsAndIsRight(n: Int) throws {
         for (inverse, complex) in [(false, true), (true, true), (false, false)] {

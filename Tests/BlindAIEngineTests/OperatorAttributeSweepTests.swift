@@ -1,4 +1,5 @@
 @testable import BlindAIGraph
+@testable import BlindAIOperators
 import BlindAIONNX
 import BlindAITensor
 import BlindAITestSupport

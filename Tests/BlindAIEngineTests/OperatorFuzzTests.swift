@@ -1,4 +1,5 @@
 import BlindAIGraph
+import BlindAIOperators
 import BlindAIONNX
 import BlindAITensor
 import BlindAITestSupport

@@ -1,4 +1,5 @@
 @testable import BlindAIGraph
+import BlindAIKernels
 import BlindAIONNX
 import BlindAITensor
 import BlindAITestSupport
@@ -12,7 +13,7 @@ import Testing
 @Suite struct ThreadPoolTests {
     /// Runs `body` for 0..<count through the engine's bridge to `blindai_parallel_for`.
     static func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
-        CFParallel.forEach(count, body)
+        Parallel.forEach(count, body)
     }
 
     /// A buffer of counters that loop bodies on several threads bump at distinct indices.
