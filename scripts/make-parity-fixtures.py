@@ -33,6 +33,8 @@ Models (TorchScript exporter = torch.onnx.export(dynamo=False, opset 17); dynamo
     rnn_lstm_gru_{ts,dynamo}   nn.LSTM (bidirectional) + nn.GRU + Linear, input [2,10,16]
     control_flow_ts            torch.jit.script'ed if/for -> ONNX If + Loop (two test data sets, both branches)
     control_flow_cond_dynamo   torch.cond -> ONNX If via the dynamo exporter
+    embedding_int4_gbq, embedding_int8_gbq_fp16   com.microsoft GatherBlockQuantized (int4 + zero points / 8-bit float16)
+                               + MatMul, written with onnx.helper; input_ids [2,16] and [1,3] int64
 A failed export is recorded in the report (and the process still exits 0 unless --strict is given).
 """
 from __future__ import annotations
@@ -307,6 +309,48 @@ def build_control_flow_cond() -> Built:
 # export, quantization
 
 
+def build_embedding_gbq(bits: int, scale_type: str, zero_points: bool) -> Built:
+    """A block-quantized token embedding as int4/int8 LLM exports store it (onnxruntime's MatMulNBits layout):
+    com.microsoft GatherBlockQuantized over uint8 data holding 8/bits values per byte, block 32, then a MatMul.
+    Written directly with onnx.helper (no exporter produces this operator from a torch module)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    r = rng()
+    vocab, hidden, block, out = 50, 64, 32, 8
+    per_byte = 8 // bits
+    q = r.randint(0, 1 << bits, size=(vocab, hidden))
+    packed = np.zeros((vocab, hidden // per_byte), dtype=np.uint8)
+    for k in range(per_byte):
+        packed |= (q[:, k::per_byte] << (k * bits)).astype(np.uint8)
+    np_scale = np.float16 if scale_type == "float16" else np.float32
+    scales = (r.rand(vocab, hidden // block) * 0.1 + 0.01).astype(np_scale)
+    inits = [numpy_helper.from_array(packed, "embed.data"), numpy_helper.from_array(scales, "embed.scales"),
+             numpy_helper.from_array(r.randn(hidden, out).astype(np_scale), "proj.weight")]
+    inputs = ["embed.data", "input_ids", "embed.scales"]
+    if zero_points:
+        zq = r.randint(0, 1 << bits, size=(vocab, hidden // block))
+        zp = np.zeros((vocab, (hidden // block + per_byte - 1) // per_byte), dtype=np.uint8)
+        for k in range(per_byte):
+            cols = zq[:, k::per_byte]
+            zp[:, :cols.shape[1]] |= (cols << (k * bits)).astype(np.uint8)
+        inits.append(numpy_helper.from_array(zp, "embed.zero_points"))
+        inputs.append("embed.zero_points")
+    elem = TensorProto.FLOAT16 if scale_type == "float16" else TensorProto.FLOAT
+    nodes = [
+        helper.make_node("GatherBlockQuantized", inputs, ["hidden"], domain="com.microsoft", gather_axis=0, quantize_axis=1,
+                         block_size=block, bits=bits),
+        helper.make_node("MatMul", ["hidden", "proj.weight"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "embedding_gbq", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
+                              [helper.make_tensor_value_info("logits", elem, ["batch", "sequence", out])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    ids = [r.randint(0, vocab, size=(2, 16)).astype(np.int64), np.array([[0, vocab - 1, 7]], dtype=np.int64)]
+    return Built(model, [{"input_ids": i} for i in ids], ["input_ids"], ["logits"])
+
+
 @contextlib.contextmanager
 def quiet():
     """Silences stdout/stderr, at the file-descriptor level too: the TorchScript exporter dumps the whole IR graph
@@ -557,7 +601,7 @@ class Result:
 class Case:
     name: str
     source: str  # human description of the model
-    exporter: str  # torchscript | dynamo | quantize_dynamic | quantize_static_qdq
+    exporter: str  # torchscript | dynamo | quantize_dynamic | quantize_static_qdq | onnx (an onnx.ModelProto)
     small: bool
     build: Callable[[], Built]
     from_case: str | None = None  # for quantization: the float case it quantizes
@@ -579,6 +623,10 @@ CASES = [
     Case("rnn_lstm_gru_dynamo", "nn.LSTM(bidirectional) + nn.GRU + Linear", "dynamo", True, build_rnn),
     Case("control_flow_ts", "torch.jit.script if/for", "torchscript", True, build_control_flow_script),
     Case("control_flow_cond_dynamo", "torch.cond", "dynamo", True, build_control_flow_cond),
+    Case("embedding_int4_gbq", "GatherBlockQuantized int4 + zero points, float32 scales, + MatMul", "onnx", True,
+         lambda: build_embedding_gbq(4, "float32", True)),
+    Case("embedding_int8_gbq_fp16", "GatherBlockQuantized 8-bit, float16 scales, + MatMul", "onnx", True,
+         lambda: build_embedding_gbq(8, "float16", False)),
 ]
 
 
@@ -605,6 +653,10 @@ def run_case(c: Case, outdir: str, work: str, float_models: dict[str, str]) -> R
                 note = export(b, tmp)
                 note = "; ".join(x for x in (f"plain export FAILED ({short(e, 200)}); workaround: {desc}", note) if x)
             r.notes = "; ".join(x for x in (b.notes, note) if x)
+        elif c.exporter == "onnx":
+            import onnx
+
+            onnx.save(b.module, tmp)
         elif c.exporter in ("quantize_dynamic", "quantize_static_qdq"):
             src = float_models.get(c.from_case or "")
             if src is None:

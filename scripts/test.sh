@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 # Package.swift's, and the engine reaches no networking, attestation or server target.
 python3 scripts/check-error-codes.py
 python3 scripts/check-architecture.py
+python3 scripts/check-operator-layout.py
 
 swift build --build-tests
 swift test --skip-build

@@ -65,10 +65,6 @@ extension StandardOperators {
         r.register("BiasGelu", domain: "com.microsoft") { _ in MicrosoftActivationOp(kind: .biasGelu) }
         r.register("QuickGelu", domain: "com.microsoft") { c in MicrosoftActivationOp(kind: .quickGelu(try c.float("alpha", default: 1.702))) }
         r.register("BiasAdd", domain: "com.microsoft") { _ in MicrosoftActivationOp(kind: .biasAdd) }
-        // FastGelu without bias is registered with the element-wise operators; this bias-aware version takes over
-        // once that registration is removed (never registered twice).
-        if !r.supports(domain: "com.microsoft", opType: "FastGelu") {
-            r.register("FastGelu", domain: "com.microsoft") { _ in MicrosoftActivationOp(kind: .fastGelu) }
-        }
+        r.register("FastGelu", domain: "com.microsoft") { _ in MicrosoftActivationOp(kind: .fastGelu) }
     }
 }
