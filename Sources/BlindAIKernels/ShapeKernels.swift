@@ -1,7 +1,7 @@
 import BlindAITensor
 
-/// Data-movement kernels shared by the shape, indexing and generator operators (ShapeOps.swift, Indexing.swift,
-/// Generators.swift). Elements are moved by their byte size (1, 2, 4 or 8 bytes), never interpreted, so one
+/// Data-movement kernels of the shape, indexing and other operators that move elements without reading them
+/// (ShapeOps.swift, Indexing.swift, ...). Elements are moved by their byte size (1, 2, 4 or 8 bytes), never interpreted, so one
 /// specialised kernel serves every element type; string tensors take separate paths over their `[String]`.
 package enum ShapeKernels {
     // MARK: Views and allocation

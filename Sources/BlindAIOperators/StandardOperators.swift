@@ -30,7 +30,7 @@ public enum StandardOperators {
             ("Quantization", registerQuantization),
             ("ControlFlow", registerControlFlow),
             ("Recurrent", registerRecurrent),
-            ("Generators", registerGenerators),
+            ("Random", registerRandom),
             ("Einsum", registerEinsum),
             ("Losses", registerLosses),
             ("Activations", registerActivations),

@@ -4,7 +4,7 @@ import BlindAIGraph
 import CBlindAIKernels
 import Foundation
 
-// Activations that are not a kind of the element-wise UnaryOp: Swish and SwiGLU.
+// Activations that are not a kind of the element-wise UnaryOp: Swish, SwiGLU and Shrink.
 
 // MARK: - Swish
 
@@ -70,9 +70,46 @@ struct SwiGLUOp: Operator {
     }
 }
 
+/// Shrink: x < -lambd ? x + bias : (x > lambd ? x - bias : 0).
+struct ShrinkOp: Operator {
+    let lambd: Float
+    let bias: Float
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        switch x.dataType {
+        case .float32: return [try float(x, Float.self, ctx)]
+        case .float64: return [try float(x, Double.self, ctx)]
+        case .float16: return [try float(x, Float16.self, ctx)]
+        case .int8: return [try integer(x, Int8.self, ctx)]
+        case .uint8: return [try integer(x, UInt8.self, ctx)]
+        case .int16: return [try integer(x, Int16.self, ctx)]
+        case .uint16: return [try integer(x, UInt16.self, ctx)]
+        case .int32: return [try integer(x, Int32.self, ctx)]
+        case .uint32: return [try integer(x, UInt32.self, ctx)]
+        case .int64: return [try integer(x, Int64.self, ctx)]
+        case .uint64: return [try integer(x, UInt64.self, ctx)]
+        default: throw EngineError(.typeMismatch, "Shrink does not support \(x.dataType) tensors")
+        }
+    }
+
+    func float<T: EngineFloat>(_ x: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let l = T(lambd), b = T(bias)
+        return try Loops.map(x, T.self, T.self, ctx) { v in v < -l ? v + b : (v > l ? v - b : 0) }
+    }
+
+    func integer<T: EngineInteger>(_ x: Tensor, _: T.Type, _ ctx: ExecutionContext) throws -> Tensor {
+        let l = Double(lambd), b = Double(bias)
+        return try Loops.map(x, T.self, T.self, ctx) { v in
+            let d = Double(v)
+            return d < -l ? T(clampingDouble: d + b) : (d > l ? T(clampingDouble: d - b) : 0)
+        }
+    }
+}
+
 extension StandardOperators {
     static func registerActivations(_ r: inout OperatorRegistry) {
         r.register("Swish") { c in SwishOp(alpha: try c.float("alpha", default: 1)) }
         r.register("SwiGLU") { c in SwiGLUOp(alpha: try c.float("alpha", default: 1)) }
+        r.register("Shrink") { c in ShrinkOp(lambd: try c.float("lambd", default: 0.5), bias: try c.float("bias", default: 0)) }
     }
 }

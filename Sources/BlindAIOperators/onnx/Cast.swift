@@ -3,6 +3,8 @@ import BlindAIKernels
 import BlindAIGraph
 import Foundation
 
+// Cast, CastLike and BitCast: conversion of the element type, by value or by bits.
+
 /// Cast and CastLike: element-type conversion between every supported type.
 struct CastOp: Operator {
     let to: DataType?
@@ -137,6 +139,27 @@ struct CastOp: Operator {
     }
 }
 
+/// BitCast: the same bits as another type of the same width.
+struct BitCastOp: Operator {
+    let to: DataType
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        guard x.dataType != .string else { throw EngineError(.typeMismatch, "BitCast does not support string tensors") }
+        guard x.dataType.byteSize == to.byteSize else {
+            throw EngineError(.typeMismatch, "BitCast: \(x.dataType) and \(to) have different widths")
+        }
+        if to == .bool && x.dataType != .bool {
+            // Only 0 and 1 are valid bools: normalise other bytes to true.
+            let out = try ctx.uninitialized(.bool, x.shape)
+            let src = UnsafeRawPointer(x.storage.base).assumingMemoryBound(to: UInt8.self)
+            let dst = out.mutableBuffer(Bool.self)
+            for i in 0..<x.count { dst[i] = src[i] != 0 }
+            return [out]
+        }
+        return [Tensor(dataType: to, shape: x.shape, storage: x.storage)]
+    }
+}
+
 extension StandardOperators {
     static func registerCast(_ r: inout OperatorRegistry) {
         r.register("Cast") { c in
@@ -146,6 +169,12 @@ extension StandardOperators {
             return CastOp(to: dt, saturate: try c.int("saturate", default: 1) != 0)
         }
         r.register("CastLike") { c in CastOp(to: nil, saturate: try c.int("saturate", default: 1) != 0) }
+        r.register("BitCast") { c in
+            guard let d = try c.int("to"), let dt = DataType(rawValue: d), dt != .string else {
+                throw c.error(.invalidModel, "BitCast needs a supported non-string 'to' type")
+            }
+            return BitCastOp(to: dt)
+        }
     }
 }
 

@@ -3,6 +3,9 @@ import BlindAIKernels
 import BlindAIGraph
 import CBlindAIKernels
 
+// Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv and DeformConv, over one geometry (`ConvGeometry`)
+// shared by the kernels and the shape facts.
+
 /// Attributes shared by Conv, ConvTranspose, ConvInteger, QLinearConv and DeformConv, parsed at build time.
 struct ConvAttributes: Sendable {
     enum AutoPad: Sendable { case notSet, sameUpper, sameLower, valid }

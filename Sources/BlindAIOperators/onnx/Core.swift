@@ -2,6 +2,8 @@ import BlindAITensor
 import BlindAIKernels
 import BlindAIGraph
 
+// Graph plumbing and shape operators: Constant, Identity, Dropout, Shape, Size, Reshape, Flatten, Squeeze, Unsqueeze.
+
 /// Constant: a value fixed in the model.
 struct ConstantOp: Operator {
     let value: Tensor

@@ -4,6 +4,9 @@ import BlindAIGraph
 import CBlindAIKernels
 import Foundation
 
+// Element-wise operators: unary functions and activations (UnaryOp), IsNaN/IsInf, arithmetic with broadcasting
+// (BinaryOp, Sum/Mean/Max/Min), comparisons, logic, bitwise operators, Where, Clip and PRelu; com.microsoft Gelu.
+
 /// Unary float functions.
 enum UnaryKind: Sendable {
     case abs, neg, exp, log, sqrt, reciprocal, sin, cos, tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh

@@ -3,6 +3,8 @@ import BlindAIKernels
 import BlindAIGraph
 import CBlindAIKernels
 
+// Matrix products: MatMul, Gemm, MatMulInteger, com.microsoft FusedMatMul, and Det.
+
 /// The geometry of a (batched, broadcast) matrix product op(A)[..., M, K] x op(B)[..., K, N].
 /// 1-D operands are promoted as NumPy does (A: [1, K], B: [K, 1]) and the promoted dimension is dropped
 /// from the output.

@@ -3,6 +3,9 @@ import BlindAIKernels
 import BlindAIGraph
 import Foundation
 
+// Pooling: MaxPool, AveragePool, LpPool, GlobalAveragePool/GlobalMaxPool/GlobalLpPool, MaxUnpool, MaxRoiPool and
+// RoiAlign, over one window geometry (`PoolWindowAttributes.axis`) shared by the kernels and the shape facts.
+
 // MARK: - Window geometry
 
 /// The attributes shared by MaxPool, AveragePool and LpPool, parsed once at build time.

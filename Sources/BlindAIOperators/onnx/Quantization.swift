@@ -3,6 +3,10 @@ import BlindAIKernels
 import BlindAIGraph
 import Foundation
 
+// Quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul, and the com.microsoft
+// quantized operators (QLinearAdd/Mul/Sigmoid/LeakyRelu/GlobalAveragePool/Concat, MatMulIntegerToFloat,
+// DynamicQuantizeMatMul).
+
 /// How scale and zero-point values map onto the elements of x, viewed as [outer, axisLength, inner]:
 /// per tensor (one value), per axis (one value per index of `axis`) or blocked (blocks of `blockSize` along
 /// `axis`, the other dimensions matching x).

@@ -3,6 +3,8 @@ import BlindAIKernels
 import BlindAIGraph
 import Foundation
 
+// Resampling: Resize and Upsample (nearest, linear, cubic), GridSample and AffineGrid.
+
 // MARK: - Resize and Upsample
 
 enum ResizeMode: Sendable { case nearest, linear, cubic }

@@ -3,7 +3,8 @@ import BlindAIKernels
 import BlindAIGraph
 import Foundation
 
-// Signal processing: DFT (opset 17 axis attribute, opset 20 axis input), STFT and MelWeightMatrix.
+// Signal processing: DFT (opset 17 axis attribute, opset 20 axis input), STFT, MelWeightMatrix and the window
+// functions (HannWindow, HammingWindow, BlackmanWindow).
 // Transforms are computed in double precision on split real/imaginary scratch buffers: mixed-radix Stockham for
 // lengths with small prime factors, a direct sum for other short lengths, Bluestein's chirp-z algorithm otherwise.
 
@@ -299,6 +300,41 @@ struct MelWeightMatrixOp: Operator {
     }
 }
 
+/// HannWindow, HammingWindow, BlackmanWindow.
+struct WindowOp: Operator {
+    enum Kind: Sendable { case hann, hamming, blackman }
+    let kind: Kind
+    let periodic: Bool
+    let dtype: DataType
+
+    func run(_ inputs: [Tensor?], _ ctx: ExecutionContext) throws -> [Tensor] {
+        let sizeT = try inputs.required(0, "size")
+        guard sizeT.count == 1, let size = try sizeT.intValues().first else {
+            throw EngineError(.invalidArgument, "window size must be an integer scalar")
+        }
+        guard size >= 0 else { throw EngineError(.invalidArgument, "window size \(size) is negative") }
+        let out = try ctx.uninitialized(dtype, [size])
+        let n1 = Double(periodic ? size : size - 1)
+        let twoPi = 2 * Double.pi
+        let k = kind
+        try CastOp.write(out, dtype, count: size) { i in
+            if n1 == 0 { return 1 }
+            let x = Double(i)
+            switch k {
+            case .hann:
+                let s = Foundation.sin(Double.pi * x / n1)
+                return s * s
+            case .hamming:
+                let alpha = 25.0 / 46.0
+                return alpha - (1 - alpha) * Foundation.cos(twoPi * x / n1)
+            case .blackman:
+                return 0.42 - 0.5 * Foundation.cos(twoPi * x / n1) + 0.08 * Foundation.cos(2 * twoPi * x / n1)
+            }
+        }
+        return [out]
+    }
+}
+
 extension StandardOperators {
     static func registerSignal(_ r: inout OperatorRegistry) {
         r.register("DFT", since: 17) { c in
@@ -326,6 +362,14 @@ extension StandardOperators {
                 throw c.error(.invalidModel, "MelWeightMatrix: output_datatype \(code) is not a float type")
             }
             return MelWeightMatrixOp(outputType: t)
+        }
+        let windows: [(String, WindowOp.Kind)] = [("HannWindow", .hann), ("HammingWindow", .hamming), ("BlackmanWindow", .blackman)]
+        for (name, kind) in windows {
+            r.register(name) { c in
+                let d = try c.int("output_datatype", default: DataType.float32.rawValue)
+                guard let dt = DataType(rawValue: d), dt != .string else { throw c.error(.invalidModel, "\(name): unsupported output_datatype \(d)") }
+                return WindowOp(kind: kind, periodic: try c.int("periodic", default: 1) != 0, dtype: dt)
+            }
         }
     }
 }
