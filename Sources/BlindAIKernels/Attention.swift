@@ -29,7 +29,7 @@ package enum AttentionFloats {
 package enum AttentionMath {
     /// exp(x) (Cephes-style range reduction and polynomial, about 1 ulp), written with selects and bit
     /// operations only so that loops calling it vectorise.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func exp(_ v: Float) -> Float {
         let x0 = v < -87.3 ? -87.3 : (v > 88.3 ? 88.3 : v)
         // Round x / ln 2 to the nearest integer with the 1.5 * 2^23 trick; t's low bits hold that integer.
@@ -129,7 +129,7 @@ package struct AttentionCore {
         self.emulateBF16 = emulateBF16
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func bf16(_ f: Float) -> Float {
         if f.isNaN { return f }
         let bits = f.bitPattern
@@ -228,7 +228,7 @@ package func attentionConcat(past: UnsafePointer<Float>?, pastLength: Int, _ cur
 
 package enum RotaryKernel {
     /// Rotates the first `rotaryDim` values of one head vector `x` (length headSize) into `y`.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func rotate(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, headSize: Int, rotaryDim: Int,
                        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, interleaved: Bool) {
         let half = rotaryDim / 2

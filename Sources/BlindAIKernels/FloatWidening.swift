@@ -43,7 +43,7 @@ package enum FloatWidening {
     }
 
     /// The bfloat16 bits of `f`, rounded to nearest even.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func bfloat16Bits(_ f: Float) -> UInt16 {
         if f.isNaN { return 0x7FC0 }
         let bits = f.bitPattern

@@ -93,7 +93,7 @@ package enum ShapeKernels {
 
     /// Calls `body(outOffset, inOffset)` for every combination of the first `outerCount` dimensions, where the
     /// output is contiguous with `rowSize` elements per combination.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func forEachOuter(_ dims: [Int], _ strides: [Int], outerCount: Int, rowSize: Int, offset: Int,
                              _ body: (Int, Int) -> Void) {
         if outerCount == 0 { body(0, offset); return }
@@ -116,7 +116,7 @@ package enum ShapeKernels {
         }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func stridedCopyTyped<E: FixedWidthInteger & SIMDScalar>(_ srcRaw: UnsafeRawPointer, _ dstRaw: UnsafeMutableRawPointer, _: E.Type,
                                                       _ offset: Int, _ dims: [Int], _ st: [Int]) {
         let src = srcRaw.assumingMemoryBound(to: E.self)
@@ -337,7 +337,7 @@ package enum ShapeKernels {
     }
 
     /// Copies `count` elements; `src` and `dst` are element indices.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func copy(_ src: UnsafeRawPointer, _ si: Int, _ dst: UnsafeMutableRawPointer, _ di: Int, count: Int, elementSize: Int) {
         if count > 0 {
             (dst + di * elementSize).copyMemory(from: src + si * elementSize, byteCount: count * elementSize)
