@@ -91,11 +91,15 @@ let package = Package(
         ),
         // Open Inference Protocol v2 wire types and binary tensor framing: Foundation only, shared with clients.
         .target(name: "BlindAIProtocol"),
+        // Signed inference receipts (docs/receipts.md): the format, the canonical tensor digest, signing and the
+        // signature check. Crypto only: the server signs, the clients verify.
+        .target(name: "BlindAIReceipts", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "BlindAIServer",
             dependencies: [
                 "CBlindAIServerShims",
                 "BlindAIProtocol",
+                "BlindAIReceipts",
                 "BlindAIONNX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -133,6 +137,7 @@ let package = Package(
                 "BlindAIAttestation",
                 "BlindAINumPy",
                 "BlindAIProtocol",
+                "BlindAIReceipts",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -150,6 +155,7 @@ let package = Package(
                 "BlindAIServer",
                 "BlindAIServerAttestation",
                 "BlindAIClient",
+                "BlindAIReceipts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -114,6 +114,9 @@ public struct AttestationError: Error, Sendable, Equatable, CustomStringConverti
         public static let mrOwnerNotAllowed = Code(rawValue: "mr_owner_not_allowed")
         /// The TDX collateral's TCB evaluation data number is below the policy's minimum.
         public static let tcbEvaluationDataNumberBelowMinimum = Code(rawValue: "tcb_evaluation_data_number_below_minimum")
+        /// The operator's pre-loaded models the bound claims document lists are not the ones the policy pins
+        /// (`operatorModels`).
+        public static let operatorModelsMismatch = Code(rawValue: "operator_models_mismatch")
 
         /// Every code this version defines.
         public static let allCases: [Code] = [
@@ -168,6 +171,7 @@ public struct AttestationError: Error, Sendable, Equatable, CustomStringConverti
             .mrConfigIDNotAllowed,
             .mrOwnerNotAllowed,
             .tcbEvaluationDataNumberBelowMinimum,
+            .operatorModelsMismatch,
         ]
     }
 

@@ -47,6 +47,8 @@ public struct AttestationVerifier: Sendable {
             }
             claims.claimsIssuedAt = doc.issuedAt
             claims.tlsKeyGeneratedInTEE = try doc.tlsKeyGeneratedInTEE
+            claims.operatorModels = doc.models ?? []
+            claims.receiptKey = doc.receiptKey
         }
         if let binding {
             try binding.check(reportData: Hex.decode(claims.reportData) ?? [], bundle: bundle)
@@ -55,6 +57,8 @@ public struct AttestationVerifier: Sendable {
             // Without a binding the claims document is not tied to the report: do not let it vouch for anything.
             claims.claimsIssuedAt = nil
             claims.tlsKeyGeneratedInTEE = nil
+            claims.operatorModels = nil
+            claims.receiptKey = nil
         }
         try policy.evaluate(claims, at: time)
         return claims

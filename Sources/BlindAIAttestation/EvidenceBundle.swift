@@ -24,8 +24,8 @@ public struct EvidenceBundle: Sendable, Codable, Equatable {
     public var claims: Data?
     /// The client's nonce, echoed.
     public var nonce: Data?
-    /// The TLS certificate (DER) the server bound the evidence to, for diagnostics only: the client always
-    /// uses the certificate of its own connection.
+    /// The TLS certificate (DER) the server bound the evidence to, for diagnostics and for checking a receipt's evidence
+    /// offline (docs/receipts.md): a connected client always uses the certificate of its own connection.
     public var tlsCertificate: Data?
 
     public init(
@@ -82,6 +82,20 @@ public struct EvidenceBundle: Sendable, Codable, Equatable {
     }
 }
 
+/// A model of the operator's repository as the claims document lists it.
+public struct ClaimedModel: Sendable, Codable, Equatable, Hashable {
+    public var name: String
+    public var version: String
+    /// SHA-256 (lowercase hex) of the model's bytes.
+    public var sha256: String
+
+    public init(name: String, version: String, sha256: String) {
+        self.name = name
+        self.version = version
+        self.sha256 = sha256
+    }
+}
+
 /// The server's statement bound into the evidence through its SHA-256. The verifier reads `issuedAt`
 /// (for the maximum evidence age rule) and `tee`; other members are for the application.
 public struct ClaimsDocument: Sendable, Codable, Equatable {
@@ -90,12 +104,20 @@ public struct ClaimsDocument: Sendable, Codable, Equatable {
     /// ISO 8601 UTC.
     public var issuedAt: String
     public var attributes: [String: String]
+    /// The models the operator loaded at start, sorted by name (absent when there are none): nobody can replace them,
+    /// so a policy may pin them (`operatorModels`).
+    public var models: [ClaimedModel]?
+    /// Base64 of the server's receipt-signing key's SubjectPublicKeyInfo (DER, P-256), when it signs receipts
+    /// (docs/receipts.md).
+    public var receiptKey: String?
 
-    public init(tee: TEEKind, issuedAt: Date, attributes: [String: String] = [:]) {
+    public init(tee: TEEKind, issuedAt: Date, attributes: [String: String] = [:], models: [ClaimedModel]? = nil, receiptKey: String? = nil) {
         self.version = 1
         self.tee = tee
         self.issuedAt = ISO8601.string(issuedAt)
         self.attributes = attributes
+        self.models = models.map { $0.sorted { $0.name < $1.name } }
+        self.receiptKey = receiptKey
     }
 
     /// Canonical bytes (sorted keys, no whitespace) for hashing and transport.

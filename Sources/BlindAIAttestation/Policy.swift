@@ -146,6 +146,18 @@ public struct AttestationPolicy: Sendable, Equatable {
         }
     }
 
+    /// A model the policy requires among the operator's pre-loaded models.
+    public struct PinnedModel: Sendable, Equatable, Hashable {
+        public var name: String
+        /// Lowercase hex.
+        public var sha256: String
+
+        public init(name: String, sha256: String) {
+            self.name = name
+            self.sha256 = sha256.lowercased()
+        }
+    }
+
     public var allowSimulated: Bool
     /// SHA-256 (hex) of the SubjectPublicKeyInfo of the simulated roots a policy trusts. A manifest that allows
     /// simulated evidence must list them; nil (only from code, for development flags) accepts any simulated root.
@@ -154,6 +166,9 @@ public struct AttestationPolicy: Sendable, Equatable {
     /// Accept a server whose TLS key was loaded from a file (so existed outside the TEE). Default false.
     public var allowTLSKeyFromFile: Bool
     public var maxEvidenceAgeSeconds: Double?
+    /// The operator's pre-loaded models the server must have, exactly (name and SHA-256 of each; the claims
+    /// document's `models`). nil: not checked.
+    public var operatorModels: [PinnedModel]?
     /// A TEE kind without a section is refused.
     public var snp: SNPRules?
     public var tdx: TDXRules?
@@ -185,6 +200,7 @@ public struct AttestationPolicy: Sendable, Equatable {
         ]
         if !allowTLSKeyFromFile { r.append(TLSKeyOriginRule()) }
         if let max = maxEvidenceAgeSeconds { r.append(EvidenceAgeRule(maximumSeconds: max)) }
+        if let m = operatorModels { r.append(OperatorModelsRule(pinned: m)) }
         if let snp {
             r.append(SNPMeasurementRule(allowed: snp.anyMeasurement ? nil : snp.measurements ?? []))
             r.append(SNPLaunchRule(rules: snp))
@@ -312,7 +328,11 @@ struct PolicyManifest: Decodable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
         try Self.checkKeys(
-            c, allowed: ["version", "allowSimulated", "simulatedRootKeys", "allowDebug", "allowTLSKeyFromFile", "maxEvidenceAgeSeconds", "snp", "tdx"],
+            c,
+            allowed: [
+                "version", "allowSimulated", "simulatedRootKeys", "allowDebug", "allowTLSKeyFromFile", "maxEvidenceAgeSeconds", "operatorModels",
+                "snp", "tdx",
+            ],
             section: "the policy")
         let version = try c.decodeIfPresent(Int.self, forKey: Key("version")) ?? 1
         guard version == 1 else { throw AttestationError(.malformedPolicy, "policy: version \(version) is not supported (1)") }
@@ -329,6 +349,21 @@ struct PolicyManifest: Decodable {
         p.maxEvidenceAgeSeconds = try c.decodeIfPresent(Double.self, forKey: Key("maxEvidenceAgeSeconds"))
         if let age = p.maxEvidenceAgeSeconds, age <= 0 {
             throw AttestationError(.malformedPolicy, "policy: maxEvidenceAgeSeconds must be positive, found \(age)")
+        }
+        if c.contains(Key("operatorModels")) {
+            var list = try c.nestedUnkeyedContainer(forKey: Key("operatorModels"))
+            var models: [AttestationPolicy.PinnedModel] = []
+            while !list.isAtEnd {
+                let m = try list.nestedContainer(keyedBy: Key.self)
+                try Self.checkKeys(m, allowed: ["name", "sha256"], section: "an operatorModels entry")
+                let name = try m.decode(String.self, forKey: Key("name"))
+                let digest = try Self.hexList([try m.decode(String.self, forKey: Key("sha256"))], digits: 64, name: "operatorModels.sha256")![0]
+                guard !models.contains(where: { $0.name == name }) else {
+                    throw AttestationError(.malformedPolicy, "policy: operatorModels names '\(name)' twice")
+                }
+                models.append(AttestationPolicy.PinnedModel(name: name, sha256: digest))
+            }
+            p.operatorModels = models
         }
         if c.contains(Key("snp")) {
             let s = try c.nestedContainer(keyedBy: Key.self, forKey: Key("snp"))

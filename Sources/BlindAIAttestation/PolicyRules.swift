@@ -68,6 +68,36 @@ public struct TLSKeyOriginRule: PolicyRule {
     }
 }
 
+/// The operator's pre-loaded models (claims document `models`, bound through the report data) must be exactly the
+/// pinned ones: the same names with the same SHA-256, none missing and none more.
+public struct OperatorModelsRule: PolicyRule {
+    public let pinned: [AttestationPolicy.PinnedModel]
+
+    public init(pinned: [AttestationPolicy.PinnedModel]) { self.pinned = pinned }
+
+    public var name: String { "operatorModels" }
+
+    public func evaluate(_ c: VerifiedClaims, at time: Date) throws(AttestationError) {
+        guard let claimed = c.operatorModels else {
+            throw AttestationError(.operatorModelsMismatch, "rule operatorModels: the evidence has no bound claims document listing the operator's models")
+        }
+        let have = Dictionary(claimed.map { ($0.name, $0.sha256.lowercased()) }, uniquingKeysWith: { a, _ in a })
+        let want = Dictionary(pinned.map { ($0.name, $0.sha256) }, uniquingKeysWith: { a, _ in a })
+        guard have != want else { return }
+        var differences: [String] = []
+        for (name, digest) in want.sorted(by: { $0.key < $1.key }) {
+            switch have[name] {
+            case nil: differences.append("'\(name)' is missing")
+            case let other? where other != digest: differences.append("'\(name)' has SHA-256 \(other.prefix(16))…, the policy pins \(digest.prefix(16))…")
+            default: break
+            }
+        }
+        for name in have.keys.sorted() where want[name] == nil { differences.append("'\(name)' is not pinned") }
+        throw AttestationError(.operatorModelsMismatch, "rule operatorModels: the server's pre-loaded models differ from the policy: "
+                               + differences.joined(separator: "; "))
+    }
+}
+
 public struct DebugRule: PolicyRule {
     public let allowed: Bool
 

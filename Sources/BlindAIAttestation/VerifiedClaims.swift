@@ -91,6 +91,12 @@ public struct VerifiedClaims: Sendable, Encodable, Equatable {
     /// The bound claims document's `tlsKeyGeneratedInMemory` attribute: the server generated its TLS key inside the
     /// TEE (true) or loaded it from a file that existed outside (false). nil without a bound claims document.
     public internal(set) var tlsKeyGeneratedInTEE: Bool?
+    /// The bound claims document's `models`: the operator's pre-loaded models (nil without a bound claims document,
+    /// empty when the server has none).
+    public internal(set) var operatorModels: [ClaimedModel]?
+    /// The bound claims document's `receiptKey` (base64 SPKI DER of the receipt-signing key), when the server signs
+    /// receipts.
+    public internal(set) var receiptKey: String?
     public let snp: SNP?
     public let tdx: TDX?
 
@@ -106,6 +112,8 @@ public struct VerifiedClaims: Sendable, Encodable, Equatable {
         channelBound = false
         claimsIssuedAt = nil
         tlsKeyGeneratedInTEE = nil
+        operatorModels = nil
+        receiptKey = nil
         snp = SNP(
             reportVersion: r.version, product: v.product, signer: v.signer, vmpl: r.vmpl, guestSVN: r.guestSVN,
             policy: "0x" + String(r.policy, radix: 16), guestPolicy: r.guestPolicy, reportIDMA: Hex.encode(r.reportIDMA), reportedTCB: v.reportedTCB,
@@ -127,6 +135,8 @@ public struct VerifiedClaims: Sendable, Encodable, Equatable {
         channelBound = false
         claimsIssuedAt = nil
         tlsKeyGeneratedInTEE = nil
+        operatorModels = nil
+        receiptKey = nil
         snp = nil
         tdx = TDX(
             quoteVersion: v.quote.version, bodyType: v.quote.bodyType, fmspc: Hex.encode(v.pck.fmspc), teeTCBSVN: Hex.encode(b.teeTCBSVN),

@@ -81,11 +81,17 @@ public struct EvidenceResponder: Sendable {
     /// DER of the TLS certificate the server presents on the connection.
     public let tlsCertificateDER: [UInt8]
     public let attributes: [String: String]
+    /// The operator's models and the receipt key, for the claims document's `models` and `receiptKey`.
+    public let models: [ClaimedModel]?
+    public let receiptKey: String?
 
-    public init(provider: any EvidenceProvider, tlsCertificateDER: [UInt8], attributes: [String: String] = [:]) {
+    public init(provider: any EvidenceProvider, tlsCertificateDER: [UInt8], attributes: [String: String] = [:], models: [ClaimedModel]? = nil,
+                receiptKey: String? = nil) {
         self.provider = provider
         self.tlsCertificateDER = tlsCertificateDER
         self.attributes = attributes
+        self.models = models
+        self.receiptKey = receiptKey
     }
 
     public func bundle(nonce: [UInt8], now: Date = Date()) async throws -> EvidenceBundle {
@@ -93,7 +99,7 @@ public struct EvidenceResponder: Sendable {
             throw EvidenceProviderError(.invalidInput, "nonce is \(nonce.count) bytes, expected \(ReportDataBinding.nonceLength)")
         }
         let tee = try await provider.tee
-        let claims = try ClaimsDocument(tee: tee, issuedAt: now, attributes: attributes).encoded()
+        let claims = try ClaimsDocument(tee: tee, issuedAt: now, attributes: attributes, models: models, receiptKey: receiptKey).encoded()
         let spki = try ReportDataBinding.subjectPublicKeyInfo(certificateDER: tlsCertificateDER)
         let reportData = try ReportDataBinding.compute(spki: spki, nonce: nonce, claimsDigest: ReportDataBinding.claimsDigest(claims))
         let produced = try await provider.evidence(reportData: reportData)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import BlindAIAttestation
 import BlindAIProtocol
+import BlindAIReceipts
 import Crypto
 import Foundation
 import NIOConcurrencyHelpers
@@ -269,11 +270,34 @@ public actor BlindAIClient {
     /// Runs `model` on named input tensors and returns the named outputs (all of them, or `outputs`). Tensors travel
     /// in the binary tensor extension both ways.
     public func predict(model: String, inputs: [String: Tensor], outputs: [String]? = nil) async throws -> [String: Tensor] {
+        try await infer(model: model, inputs: inputs, outputs: outputs).outputs
+    }
+
+    /// Runs `model` like `predict`, with the model-identity options (docs/receipts.md): `requireModelSHA256` makes the
+    /// server refuse (`model_digest_mismatch`, nothing run) unless the model of that name has that digest;
+    /// `receipt` asks for a signed receipt, checked here with the receipt key of the attested claims and returned
+    /// with the session's evidence, ready to save (`ReceiptFile.jsonData()`) and verify later (`ReceiptVerifier`).
+    public func infer(model: String, inputs: [String: Tensor], outputs: [String]? = nil, requireModelSHA256: String? = nil,
+                      receipt: Bool = false) async throws -> InferenceResult {
         try Self.validateModelName(model)
         guard !inputs.isEmpty else { throw BlindAIClientError.invalidInput("no input tensors") }
+        var parameters: Parameters = [BinaryDataParameter.allOutputs: .bool(true)]
+        if let requireModelSHA256 {
+            let hex = requireModelSHA256.lowercased()
+            guard hex.utf8.count == 64, hex.allSatisfy(\.isHexDigit) else {
+                throw BlindAIClientError.invalidInput("a required model SHA-256 is 64 hex digits, got '\(requireModelSHA256)'")
+            }
+            parameters[ModelIdentityParameter.requireSHA256] = .string(hex)
+        }
+        if receipt {
+            guard attestation.claims.receiptKey != nil else {
+                throw BlindAIClientError.invalidInput("this server's attested claims name no receipt key: it does not sign receipts")
+            }
+            parameters[ModelIdentityParameter.receipt] = .bool(true)
+        }
         let ordered = inputs.sorted { $0.key < $1.key }
         let request = InferenceRequest(
-            parameters: [BinaryDataParameter.allOutputs: .bool(true)],
+            parameters: parameters,
             inputs: ordered.map { name, t in
                 RequestInput(name: name, shape: t.shape.map(Int64.init), datatype: t.datatype.rawValue,
                               parameters: [BinaryDataParameter.size: .int(Int64(t.data.count))])
@@ -310,7 +334,34 @@ public actor BlindAIClient {
                 throw BlindAIClientError.protocolViolation("output '\(output.name)': \(m)")
             }
         }
-        return result
+        let params = decoded.response.parameters ?? [:]
+        let digest = params[ModelIdentityParameter.sha256]?.stringValue
+        if let required = parameters[ModelIdentityParameter.requireSHA256]?.stringValue, digest != required {
+            throw BlindAIClientError.protocolViolation("the server answered from model digest \(digest ?? "(none)"), not the required \(required)")
+        }
+        var file: ReceiptFile?
+        if receipt {
+            guard let payload = params[ModelIdentityParameter.receiptPayload]?.stringValue.flatMap({ Data(base64Encoded: $0) }),
+                  let signature = params[ModelIdentityParameter.receiptSignature]?.stringValue.flatMap({ Data(base64Encoded: $0) })
+            else {
+                throw BlindAIClientError.protocolViolation("the server sent no receipt although one was asked for")
+            }
+            let signed = SignedReceipt(payload: payload, signature: signature)
+            do {
+                // The receipt must verify with the attested key and describe this exchange.
+                let r = try signed.verify(expectedKey: attestation.claims.receiptKey ?? "")
+                try ReceiptVerifier.check(inputs, against: r.inputs, kind: "input", mismatch: .inputMismatch)
+                try ReceiptVerifier.check(result, against: r.outputs, kind: "output", mismatch: .outputMismatch)
+                guard r.model.sha256 == digest, r.inputs.count == inputs.count, r.outputs.count == result.count else {
+                    throw ReceiptError(.malformed, "the receipt does not describe this request")
+                }
+            } catch {
+                throw BlindAIClientError.protocolViolation("the server's receipt does not check: \(error)")
+            }
+            file = ReceiptFile(receipt: signed, evidence: attestation.evidence)
+        }
+        return InferenceResult(outputs: result, modelName: decoded.response.modelName, modelVersion: decoded.response.modelVersion,
+                               modelSHA256: digest, receipt: file)
     }
 }
 

@@ -111,3 +111,16 @@ public struct UploadProgress: Sendable, Equatable {
 
     public var fraction: Double { total > 0 ? Double(sent) / Double(total) : 1 }
 }
+
+/// What an inference returned: the outputs, which model answered (name, version, the SHA-256 of its bytes), and the
+/// receipt when one was asked for.
+public struct InferenceResult: Sendable {
+    public let outputs: [String: Tensor]
+    public let modelName: String
+    public let modelVersion: String?
+    /// SHA-256 (lowercase hex) of the model that answered, as the server states it (servers before model identity
+    /// send none).
+    public let modelSHA256: String?
+    /// The signed receipt with its evidence, when `infer(..., receipt: true)` asked for one.
+    public let receipt: ReceiptFile?
+}

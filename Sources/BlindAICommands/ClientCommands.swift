@@ -257,11 +257,20 @@ struct PredictCommand: AsyncParsableCommand {
     @Option(name: .customLong("repeat"), help: "Benchmarks: after the prediction, run it N more times on the same attested session and print each latency (ms) as a JSON line on standard error.")
     var repeatCount: Int = 0
 
+    @Option(name: .customLong("model-sha256"), help: "Run only if the model has this SHA-256 (64 hex digits): the server refuses, and runs nothing, when the model of that name was replaced.")
+    var modelSHA256: String?
+
+    @Option(name: .customLong("receipt"), help: "Ask the server for a signed receipt and save it, with the evidence needed to check it later, to this JSON file (blindai receipt verify).")
+    var receipt: String?
+
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one --input NAME=FILE.npy") }
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
+        if let modelSHA256, modelSHA256.utf8.count != 64 || !modelSHA256.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--model-sha256 must be 64 hex digits")
+        }
         guard repeatCount >= 0 else { throw ValidationError("--repeat must be 0 or more") }
     }
 
@@ -295,7 +304,15 @@ struct PredictCommand: AsyncParsableCommand {
                 }
                 named[only.name] = unnamed
             }
-            var outputs = try await client.predict(model: model, inputs: named)
+            let result = try await client.infer(model: model, inputs: named, requireModelSHA256: modelSHA256, receipt: receipt != nil)
+            var outputs = result.outputs
+            if let receipt, let file = result.receipt {
+                try file.jsonData().write(to: URL(fileURLWithPath: receipt), options: .atomic)
+                FileHandle.standardError.write(Data("receipt saved to \(receipt) (check it with: blindai receipt verify \(receipt) --policy POLICY.json)\n".utf8))
+            }
+            if !options.json, let digest = result.modelSHA256 {
+                print("model: \(result.modelName) version \(result.modelVersion ?? "?") sha256 \(digest)")
+            }
             if repeatCount > 0 {
                 var latencies: [Double] = []
                 for _ in 0..<repeatCount {

@@ -7,7 +7,8 @@ public struct BlindAICommand: AsyncParsableCommand {
         commandName: "blindai",
         abstract: "BlindAI: confidential ONNX inference.",
         subcommands: [RunCommand.self, ConformanceCommand.self, BenchCommand.self, ServeCommand.self, AttestationCommand.self,
-                      AttestCommand.self, UploadCommand.self, PredictCommand.self, ModelsCommand.self, UnloadCommand.self, DemoCommand.self]
+                      AttestCommand.self, UploadCommand.self, PredictCommand.self, ModelsCommand.self, UnloadCommand.self, ReceiptCommand.self,
+                      DemoCommand.self]
     )
     public init() {}
 

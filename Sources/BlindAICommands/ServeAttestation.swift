@@ -7,7 +7,9 @@ import Foundation
 enum ServeAttestation {
     /// Chooses the TEE, prints the policy clients need (and writes it), and returns the server's provider.
     /// With plain HTTP there is no attestation (the server says so itself), so no TEE is required.
-    static func setUp(tee: String, certificates: String?, writePolicy: String?, plainHTTP: Bool, tlsFromFiles: Bool) async throws
+    /// `operatorModels` (name, SHA-256) are pinned in the written policy (`operatorModels`).
+    static func setUp(tee: String, certificates: String?, writePolicy: String?, plainHTTP: Bool, tlsFromFiles: Bool,
+                      operatorModels: [(name: String, sha256: String)] = []) async throws
         -> (any AttestationProvider)?
     {
         guard let mode = TEEMode(rawValue: tee) else {
@@ -18,7 +20,7 @@ enum ServeAttestation {
             return nil
         }
         let setup: TEESetup
-        let policy: ServerTrustPolicy
+        var policy: ServerTrustPolicy
         do {
             setup = try await TEESetup.make(
                 mode: mode, certificatesDirectory: certificates.map { URL(fileURLWithPath: $0) }, tlsKeyFromFile: tlsFromFiles)
@@ -26,6 +28,7 @@ enum ServeAttestation {
         } catch let e as TEESetupError {
             throw CLIError(message: e.message)
         }
+        policy.json = TrustPolicyJSON.pinning(operatorModels: operatorModels, in: policy.json)
         var out = policy.summary + "\n"
         if let path = setup.measuredExecutable?.path { out += "  measured file:   \(path) (SHA-384)\n" }
         out += "Client policy" + (writePolicy.map { " (written to \($0))" } ?? " (save it and give it to clients with --policy FILE)") + ":\n"

@@ -100,6 +100,9 @@ public struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("write-policy"), help: "Write the attestation policy clients need to trust this server (JSON) to this file.")
     var writePolicy: String?
 
+    @Option(name: .customLong("model-repository"), help: "Load these models before answering (DIR/NAME/VERSION/model.onnx or DIR/NAME.onnx): shared, owned by the operator (no key can replace or unload them), their SHA-256 in the attested claims.")
+    var modelRepository: String?
+
     public init() {}
 
     func options() throws -> ServerLauncher.Options {
@@ -157,11 +160,23 @@ public struct ServeCommand: AsyncParsableCommand {
     public func run() async throws {
         let o = try options()
         ServerLauncher.bootstrapLogging(level: o.logLevel)
+        // The operator's models are read and hashed first: their digests go into the written policy, and the bytes
+        // hashed are the bytes compiled.
+        let operatorModels: [OperatorModelFile]
+        do {
+            operatorModels = try modelRepository.map {
+                try OperatorModelRepository.scan(URL(fileURLWithPath: $0), maxModelBytes: o.configuration.limits.maxModelBytes)
+            } ?? []
+        } catch let e as ServerError {
+            throw ValidationError("--model-repository: \(e.message)")
+        }
         let attestation = try await ServeAttestation.setUp(
-            tee: tee, certificates: attestationCerts, writePolicy: writePolicy, plainHTTP: insecureHTTP, tlsFromFiles: tlsCert != nil)
+            tee: tee, certificates: attestationCerts, writePolicy: writePolicy, plainHTTP: insecureHTTP, tlsFromFiles: tlsCert != nil,
+            operatorModels: operatorModels.map { ($0.name, $0.sha256) })
         let server: InferenceServer
         do {
             server = try ServerLauncher.makeServer(o, attestation: attestation)
+            try await server.preload(operatorModels)
         } catch let e as ServerError {
             throw ValidationError(e.message)
         }

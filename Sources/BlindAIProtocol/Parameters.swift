@@ -77,3 +77,20 @@ public enum BinaryDataParameter {
     /// On the request: return every output as binary data unless an output says otherwise.
     public static let allOutputs = "binary_data_output"
 }
+
+/// Model identity and receipts (docs/receipts.md): parameter names of requests, responses and model metadata.
+public enum ModelIdentityParameter {
+    /// Model metadata and inference responses: the SHA-256 (lowercase hex) of the model's bytes as uploaded or loaded.
+    public static let sha256 = "model_sha256"
+    /// Model metadata: true for a model the operator loaded at start (`--model-repository`).
+    public static let operatorModel = "operator_model"
+    /// Inference request: the SHA-256 the model must have; the server refuses (412, `model_digest_mismatch`) and runs
+    /// nothing when the model of that name has another one.
+    public static let requireSHA256 = "require_model_sha256"
+    /// Inference request: `true` asks for a signed receipt.
+    public static let receipt = "receipt"
+    /// Inference response: the receipt's canonical JSON, base64.
+    public static let receiptPayload = "receipt"
+    /// Inference response: the receipt's signature (ECDSA P-256 over SHA-256, DER), base64.
+    public static let receiptSignature = "receipt_signature"
+}

@@ -28,6 +28,8 @@ extension ServerError.Code {
         case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .notImplemented: .notImplemented
         case .internal: .internalServerError
+        case .modelDigestMismatch: .preconditionFailed
+        case .operatorModel: .forbidden
         // Codes are a growable struct: a code added without a status here is a bug that a test catches
         // (`everyServerCodeHasItsStatus`), and meanwhile it is answered as an internal error.
         default: .internalServerError

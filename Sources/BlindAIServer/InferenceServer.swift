@@ -1,6 +1,7 @@
 import BlindAIGraph
 import BlindAIONNX
 import BlindAIProtocol
+import BlindAIReceipts
 import BlindAITensor
 import Crypto
 import Foundation
@@ -20,6 +21,9 @@ public final class InferenceServer: Sendable {
     public let authenticator: Authenticator
     public let tlsIdentity: TLSIdentity?
     public let attestation: (any AttestationProvider)?
+    /// Signs inference receipts (docs/receipts.md). Generated in memory at start, inside the TEE; its public key is
+    /// in the attested claims document.
+    public let receiptKey = ReceiptKey()
     /// The threads that call the attestation provider (its calls block), with their own admission limit.
     public let attestationExecutor: BlockingExecutor
     /// Request body bytes held in memory by all requests together.
@@ -162,6 +166,7 @@ public final class InferenceServer: Sendable {
             let result = try await inferencePool.run(admitted, deadline: deadline) { flag in
                 if connectionClosed() { throw ServerError(.clientClosed, "the client closed the connection") }
                 return try Self.runInference(model: model, body: data, headerLength: hl, limits: tensorLimits, deadline: deadline,
+                                             receiptKey: self.receiptKey,
                                              isCancelled: { flag.isCancelled || connectionClosed() }, clientGone: connectionClosed,
                                              computed: { [metrics = self.metrics] in metrics.computation(seconds: $0) })
             }
@@ -194,7 +199,7 @@ public final class InferenceServer: Sendable {
 
     /// The CPU-bound part of an inference, run on a worker thread.
     static func runInference(model: LoadedModel, body: Data, headerLength: Int?, limits: TensorLimits,
-                             deadline: ContinuousClock.Instant, isCancelled: @escaping @Sendable () -> Bool,
+                             deadline: ContinuousClock.Instant, receiptKey: ReceiptKey? = nil, isCancelled: @escaping @Sendable () -> Bool,
                              clientGone: @Sendable () -> Bool = { false },
                              computed: (Double) -> Void = { _ in }) throws -> (body: Data, headerLength: Int?) {
         guard ContinuousClock.now < deadline else {
@@ -210,6 +215,11 @@ public final class InferenceServer: Sendable {
             throw ServerError.badRequest(e.message)
         } catch let e as DecodingError {
             throw ServerError.badRequest("malformed inference request: \(describe(e))")
+        }
+        let identity = try ModelIdentityRequest(request.parameters, receiptsAvailable: receiptKey != nil)
+        if let required = identity.requiredSHA256, required != model.sha256 {
+            throw ServerError(.modelDigestMismatch, "model '\(model.name)' (version \(model.versionString)) has SHA-256 \(model.sha256), not the "
+                              + "required \(required): it was replaced; nothing was run")
         }
         let feeds = try TensorCoding.inputs(of: request, binary: slices, model: model.model.inputs, limits: limits)
         let context = ExecutionContext(limits: limits, isCancelled: { isCancelled() || ContinuousClock.now >= deadline })
@@ -228,7 +238,22 @@ public final class InferenceServer: Sendable {
             throw ServerError(engine: e)
         }
         let (outputs, binary) = try TensorCoding.outputs(results, request: request, model: model.model.outputs)
-        let response = InferenceResponse(modelName: model.name, modelVersion: model.versionString, id: request.id, outputs: outputs)
+        var parameters: Parameters = [ModelIdentityParameter.sha256: .string(model.sha256)]
+        if identity.wantsReceipt, let receiptKey {
+            let receipt = Receipt(
+                model: .init(name: model.name, version: model.versionString, sha256: model.sha256),
+                inputs: feeds.map { Receipt.Tensor(name: $0.key, sha256: TensorCoding.digest($0.value, name: $0.key)) },
+                outputs: try outputs.map { o in
+                    guard let t = results[o.name] else { throw ServerError(.internal, "internal error") }
+                    return Receipt.Tensor(name: o.name, sha256: TensorCoding.digest(t, name: o.name))
+                },
+                requestId: request.id, issuedAt: Date(), receiptKey: receiptKey.publicKey)
+            let signed = try receiptKey.sign(receipt)
+            parameters[ModelIdentityParameter.receiptPayload] = .string(signed.payload.base64EncodedString())
+            parameters[ModelIdentityParameter.receiptSignature] = .string(signed.signature.base64EncodedString())
+        }
+        let response = InferenceResponse(modelName: model.name, modelVersion: model.versionString, id: request.id, parameters: parameters,
+                                         outputs: outputs)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         let json = try encoder.encode(response)
@@ -497,7 +522,10 @@ public final class InferenceServer: Sendable {
         do {
             // The providers block their thread (configfs-tsm, ioctl, the host's quote service): on the executor's
             // own threads, with its own admission limit (429 beyond it).
-            return try await attestationExecutor.run { try await attestation.evidence(nonce: Array(nonce), tls: tls) }
+            let claims = ServerClaims(
+                operatorModels: await repository.operatorModels.map { .init(name: $0.name, version: $0.versionString, sha256: $0.sha256) },
+                receiptKey: receiptKey.publicKey)
+            return try await attestationExecutor.run { try await attestation.evidence(nonce: Array(nonce), tls: tls, claims: claims) }
         } catch let e as ServerError {
             throw e
         } catch {

@@ -19,6 +19,9 @@ public struct LoadedModel: Sendable {
     public let inputs: [TensorMetadata]
     public let outputs: [TensorMetadata]
     public let loadedAt: Date
+    /// Loaded by the operator at start (`--model-repository`): listed in the attested claims, and no key may
+    /// replace or unload it.
+    public var operatorOwned = false
     /// Gives the model's memory back to the system once the last holder (the repository or a running
     /// inference) lets go of it, so that unloading brings the server back to its base memory.
     private let memory = FreedMemoryReturner()
@@ -26,7 +29,17 @@ public struct LoadedModel: Sendable {
     public var versionString: String { String(version) }
 
     func metadata(versions: Bool = true) -> ModelMetadataResponse {
-        ModelMetadataResponse(name: name, versions: [versionString], platform: "onnx", inputs: inputs, outputs: outputs)
+        var parameters: Parameters = [ModelIdentityParameter.sha256: .string(sha256)]
+        if operatorOwned { parameters[ModelIdentityParameter.operatorModel] = .bool(true) }
+        return ModelMetadataResponse(name: name, versions: [versionString], platform: "onnx", inputs: inputs, outputs: outputs,
+                                     parameters: parameters)
+    }
+
+    /// Refuses a change to an operator's model.
+    func checkNotOperatorOwned(_ action: String) throws {
+        if operatorOwned {
+            throw ServerError(.operatorModel, "model '\(name)' was loaded by the operator at start (--model-repository): it cannot be \(action) through the API")
+        }
     }
 }
 
@@ -169,6 +182,7 @@ public actor ModelRepository {
         let id = try target(name, principal)
         if pending[id] != nil { throw ServerError(.conflict, "an upload of model '\(id.name(for: principal))' is already in progress") }
         let existing = models[id]
+        try existing?.checkNotOperatorOwned("replaced")
         if existing == nil {
             let newNames = pending.keys.filter { models[$0] == nil }.count
             guard models.count + newNames < limits.maxModels else {
@@ -202,6 +216,7 @@ public actor ModelRepository {
         pending[ticket.model] = nil
         let id = ticket.model
         let existing = models[id]
+        try existing?.checkNotOperatorOwned("replaced")
         if existing == nil, models.count >= limits.maxModels {
             throw ServerError(.insufficientStorage, "the server holds its maximum of \(limits.maxModels) models")
         }
@@ -223,6 +238,33 @@ public actor ModelRepository {
         onChange(models.count, totalBytes)
         return (entry, existing != nil)
     }
+
+    /// Registers one of the operator's models at start (`--model-repository`): shared (every key may run it), in no
+    /// key's namespace, never replaced or unloaded, with the version its directory gives. Counted against the limits.
+    public func preload(name: String, version: Int, model: ONNXModel, sha256: String, byteSize: Int) throws -> LoadedModel {
+        guard Self.isValidName(name) else {
+            throw ServerError(.badRequest, "invalid model name '\(name)': use 1 to 128 characters of A-Z a-z 0-9 . _ - (not starting with . or -)")
+        }
+        let id = ModelID(owner: nil, name: name)
+        guard models[id] == nil else { throw ServerError(.conflict, "the model repository names '\(name)' twice") }
+        guard models.count < limits.maxModels else {
+            throw ServerError(.insufficientStorage, "the model repository holds more than the maximum of \(limits.maxModels) models")
+        }
+        guard totalBytes + byteSize <= limits.maxTotalModelBytes else {
+            throw ServerError(.insufficientStorage, "the model repository's models need more than the total model memory of \(limits.maxTotalModelBytes) bytes")
+        }
+        var entry = LoadedModel(
+            name: name, version: version, model: model, owner: nil, shared: true, sha256: sha256, byteSize: byteSize,
+            inputs: model.inputs.map(TensorCoding.metadata), outputs: model.outputs.map(TensorCoding.metadata), loadedAt: Date())
+        entry.operatorOwned = true
+        models[id] = entry
+        nextVersion[id] = version + 1
+        onChange(models.count, totalBytes)
+        return entry
+    }
+
+    /// The operator's models, sorted by name (what the attested claims list).
+    public var operatorModels: [LoadedModel] { models.values.filter(\.operatorOwned).sorted { $0.name < $1.name } }
 
     /// The model `name` (at `version` if given) as `principal` may see it; 404 when unknown or invisible.
     public func lookup(name: String, version: String?, principal: Principal) throws -> LoadedModel {
@@ -247,6 +289,7 @@ public actor ModelRepository {
     public func existingForLoad(name: String, principal: Principal) throws -> LoadedModel {
         guard principal.isAuthenticated else { throw ServerError(.unauthorized, "loading a model needs an API key") }
         let m = try lookup(name: name, version: nil, principal: principal)
+        try m.checkNotOperatorOwned("reloaded")
         guard AccessRules.canManage(m, principal) else {
             throw ServerError(.forbidden, "model '\(name)' belongs to another key")
         }
@@ -257,6 +300,7 @@ public actor ModelRepository {
     public func unload(name: String, principal: Principal) throws -> LoadedModel {
         guard principal.isAuthenticated else { throw ServerError(.unauthorized, "unloading a model needs an API key") }
         let m = try lookup(name: name, version: nil, principal: principal)
+        try m.checkNotOperatorOwned("unloaded")
         guard AccessRules.canManage(m, principal) else {
             throw ServerError(.forbidden, "model '\(name)' belongs to another key: only its owner or an admin key can unload it")
         }

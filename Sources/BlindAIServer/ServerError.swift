@@ -41,6 +41,11 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let notImplemented = Code(rawValue: "not_implemented")
         /// A bug. The message never carries internals.
         public static let `internal` = Code(rawValue: "internal")
+        /// The request required a model digest (`model_sha256`) that the model of that name does not have (it was
+        /// replaced); nothing was run.
+        public static let modelDigestMismatch = Code(rawValue: "model_digest_mismatch")
+        /// The model was loaded by the operator at start (`--model-repository`): no key may replace or unload it.
+        public static let operatorModel = Code(rawValue: "operator_model")
 
         /// Every code this version defines.
         public static let allCases: [Code] = [
@@ -58,6 +63,8 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
             .insufficientStorage,
             .notImplemented,
             .`internal`,
+            .modelDigestMismatch,
+            .operatorModel,
         ]
     }
 

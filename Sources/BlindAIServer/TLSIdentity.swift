@@ -143,6 +143,33 @@ public struct AttestationEvidence: Sendable {
 /// to the confidential VM. Implemented outside this module (the attestation producer); the server only
 /// calls it. Errors it throws that are `ServerError`s reach the client; others become a 500 without details.
 public protocol AttestationProvider: Sendable {
-    /// Evidence for `nonce` (exactly 32 bytes, chosen by the client) and the server's TLS identity.
-    func evidence(nonce: [UInt8], tls: TLSPublicIdentity) async throws -> AttestationEvidence
+    /// Evidence for `nonce` (exactly 32 bytes, chosen by the client), the server's TLS identity and what the server
+    /// states about itself (`claims`: the operator's models, the receipt key), all bound into the report data.
+    func evidence(nonce: [UInt8], tls: TLSPublicIdentity, claims: ServerClaims) async throws -> AttestationEvidence
+}
+
+/// What the server states in its attested claims document beyond the attestation back end's own attributes.
+public struct ServerClaims: Sendable, Equatable {
+    public struct Model: Sendable, Equatable {
+        public var name: String
+        public var version: String
+        /// SHA-256 (lowercase hex) of the model's bytes.
+        public var sha256: String
+
+        public init(name: String, version: String, sha256: String) {
+            self.name = name
+            self.version = version
+            self.sha256 = sha256
+        }
+    }
+
+    /// The models the operator loaded at start (`--model-repository`), sorted by name; nobody can replace them.
+    public var operatorModels: [Model]
+    /// Base64 of the receipt-signing key's SubjectPublicKeyInfo (DER, P-256), when the server signs receipts.
+    public var receiptKey: String?
+
+    public init(operatorModels: [Model] = [], receiptKey: String? = nil) {
+        self.operatorModels = operatorModels
+        self.receiptKey = receiptKey
+    }
 }

@@ -244,12 +244,7 @@ enum TensorCoding {
             let shape = t.shape.map { Int64($0) }
             let datatype = oip(t.dataType).rawValue
             if asBinary {
-                let bytes: Data
-                if t.dataType == .string {
-                    bytes = BinaryFraming.encodeBytesElements(t.strings.map { Array($0.utf8) })
-                } else {
-                    bytes = Data(t.rawBytes)
-                }
+                let bytes = binaryForm(t)
                 outputs.append(ResponseOutput(name: name, shape: shape, datatype: datatype,
                                               parameters: [BinaryDataParameter.size: .int(Int64(bytes.count))]))
                 binary.append(bytes)

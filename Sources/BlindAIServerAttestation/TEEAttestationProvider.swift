@@ -6,7 +6,8 @@ import Foundation
 /// The server's attestation seam (`AttestationProvider`, answered at `POST /v2/attestation`) implemented with an
 /// `EvidenceProvider` inside the TEE.
 ///
-/// For each request it writes a claims document (server name and version, TEE kind and back end, issue time),
+/// For each request it writes a claims document (server name and version, TEE kind and back end, issue time, the
+/// operator's models and the receipt key),
 /// computes the report data of docs/attestation.md §2 over the server's TLS SubjectPublicKeyInfo, the client's
 /// nonce and the claims document, asks the TEE for a report carrying exactly that value, and answers the
 /// evidence bundle (JSON).
@@ -33,8 +34,10 @@ public struct TEEAttestationProvider: AttestationProvider {
         ]
     }
 
-    public func evidence(nonce: [UInt8], tls: TLSPublicIdentity) async throws -> AttestationEvidence {
-        let responder = EvidenceResponder(provider: provider, tlsCertificateDER: tls.certificateDER, attributes: attributes)
+    public func evidence(nonce: [UInt8], tls: TLSPublicIdentity, claims: ServerClaims) async throws -> AttestationEvidence {
+        let models = claims.operatorModels.isEmpty ? nil : claims.operatorModels.map { ClaimedModel(name: $0.name, version: $0.version, sha256: $0.sha256) }
+        let responder = EvidenceResponder(provider: provider, tlsCertificateDER: tls.certificateDER, attributes: attributes, models: models,
+                                          receiptKey: claims.receiptKey)
         let bundle: EvidenceBundle
         do {
             bundle = try await responder.bundle(nonce: nonce)

@@ -17,7 +17,7 @@ public struct ServerTrustPolicy: Sendable {
     public let simulatedRootKeySHA256: String?
     public let chipID: String?
     /// The policy manifest (JSON text, loadable with `AttestationPolicy.load(json:)`).
-    public let json: String
+    public var json: String
 
     /// A short human description for the start banner.
     public var summary: String {
@@ -97,6 +97,18 @@ public enum TrustPolicyJSON {
             }
 
             """
+    }
+
+    /// The policy text with an `operatorModels` member pinning these models (name, SHA-256), after
+    /// `maxEvidenceAgeSeconds`; unchanged when there are none.
+    public static func pinning(operatorModels: [(name: String, sha256: String)], in json: String) -> String {
+        guard !operatorModels.isEmpty, let line = json.range(of: "\"maxEvidenceAgeSeconds\"") else { return json }
+        let end = json[line.upperBound...].firstIndex(of: "\n") ?? json.endIndex
+        let entries = operatorModels.sorted { $0.name < $1.name }.map { m in
+            let name = String(data: (try? JSONEncoder().encode(m.name)) ?? Data(), encoding: .utf8) ?? "\"\""
+            return "    {\"name\": \(name), \"sha256\": \"\(m.sha256)\"}"
+        }
+        return String(json[..<end]) + "\n  \"operatorModels\": [\n" + entries.joined(separator: ",\n") + "\n  ]," + String(json[end...])
     }
 
     public static func tdx(mrtd: String, maxEvidenceAgeSeconds: Int) -> String {

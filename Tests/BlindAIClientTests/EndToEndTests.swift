@@ -337,7 +337,7 @@ final class RelayingProvider: AttestationProvider, @unchecked Sendable {
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
     }
 
-    func evidence(nonce: [UInt8], tls: TLSPublicIdentity) async throws -> AttestationEvidence {
+    func evidence(nonce: [UInt8], tls: TLSPublicIdentity, claims: ServerClaims) async throws -> AttestationEvidence {
         var request = HTTPClientRequest(url: "https://127.0.0.1:\(target)/v2/attestation")
         request.method = .POST
         request.body = .bytes(ByteBuffer(string: "{\"nonce\":\"\(Data(nonce).base64EncodedString())\"}"))

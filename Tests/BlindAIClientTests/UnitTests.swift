@@ -202,7 +202,7 @@ import Testing
         let identity = try TLSIdentity.generate()
         let provider = TEESetup.simulated(TestTEE.shared).attestationProvider()
         let nonce = ChannelBindingExpectation.freshNonce()
-        let evidence = try await provider.evidence(nonce: nonce, tls: identity.publicInfo)
+        let evidence = try await provider.evidence(nonce: nonce, tls: identity.publicInfo, claims: ServerClaims())
         #expect(evidence.contentType == "application/json")
         let bundle = try EvidenceBundle.decode(json: evidence.body)
         let doc = try ClaimsDocument.decode([UInt8](bundle.claims ?? Data()))
@@ -217,7 +217,7 @@ import Testing
             _ = try await AttestationVerifier(policy: policy).verify(
                 bundle: bundle, binding: ChannelBindingExpectation(nonce: nonce, tlsSubjectPublicKeyInfo: other.subjectPublicKeyInfoDER))
         }
-        await #expect(throws: ServerError.self) { _ = try await provider.evidence(nonce: [1, 2, 3], tls: identity.publicInfo) }
+        await #expect(throws: ServerError.self) { _ = try await provider.evidence(nonce: [1, 2, 3], tls: identity.publicInfo, claims: ServerClaims()) }
     }
 
     @Test func operatorCertificates() throws {

@@ -354,7 +354,7 @@ import Testing
 
     @Test func attestationEndpoint() async throws {
         struct FakeProvider: AttestationProvider {
-            func evidence(nonce: [UInt8], tls: TLSPublicIdentity) async throws -> AttestationEvidence {
+            func evidence(nonce: [UInt8], tls: TLSPublicIdentity, claims: ServerClaims) async throws -> AttestationEvidence {
                 AttestationEvidence(contentType: "application/x-test-evidence", body: Data(nonce + tls.subjectPublicKeyInfoDER))
             }
         }

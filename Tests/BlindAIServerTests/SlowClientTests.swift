@@ -216,7 +216,7 @@ final class BlockingProvider: AttestationProvider {
     let executor = NIOLockedValueBox<BlockingExecutor?>(nil)
     let onExecutor = NIOLockedValueBox<[Bool]>([])
 
-    func evidence(nonce: [UInt8], tls: TLSPublicIdentity) async throws -> AttestationEvidence {
+    func evidence(nonce: [UInt8], tls: TLSPublicIdentity, claims: ServerClaims) async throws -> AttestationEvidence {
         block()
         return AttestationEvidence(contentType: "application/octet-stream", body: Data(nonce))
     }

@@ -16,7 +16,7 @@ ATTESTATION_CODES = (
     "tee_not_allowed", "tcb_status_not_allowed", "collateral_missing", "evidence_too_old",
     "simulated_root_not_pinned", "tls_key_not_generated_in_tee", "migration_agent_not_allowed", "guest_policy_not_allowed",
     "host_data_not_allowed", "csp_id_not_allowed", "td_attributes_not_allowed", "xfam_not_allowed", "mr_config_id_not_allowed",
-    "mr_owner_not_allowed", "tcb_evaluation_data_number_below_minimum",
+    "mr_owner_not_allowed", "tcb_evaluation_data_number_below_minimum", "operator_models_mismatch",
 )
 
 
