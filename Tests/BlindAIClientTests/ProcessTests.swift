@@ -75,6 +75,49 @@ import Testing
         await client.close()
     }
 
+    /// `blindai serve --model-repository`, `blindai predict --model-sha256 --receipt`, then `blindai receipt verify` once the
+    /// server has stopped (docs/receipts.md).
+    @Test func operatorModelsAndReceiptsFromTheCommandLine() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let repository = dir.appendingPathComponent("models")
+        try FileManager.default.createDirectory(at: repository.appendingPathComponent("scale/1"), withIntermediateDirectories: true)
+        let model = try TestModels.scale()
+        try model.write(to: repository.appendingPathComponent("scale/1/model.onnx"))
+        let digest = SHA256.hash(data: model).map { String(format: "%02x", $0) }.joined()
+        let (server, port, policyFile) = try await Self.startServer(in: dir, extra: ["--model-repository", repository.path])
+        // The written policy pins the operator's model.
+        #expect(try AttestationPolicy.load(contentsOf: policyFile).operatorModels == [.init(name: "scale", sha256: digest)])
+        let exe = try blindaiExecutable()
+        let env = ["BLINDAI_SERVER": "127.0.0.1:\(port)", "BLINDAI_POLICY": policyFile.path]
+        try Tensor([Float(1), 2.5]).npy().write(to: dir.appendingPathComponent("x.npy"))
+        var predict = try await runCommand(exe, ["predict", "scale", "--input", "x=x.npy", "--model-sha256", digest, "--receipt", "receipt.json",
+                                                 "--output-dir", "out"], directory: dir, environment: env)
+        let deadline = Date().addingTimeInterval(60)
+        while predict.output.contains("connection failed"), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            predict = try await runCommand(exe, ["predict", "scale", "--input", "x=x.npy", "--model-sha256", digest, "--receipt", "receipt.json",
+                                             "--output-dir", "out"], directory: dir, environment: env)
+        }
+        #expect(predict.status == 0, "\(predict.output)")
+        #expect(predict.output.contains("sha256 \(digest)"), "\(predict.output)")
+        let wrongDigest = String(repeating: "ab", count: 32)
+        let refused = try await runCommand(exe, ["predict", "scale", "--input", "x=x.npy", "--model-sha256", wrongDigest], directory: dir, environment: env)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("412") || refused.output.contains("model_digest_mismatch"), "\(refused.output)")
+        server.stop()
+
+        // The server is gone: the receipt verifies with the tensors, and not with another output.
+        let verify = try await runCommand(exe, ["receipt", "verify", "receipt.json", "--policy", policyFile.path, "--input", "x=x.npy",
+                                                "--output", "y=out/y.npy"], directory: dir)
+        #expect(verify.status == 0, "\(verify.output)")
+        #expect(verify.output.contains(digest), "\(verify.output)")
+        try Tensor([Float(2), 5.5]).npy().write(to: dir.appendingPathComponent("other.npy"))
+        let tampered = try await runCommand(exe, ["receipt", "verify", "receipt.json", "--policy", policyFile.path, "--output", "y=other.npy"], directory: dir)
+        #expect(tampered.status != 0)
+        #expect(tampered.output.contains("receipt_output_mismatch"), "\(tampered.output)")
+    }
+
     /// `blindai serve` killed and started again on the same port: a new TLS key (and, simulated, a new platform).
     @Test func restartedServeProcessFailsLoudly() async throws {
         let dir = try temporaryDirectory()
