@@ -6,7 +6,7 @@
 For each model and each thread count, both binaries are started with `blindai bench MODEL --on-request` (inputs
 from `test_data_set_0/input_*.pb` next to the model when present, otherwise generated; BLINDAI_NUM_THREADS set to
 the thread count). After both have loaded and warmed up, single runs alternate between them in the order
-A B B A A B B A ..., `--runs` each, so that a slow stretch of a shared machine falls on both sides alike. Prints,
+A B B A A B B A ..., `--runs` samples each (a sample is the mean of `--per-sample` consecutive runs), so that a slow stretch of a shared machine falls on both sides alike. Prints,
 per model and thread count, the median milliseconds of each side, the ratio of the medians (new / old: above 1
 means the new build is slower) and the median of the per-pair ratios; `--json FILE` writes every run.
 
@@ -73,13 +73,17 @@ class Engine:
             if line.strip() == "ready":
                 break
 
-    def run(self) -> float:
-        self.proc.stdin.write("\n")
+    def run(self, count: int = 1) -> float:
+        """The mean milliseconds of `count` consecutive runs."""
+        self.proc.stdin.write("\n" * count)
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"bench stopped: {self.proc.stderr.read()[-2000:]}")
-        return float(line.split()[0])
+        total = 0.0
+        for _ in range(count):
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"bench stopped: {self.proc.stderr.read()[-2000:]}")
+            total += float(line.split()[0])
+        return total / count
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -91,7 +95,9 @@ def main() -> int:
     p.add_argument("old")
     p.add_argument("new")
     p.add_argument("models", nargs="+")
-    p.add_argument("--runs", type=int, default=20, help="timed runs of each side per model and thread count (default 20)")
+    p.add_argument("--runs", type=int, default=20, help="samples of each side per model and thread count (default 20)")
+    p.add_argument("--per-sample", type=int, default=1,
+                   help="consecutive runs averaged into one sample (default 1); more smooths a noisy machine")
     p.add_argument("--threads", default="1,2", help="comma-separated BLINDAI_NUM_THREADS values (default 1,2)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", help="write every run to this file")
@@ -107,11 +113,11 @@ def main() -> int:
             try:
                 for i in range(args.runs):
                     if i % 2 == 0:
-                        a.append(old.run())
-                        b.append(new.run())
+                        a.append(old.run(args.per_sample))
+                        b.append(new.run(args.per_sample))
                     else:
-                        b.append(new.run())
-                        a.append(old.run())
+                        b.append(new.run(args.per_sample))
+                        a.append(old.run(args.per_sample))
             finally:
                 old.close()
                 new.close()
@@ -121,7 +127,7 @@ def main() -> int:
             rows.append((name, threads, ma, mb, mb / ma, pair))
             raw.append({"model": model, "threads": threads, "old_ms": a, "new_ms": b})
             print(f"{name:28s} threads {threads}: old {ma:8.3f} ms  new {mb:8.3f} ms  new/old {mb / ma:.3f}  "
-                  f"(median of pair ratios {pair:.3f}, {args.runs} runs each)", flush=True)
+                  f"(median of pair ratios {pair:.3f}, {args.runs} samples of {args.per_sample} runs each)", flush=True)
     print()
     print("| model | threads | old median ms | new median ms | new / old | median of pair ratios |")
     print("|---|---:|---:|---:|---:|---:|")

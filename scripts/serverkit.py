@@ -162,15 +162,16 @@ class EmptyTensor:
             f.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1"))
 
 
-def infer_body(inputs):
-    """An OIP request whose tensors travel in the binary tensor extension; outputs asked for in binary too."""
+def infer_body(inputs, parameters=None):
+    """An OIP request whose tensors travel in the binary tensor extension; outputs asked for in binary too.
+    `parameters` are added to the request's parameters (e.g. {"receipt": True})."""
     specs, blobs = [], []
     for name, a in inputs.items():
         raw = a.tobytes() if isinstance(a, EmptyTensor) else np.ascontiguousarray(a).tobytes()
         specs.append({"name": name, "shape": list(a.shape), "datatype": OIP_TYPES[a.dtype],
                       "parameters": {"binary_data_size": len(raw)}})
         blobs.append(raw)
-    header = json.dumps({"inputs": specs, "parameters": {"binary_data_output": True}}).encode()
+    header = json.dumps({"inputs": specs, "parameters": {"binary_data_output": True, **(parameters or {})}}).encode()
     return header + b"".join(blobs), {"Inference-Header-Content-Length": str(len(header)),
                                       "Content-Type": "application/octet-stream"}
 

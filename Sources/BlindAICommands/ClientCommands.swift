@@ -317,7 +317,8 @@ struct PredictCommand: AsyncParsableCommand {
                 var latencies: [Double] = []
                 for _ in 0..<repeatCount {
                     let start = ContinuousClock.now
-                    outputs = try await client.predict(model: model, inputs: named)
+                    // The same request as the first (a required digest, a receipt): what the latency includes.
+                    outputs = try await client.infer(model: model, inputs: named, requireModelSHA256: modelSHA256, receipt: receipt != nil).outputs
                     let d = ContinuousClock.now - start
                     latencies.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
                 }
