@@ -4,7 +4,7 @@ alternated on one connection to a release `blindai serve --tee simulated`, for a
 
     python3 scripts/receipt-cost.py [--blindai .build/release/blindai] [--rounds 5] [--runs 40]
 
-Models: demo/digits.onnx (small: a 1x1x28x28 image, 10 outputs) and, when present,
+Models: demo/digits.onnx (small: a 1x1x8x8 image, 10 outputs) and, when present,
 fixtures-large/resnet18_ts/model.onnx (large: 1x3x224x224, 1000 outputs; python3 scripts/make-parity-fixtures.py
 fixtures-large --only resnet18_ts). For each model, `--rounds` rounds of `--runs` request pairs (with, without,
 then without, with, ...); prints each round's median latency of each side and the median added milliseconds, and
@@ -47,7 +47,7 @@ def main() -> int:
     args = p.parse_args()
     if not os.access(args.blindai, os.X_OK):
         p.error(f"{args.blindai} does not exist: swift build -c release --product blindai")
-    models = [("digits", os.path.join(ROOT, "demo/digits.onnx"), {"image": np.random.RandomState(0).rand(1, 1, 28, 28).astype(np.float32)})]
+    models = [("digits", os.path.join(ROOT, "demo/digits.onnx"), {"image": np.random.RandomState(0).rand(1, 1, 8, 8).astype(np.float32)})]
     resnet = os.path.join(ROOT, "fixtures-large/resnet18_ts/model.onnx")
     if os.path.exists(resnet):
         models.append(("resnet18", resnet, {"input": np.random.RandomState(0).rand(1, 3, 224, 224).astype(np.float32)}))
@@ -59,7 +59,7 @@ def main() -> int:
             for name, path, inputs in models:
                 with open(path, "rb") as f:
                     status, raw = server.upload(name, f.read())
-                if status != 200:
+                if status not in (200, 201):
                     raise SystemExit(f"upload of {name}: HTTP {status}: {raw[:300]!r}")
                 plain = serverkit.infer_body(inputs)
                 signed = serverkit.infer_body(inputs, {"receipt": True})
