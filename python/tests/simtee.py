@@ -63,7 +63,7 @@ def make_vcek(ca, spl: dict, hwid: bytes | None, key=None, not_after=NOT_AFTER, 
 
 
 def make_report(key, *, version=3, family=0x19, model=0x01, tcb=(3, 0, 0, 0, 0, 0, 8, 115), chip_id=None, signer_info=0,
-                policy=0x30000, vmpl=0, report_data=b"\x00" * 64, measurement=None) -> bytes:
+                policy=0x30000, vmpl=0, report_data=b"\x00" * 64, measurement=None, report_id_ma=None) -> bytes:
     r = bytearray(0x4A0)
     struct.pack_into("<IIQ", r, 0, version, 1, policy)
     struct.pack_into("<II", r, 0x30, vmpl, 1)
@@ -74,6 +74,8 @@ def make_report(key, *, version=3, family=0x19, model=0x01, tcb=(3, 0, 0, 0, 0, 
     r[0x38:0x40] = bytes(tcb)
     r[0x188], r[0x189], r[0x18A] = family, model, 1
     r[0x1A0:0x1E0] = chip_id if chip_id is not None else bytes(range(64))
+    if report_id_ma is not None:
+        r[0x160:0x180] = report_id_ma
     sig = key.sign(bytes(r[:0x2A0]), ec.ECDSA(hashes.SHA384()))
     rr, ss = decode_dss_signature(sig)
     r[0x2A0:0x2A0 + 72] = rr.to_bytes(72, "little")
@@ -237,4 +239,39 @@ def simulated_cases(Case):
     add_ev("no-tls-in-bundle", bundle(bound, tlsCertificate=None), other_tls)
     add_ev("unbound-report", bundle(ok), tls)
     add_ev("nonce-short", bundle(bound, nonce=b64(nonce[:16])), tls, n=nonce[:16])
+
+    # The operator's models (claims document `models`) and the receipt key, pinned by operatorModels.
+    digest_a, digest_b = hashlib.sha256(b"model a").hexdigest(), hashlib.sha256(b"model b").hexdigest()
+    with_models = json.dumps({"attributes": {"tlsKeyGeneratedInMemory": "true"}, "issuedAt": "2026-06-30T23:59:00Z",
+                              "models": [{"name": "a", "sha256": digest_a, "version": "1"}, {"name": "b", "sha256": digest_b, "version": "3"}],
+                              "receiptKey": b64(b"not a key, only carried"), "tee": "sev-snp", "version": 1},
+                             separators=(",", ":"), sort_keys=True).encode()
+    # REPORT_ID_MA all ones (no migration agent), so that the accepted cases pass every launch rule.
+    no_ma = b"\xff" * 32
+    models_report = make_report(key, chip_id=chip, report_data=report_data(spki(tls), nonce, with_models), report_id_ma=no_ma)
+    models_bundle = bundle(models_report, claims=b64(with_models))
+
+    def pin(*models, **extra):
+        return {"operatorModels": [{"name": n, "sha256": d} for n, d in models], "snp": {"anyMeasurement": True}, **extra}
+
+    add_ev("models-unpinned", models_bundle, tls, policy={"snp": {"anyMeasurement": True}})
+    add_ev("models-pinned", models_bundle, tls, policy=pin(("b", digest_b.upper()), ("a", digest_a)))
+    add_ev("models-other-digest", models_bundle, tls, policy=pin(("a", digest_a), ("b", digest_a)))
+    add_ev("models-one-missing", models_bundle, tls, policy=pin(("a", digest_a), ("b", digest_b), ("c", digest_a)))
+    add_ev("models-one-extra", models_bundle, tls, policy=pin(("a", digest_a)))
+    add_ev("models-none-pinned", models_bundle, tls, policy=pin())
+    bound_no_ma = bundle(make_report(key, chip_id=chip, report_data=report_data(spki(tls), nonce, claims), report_id_ma=no_ma))
+    add_ev("models-absent-none-pinned", bound_no_ma, tls, policy=pin(allowTLSKeyFromFile=True))
+    add_ev("models-absent-one-pinned", bound_no_ma, tls, policy=pin(("a", digest_a), allowTLSKeyFromFile=True))
+    add_ev("models-duplicate-pin", models_bundle, tls, policy=pin(("a", digest_a), ("a", digest_a)))
+    add_ev("models-pin-short-digest", models_bundle, tls, policy=pin(("a", digest_a[:63])))
+    add_ev("models-pin-unknown-member", models_bundle, tls,
+           policy={"operatorModels": [{"name": "a", "sha256": digest_a, "version": "1"}], "snp": {"anyMeasurement": True}})
+    bad_models = with_models.replace(b'"version":"3"', b'"version":3')
+    add_ev("models-malformed", bundle(make_report(key, chip_id=chip, report_data=report_data(spki(tls), nonce, bad_models),
+                                                  report_id_ma=no_ma), claims=b64(bad_models)), tls)
+    # Without a channel binding the claims document vouches for nothing: the models are unknown.
+    cases.append(Case("sim-evidence/models-unbound", ["--evidence", "{e}", "--at", AT, "--allow-simulated", "--policy", "{policy}"],
+                      {"e": models_bundle, "policy": json.dumps(pin(("a", digest_a), ("b", digest_b), allowTLSKeyFromFile=True)).encode()}))
+    cases.append(Case("sim-evidence/models-unbound-unpinned", ["--evidence", "{e}", "--at", AT, "--allow-simulated"], {"e": models_bundle}))
     return cases

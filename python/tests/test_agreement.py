@@ -379,7 +379,8 @@ def test_case_set_covers_both_outcomes_and_many_codes(blindai_bin, tmp_path):
                  "collateral_signature_invalid", "collateral_not_valid_at_time", "crl_invalid", "malformed_collateral", "collateral_missing",
                  "debug_not_allowed", "measurement_not_allowed", "tcb_below_minimum", "chip_id_not_allowed", "vmpl_not_allowed", "tee_not_allowed",
                  "tcb_status_not_allowed", "malformed_policy", "guest_svn_below_minimum", "signer_not_allowed", "product_not_allowed",
-                 "evidence_too_old", "nonce_mismatch", "report_data_mismatch", "tls_key_mismatch", "claims_document_mismatch"):
+                 "evidence_too_old", "nonce_mismatch", "report_data_mismatch", "tls_key_mismatch", "claims_document_mismatch",
+                 "operator_models_mismatch"):
         assert code in codes, code
 
 

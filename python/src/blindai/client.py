@@ -29,6 +29,11 @@ from .tensor import Tensor, to_wire
 HEADER_CONTENT_LENGTH = "Inference-Header-Content-Length"
 DEFAULT_PORT = 8000
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+#: Inference request parameter: the SHA-256 the model must have (the server answers 412 `model_digest_mismatch` and
+#: runs nothing otherwise). Inference response parameter: the SHA-256 of the model that answered.
+REQUIRE_MODEL_SHA256 = "require_model_sha256"
+MODEL_SHA256 = "model_sha256"
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -62,7 +67,7 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 def validate_model_name(name: str) -> None:
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name.startswith("-"):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name.startswith("-"):
         raise InvalidInput(f"model name '{name}' is invalid: use 1 to 128 of A-Z a-z 0-9 . _ - (not starting with . or -)")
 
 
@@ -170,6 +175,17 @@ class Attestation:
             return self.claims["snp"]["reportedTCB"]
         return self.claims.get("tdx", {}).get("tcb")
 
+    @property
+    def operator_models(self) -> list[dict] | None:
+        """The operator's pre-loaded models (`[{"name", "version", "sha256"}]`) the bound claims document lists
+        (empty when the server has none; None without a bound claims document)."""
+        return self.claims.get("operatorModels")
+
+    @property
+    def receipt_key(self) -> str | None:
+        """Base64 of the server's receipt-signing key (SubjectPublicKeyInfo, DER), when it signs receipts."""
+        return self.claims.get("receiptKey")
+
 
 @dataclass
 class UploadedModel:
@@ -195,12 +211,14 @@ class UploadProgress:
 
 @dataclass
 class PredictResponse:
-    """`output` is the list of output tensors in the server's order; `outputs` maps names to them."""
+    """`output` is the list of output tensors in the server's order; `outputs` maps names to them. `model_sha256` is
+    the SHA-256 of the model that answered (the response parameter `model_sha256`; None when the server gives none)."""
 
     model_name: str
     model_version: str | None
     output: list
     parameters: dict | None = None
+    model_sha256: str | None = None
 
     @property
     def outputs(self) -> dict:
@@ -448,12 +466,20 @@ class Connection:
 
     # MARK: inference
 
-    def predict(self, model_name: str, inputs, *, outputs: list[str] | None = None, parameters: dict | None = None) -> PredictResponse:
+    def predict(self, model_name: str, inputs, *, outputs: list[str] | None = None, parameters: dict | None = None,
+                model_sha256: str | None = None) -> PredictResponse:
         """Runs a model. `inputs` is one array/tensor, a list (in the model's input order) or a dict name -> array
         (numpy, torch, `blindai.BF16`, or anything numpy.asarray takes). Tensors travel in the binary tensor
-        extension both ways. `parameters` are extra OIP request parameters (for example a required model digest,
-        once the server supports one)."""
+        extension both ways. `model_sha256` (64 hex digits) requires the model of that name to have exactly that
+        SHA-256: the server runs nothing and refuses (`ServerError` with status 412, `model_digest_mismatch`) when
+        it has another, for example because the model was replaced since (docs/receipts.md). `parameters` are
+        extra OIP request parameters. The response's `model_sha256` is the digest of the model that answered."""
         validate_model_name(model_name)
+        required = None
+        if model_sha256 is not None:
+            if not isinstance(model_sha256, str) or not _SHA256_RE.fullmatch(model_sha256):
+                raise InvalidInput(f"a required model SHA-256 is 64 hex digits, got {model_sha256!r}")
+            required = model_sha256.lower()
         named = self._name_inputs(model_name, inputs)
         if not named:
             raise InvalidInput("no input tensors")
@@ -463,14 +489,21 @@ class Connection:
             req_inputs.append({"name": name, "shape": shape, "datatype": datatype,
                                "parameters": {"binary_data_size": len(data) if not isinstance(data, memoryview) else data.nbytes}})
             parts.append(data)
-        request: dict[str, Any] = {"parameters": {**(parameters or {}), "binary_data_output": True}, "inputs": req_inputs}
+        request_parameters = {**(parameters or {}), "binary_data_output": True}
+        if required is not None:
+            request_parameters[REQUIRE_MODEL_SHA256] = required
+        request: dict[str, Any] = {"parameters": request_parameters, "inputs": req_inputs}
         if outputs is not None:
             request["outputs"] = [{"name": o, "parameters": {"binary_data": True}} for o in outputs]
         header = json.dumps(request, separators=(",", ":")).encode()
         body = b"".join([header, *parts])
         r = self._request("POST", f"/v2/models/{model_name}/infer", body,
                           {"Content-Type": "application/octet-stream", HEADER_CONTENT_LENGTH: str(len(header))})
-        return _decode_inference(r)
+        response = _decode_inference(r)
+        if required is not None and response.model_sha256 != required:
+            raise ProtocolViolation(f"the server answered from model digest {response.model_sha256 or '(none)'}, "
+                                    f"not the required {required}")
+        return response
 
     run_model = predict
 
@@ -524,7 +557,13 @@ def _decode_inference(r: _Response) -> PredictResponse:
             tensors.append(Tensor(out["name"], out["datatype"], out["shape"], json_data=out.get("data")))
     if offset != len(binary):
         raise ProtocolViolation(f"inference response: the body has {len(binary) - offset} bytes of binary data that no tensor declares")
-    return PredictResponse(o.get("model_name", ""), o.get("model_version"), tensors, o.get("parameters"))
+    params = o.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise ProtocolViolation("inference response: parameters is not an object")
+    digest = (params or {}).get(MODEL_SHA256)
+    if digest is not None and not isinstance(digest, str):
+        raise ProtocolViolation(f"inference response: parameter {MODEL_SHA256} is not a string")
+    return PredictResponse(o.get("model_name", ""), o.get("model_version"), tensors, params, digest)
 
 
 def connect(addr: str = "localhost:8000", *, policy, api_key: str | None = None, allow_simulated: bool = False,

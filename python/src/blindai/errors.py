@@ -71,7 +71,7 @@ class ProtocolViolation(BlindAIError):
 
 _HINTS = {
     401: ". Give an API key (api_key=...).",
-    403: ". This API key may not do that (the model belongs to another key).",
+    403: ". This API key may not do that (the model belongs to another key, or the operator loaded it at start).",
     404: ". Check the model name (conn.models() lists what you may use).",
     413: ". The server's size limits are in docs/server.md.",
     429: ". The server is busy: retry shortly.",

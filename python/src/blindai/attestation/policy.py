@@ -64,12 +64,25 @@ class TDXRules:
 
 
 @dataclass
+class PinnedModel:
+    """One of the operator's pre-loaded models a policy pins (`operatorModels`): its name and SHA-256 (lowercase)."""
+
+    name: str
+    sha256: str
+
+    def __post_init__(self):
+        self.sha256 = self.sha256.lower()
+
+
+@dataclass
 class Policy:
     allow_simulated: bool = False
     allow_debug: bool = False
     max_evidence_age_seconds: float | None = None
     simulated_root_keys: list[str] | None = None
     allow_tls_key_from_file: bool = False
+    #: The operator's pre-loaded models the server must have, exactly (the claims document's `models`); None: not checked.
+    operator_models: list[PinnedModel] | None = None
     snp: SNPRules | None = field(default_factory=SNPRules)
     tdx: TDXRules | None = field(default_factory=TDXRules)
 
@@ -117,6 +130,8 @@ class Policy:
             rules.append(_tls_key_origin_rule)
         if self.max_evidence_age_seconds is not None:
             rules.append(_age_rule(self.max_evidence_age_seconds))
+        if self.operator_models is not None:
+            rules.append(_operator_models_rule(self.operator_models))
         s = self.snp
         if s is not None:
             rules.append(_snp_measurement_rule(None if s.any_measurement else (s.measurements or [])))
@@ -197,6 +212,36 @@ def _tls_key_origin_rule(c, t):
                                "rule allowTLSKeyFromFile: the server loaded its TLS key from a file (it existed outside the TEE) and the policy requires a key generated in the TEE")
     raise AttestationError("tls_key_not_generated_in_tee",
                            "rule allowTLSKeyFromFile: the evidence has no bound claims document saying the TLS key was generated in the TEE")
+
+
+def _operator_models_rule(pinned: list[PinnedModel]):
+    """The operator's pre-loaded models (claims `operatorModels`, from the bound claims document's `models`) must be
+    exactly the pinned ones: the same names with the same SHA-256, none missing and none more."""
+    def rule(c, t):
+        claimed = c.get("operatorModels")
+        if claimed is None:
+            raise AttestationError("operator_models_mismatch",
+                                   "rule operatorModels: the evidence has no bound claims document listing the operator's models")
+        have: dict[str, str] = {}
+        for m in claimed:
+            have.setdefault(m["name"], m["sha256"].lower())
+        want: dict[str, str] = {}
+        for m in pinned:
+            want.setdefault(m.name, m.sha256.lower())
+        if have == want:
+            return
+        differences = []
+        for name in sorted(want):
+            digest = want[name]
+            other = have.get(name)
+            if other is None:
+                differences.append(f"'{name}' is missing")
+            elif other != digest:
+                differences.append(f"'{name}' has SHA-256 {other[:16]}…, the policy pins {digest[:16]}…")
+        differences.extend(f"'{name}' is not pinned" for name in sorted(have) if name not in want)
+        raise AttestationError("operator_models_mismatch",
+                               "rule operatorModels: the server's pre-loaded models differ from the policy: " + "; ".join(differences))
+    return rule
 
 
 def _snp_launch_rule(r: SNPRules):
@@ -515,11 +560,33 @@ def _nested_keys(sec: dict, key: str, allowed: set, section: str) -> None:
         _check_keys(v, allowed, section)
 
 
+def _operator_models(lst) -> list[PinnedModel]:
+    # As Swift: the member, when present, must be an array (null included is refused); an empty array pins "no models".
+    if not isinstance(lst, list):
+        raise _bad("wrong type at operatorModels: expected an array")
+    models: list[PinnedModel] = []
+    for i, m in enumerate(lst):
+        if not isinstance(m, dict):
+            raise _bad(f"wrong type at operatorModels.{i}: expected an object")
+        _check_keys(m, {"name", "sha256"}, "an operatorModels entry")
+        name, digest = m.get("name"), m.get("sha256")
+        for key, v in (("name", name), ("sha256", digest)):
+            if v is None:
+                raise _bad(f"operatorModels.{i} has no {key}")
+            if not isinstance(v, str):
+                raise _bad(f"wrong type at operatorModels.{i}.{key}: expected a string")
+        digest = _hex_list([digest], 64, "operatorModels.sha256")[0]
+        if any(x.name == name for x in models):
+            raise _bad(f"operatorModels names '{name}' twice")
+        models.append(PinnedModel(name, digest))
+    return models
+
+
 def _from_manifest(obj) -> Policy:
     if not isinstance(obj, dict):
         raise _bad("wrong type at : expected a JSON object")
     _check_keys(obj, {"version", "allowSimulated", "simulatedRootKeys", "allowDebug", "allowTLSKeyFromFile", "maxEvidenceAgeSeconds",
-                      "snp", "tdx"}, "the policy")
+                      "operatorModels", "snp", "tdx"}, "the policy")
     version = _typed(obj, "version", "int", "")
     version = 1 if version is None else version
     if version != 1:
@@ -535,6 +602,8 @@ def _from_manifest(obj) -> Policy:
     p.max_evidence_age_seconds = _typed(obj, "maxEvidenceAgeSeconds", "double", "")
     if p.max_evidence_age_seconds is not None and p.max_evidence_age_seconds <= 0:
         raise _bad(f"maxEvidenceAgeSeconds must be positive, found {p.max_evidence_age_seconds}")
+    if "operatorModels" in obj:
+        p.operator_models = _operator_models(obj["operatorModels"])
     if "snp" in obj:
         s = obj["snp"]
         if not isinstance(s, dict):

@@ -148,6 +148,20 @@ def decode_claims_document(data: bytes) -> dict:
         attrs = o.get("attributes")
         if not isinstance(attrs, dict) or not all(isinstance(x, str) for x in attrs.values()):
             raise ValueError("attributes is not a string map")
+        # Optional (as Swift's ClaimsDocument): the operator's pre-loaded models and the receipt-signing key.
+        models = o.get("models")
+        if models is not None:
+            if not isinstance(models, list):
+                raise ValueError("models is not an array")
+            for i, m in enumerate(models):
+                if not isinstance(m, dict):
+                    raise ValueError(f"models[{i}] is not an object")
+                for key in ("name", "version", "sha256"):
+                    if not isinstance(m.get(key), str):
+                        raise ValueError(f"models[{i}].{key} is not a string")
+        receipt_key = o.get("receiptKey")
+        if receipt_key is not None and not isinstance(receipt_key, str):
+            raise ValueError("receiptKey is not a string")
         return o
     except (ValueError, UnicodeDecodeError) as e:
         raise AttestationError("claims_document_mismatch", f"claims document is not valid JSON of version 1: {e}") from None
@@ -244,6 +258,11 @@ class AttestationVerifier:
                     raise AttestationError("claims_document_mismatch",
                                            f'claims document attribute tlsKeyGeneratedInMemory is "{origin}", not "true" or "false"')
                 claims["tlsKeyGeneratedInTEE"] = origin == "true"
+            # A bound claims document without `models`: the server has no operator models.
+            claims["operatorModels"] = [{"name": m["name"], "version": m["version"], "sha256": m["sha256"]}
+                                        for m in (doc.get("models") or [])]
+            if doc.get("receiptKey") is not None:
+                claims["receiptKey"] = doc["receiptKey"]
         if binding is not None:
             binding.check(bytes.fromhex(claims["reportData"]), bundle)
             claims["channelBound"] = True
@@ -251,6 +270,8 @@ class AttestationVerifier:
             # Without a binding the claims document is not tied to the report: do not let it vouch for anything.
             claims.pop("claimsIssuedAt", None)
             claims.pop("tlsKeyGeneratedInTEE", None)
+            claims.pop("operatorModels", None)
+            claims.pop("receiptKey", None)
         self.policy.evaluate(claims, t)
         return claims
 
