@@ -98,7 +98,7 @@ public enum BlindAIClientError: Error, Sendable, CustomStringConvertible {
     static func hint(status: Int) -> String {
         switch status {
         case 401: return ". Give an API key (--api-key or BLINDAI_API_KEY)."
-        case 403: return ". This API key may not do that (the model belongs to another key)."
+        case 403: return ". This API key may not do that (the model belongs to another key, or the operator loaded it at start)."
         case 404: return ". Check the model name (`blindai models` lists what you may use)."
         case 413: return ". The server's size limits are in docs/server.md."
         case 429, 503: return ". The server is busy: retry shortly."
