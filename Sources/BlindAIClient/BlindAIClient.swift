@@ -284,17 +284,26 @@ public actor BlindAIClient {
         var parameters: Parameters = [BinaryDataParameter.allOutputs: .bool(true)]
         if let requireModelSHA256 {
             let hex = requireModelSHA256.lowercased()
-            guard hex.utf8.count == 64, hex.allSatisfy(\.isHexDigit) else {
+            guard hex.utf8.count == 64, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
                 throw BlindAIClientError.invalidInput("a required model SHA-256 is 64 hex digits, got '\(requireModelSHA256)'")
             }
             parameters[ModelIdentityParameter.requireSHA256] = .string(hex)
         }
         if receipt {
+            // A receipt is checkable only within its evidence's validity: re-attest (fresh evidence, same checks) when
+            // the session's evidence is within a minute of the end of it.
+            if let issued = attestation.claimsDocument.flatMap({ try? Date($0.issuedAt, strategy: .iso8601) }) {
+                let validity = policy.maxEvidenceAgeSeconds ?? ReceiptVerifier.defaultEvidenceValidity
+                if Date().timeIntervalSince(issued) > validity - min(60, validity / 2) { try await reconnect() }
+            }
             guard attestation.claims.receiptKey != nil else {
                 throw BlindAIClientError.invalidInput("this server's attested claims name no receipt key: it does not sign receipts")
             }
             parameters[ModelIdentityParameter.receipt] = .bool(true)
         }
+        // The attestation the receipt will be checked against and saved with (a concurrent reconnect may replace the
+        // session's while this request is in flight).
+        let attested = attestation
         let ordered = inputs.sorted { $0.key < $1.key }
         let request = InferenceRequest(
             parameters: parameters,
@@ -349,7 +358,7 @@ public actor BlindAIClient {
             let signed = SignedReceipt(payload: payload, signature: signature)
             do {
                 // The receipt must verify with the attested key and describe this exchange.
-                let r = try signed.verify(expectedKey: attestation.claims.receiptKey ?? "")
+                let r = try signed.verify(expectedKey: attested.claims.receiptKey ?? "")
                 try ReceiptVerifier.check(inputs, against: r.inputs, kind: "input", mismatch: .inputMismatch)
                 try ReceiptVerifier.check(result, against: r.outputs, kind: "output", mismatch: .outputMismatch)
                 guard r.model.sha256 == digest, r.inputs.count == inputs.count, r.outputs.count == result.count else {
@@ -358,7 +367,7 @@ public actor BlindAIClient {
             } catch {
                 throw BlindAIClientError.protocolViolation("the server's receipt does not check: \(error)")
             }
-            file = ReceiptFile(receipt: signed, evidence: attestation.evidence)
+            file = ReceiptFile(receipt: signed, evidence: attested.evidence)
         }
         return InferenceResult(outputs: result, modelName: decoded.response.modelName, modelVersion: decoded.response.modelVersion,
                                modelSHA256: digest, receipt: file)

@@ -187,7 +187,7 @@ public final class InferenceServer: Sendable {
         case .timeout: "timeout"
         case .clientClosed: "client_closed"
         case .tooManyRequests: "saturated"
-        case .badRequest, .notFound, .unauthorized, .forbidden: "client_error"
+        case .badRequest, .notFound, .unauthorized, .forbidden, .modelDigestMismatch, .operatorModel: "client_error"
         default: "error"
         }
     }

@@ -182,7 +182,7 @@ public actor ModelRepository {
         let id = try target(name, principal)
         if pending[id] != nil { throw ServerError(.conflict, "an upload of model '\(id.name(for: principal))' is already in progress") }
         let existing = models[id]
-        try existing?.checkNotOperatorOwned("replaced")
+        try refuseOperatorName(id)
         if existing == nil {
             let newNames = pending.keys.filter { models[$0] == nil }.count
             guard models.count + newNames < limits.maxModels else {
@@ -216,7 +216,7 @@ public actor ModelRepository {
         pending[ticket.model] = nil
         let id = ticket.model
         let existing = models[id]
-        try existing?.checkNotOperatorOwned("replaced")
+        try refuseOperatorName(id)
         if existing == nil, models.count >= limits.maxModels {
             throw ServerError(.insufficientStorage, "the server holds its maximum of \(limits.maxModels) models")
         }
@@ -227,7 +227,7 @@ public actor ModelRepository {
         let isShared = shared ?? existing?.shared ?? (ticket.principal == .open)
         if let e = sharedNameTaken(id, shared: isShared) { throw e }
         let version = nextVersion[id, default: 1]
-        nextVersion[id] = version + 1
+        nextVersion[id] = version &+ 1
         let entry = LoadedModel(
             name: id.name, version: version, model: model,
             owner: id.owner, shared: isShared,
@@ -261,6 +261,15 @@ public actor ModelRepository {
         nextVersion[id] = version + 1
         onChange(models.count, totalBytes)
         return entry
+    }
+
+    /// Refuses an upload named like one of the operator's models, in any namespace: a key's private model of that name
+    /// would be found first by that key's requests (and an admin key could plant one in another key's namespace),
+    /// shadowing the model the claims document lists.
+    private func refuseOperatorName(_ id: ModelID) throws {
+        if let m = models.values.first(where: { $0.operatorOwned && $0.name == id.name }) {
+            try m.checkNotOperatorOwned("replaced or shadowed")
+        }
     }
 
     /// The operator's models, sorted by name (what the attested claims list).

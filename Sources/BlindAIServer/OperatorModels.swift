@@ -30,22 +30,27 @@ public enum OperatorModelRepository {
         var found: [String: (version: Int, file: URL)] = [:]
         for entry in try fm.contentsOfDirectory(atPath: directory.path).sorted() where !entry.hasPrefix(".") {
             let url = directory.appendingPathComponent(entry)
-            _ = fm.fileExists(atPath: url.path, isDirectory: &isDirectory)
+            isDirectory = false
+            guard fm.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+                throw ServerError(.badRequest, "model repository: \(url.path) cannot be read (a dangling link?)")
+            }
             let name: String
             let pick: (version: Int, file: URL)
             if isDirectory.boolValue {
                 name = entry
-                var best: (version: Int, file: URL)?
-                for sub in try fm.contentsOfDirectory(atPath: url.path) {
-                    guard let v = Int(sub), v > 0, String(v) == sub else { continue }
-                    let file = url.appendingPathComponent(sub).appendingPathComponent("model.onnx")
-                    guard fm.fileExists(atPath: file.path) else { continue }
-                    if best.map({ v > $0.version }) ?? true { best = (v, file) }
+                // The highest VERSION directory; like Triton, it must hold model.onnx (no silent fallback).
+                let versions = try fm.contentsOfDirectory(atPath: url.path).compactMap { sub -> Int? in
+                    guard let v = Int(sub), v > 0, v <= Int(Int32.max), String(v) == sub else { return nil }
+                    return v
                 }
-                guard let best else {
-                    throw ServerError(.badRequest, "model repository: \(url.path) has no VERSION/model.onnx (VERSION a positive integer)")
+                guard let v = versions.max() else {
+                    throw ServerError(.badRequest, "model repository: \(url.path) has no VERSION directory (a positive integer)")
                 }
-                pick = best
+                let file = url.appendingPathComponent(String(v)).appendingPathComponent("model.onnx")
+                guard fm.fileExists(atPath: file.path) else {
+                    throw ServerError(.badRequest, "model repository: \(file.path) is missing (the highest version of '\(entry)')")
+                }
+                pick = (v, file)
             } else if entry.hasSuffix(".onnx") {
                 name = String(entry.dropLast(".onnx".count))
                 pick = (1, url)
@@ -64,6 +69,9 @@ public enum OperatorModelRepository {
                 throw ServerError(.payloadTooLarge, "model repository: \(pick.file.path) is \(size) bytes, over the model limit of \(maxModelBytes) bytes")
             }
             let data = try Data(contentsOf: pick.file)
+            guard data.count <= maxModelBytes else {
+                throw ServerError(.payloadTooLarge, "model repository: \(pick.file.path) is over the model limit of \(maxModelBytes) bytes")
+            }
             let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
             return OperatorModelFile(name: name, version: pick.version, data: data, sha256: digest, path: pick.file.path)
         }

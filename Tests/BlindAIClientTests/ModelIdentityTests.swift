@@ -87,8 +87,8 @@ import Testing
                     // Listed in the attested claims.
                     let claimed = await client.attestation.claims.operatorModels ?? []
                     #expect(claimed == [ClaimedModel(name: "plus", version: "7", sha256: plusSHA), ClaimedModel(name: "scale", version: "1", sha256: scaleSHA)])
-                    // Nobody can unload them; on an open server nobody can replace them either (with keys, an upload of
-                    // the same name goes to the key's own namespace).
+                    // Nobody can unload them, replace them, or shadow them with a model of the same name in a key's own
+                    // namespace (which that key's requests would find first).
                     do {
                         try await client.unloadModel("scale")
                         Issue.record("an operator model was unloaded")
@@ -96,13 +96,11 @@ import Testing
                         #expect(status == 403, "\(message)")
                         #expect(message.contains("--model-repository"), "\(message)")
                     }
-                    if !keys {
-                        do {
-                            _ = try await client.uploadModel(try Self.plusOne(), name: "scale")
-                            Issue.record("an operator model was replaced")
-                        } catch BlindAIClientError.server(let status, _) {
-                            #expect(status == 403)
-                        }
+                    do {
+                        _ = try await client.uploadModel(try Self.plusOne(), name: "scale")
+                        Issue.record("an operator model was replaced or shadowed")
+                    } catch BlindAIClientError.server(let status, _) {
+                        #expect(status == 403)
                     }
                     #expect(try await client.metadata(of: "scale").parameters?["model_sha256"]?.stringValue == scaleSHA)
                 }
