@@ -35,6 +35,8 @@ Models (TorchScript exporter = torch.onnx.export(dynamo=False, opset 17); dynamo
     control_flow_cond_dynamo   torch.cond -> ONNX If via the dynamo exporter
     embedding_int4_gbq, embedding_int8_gbq_fp16   com.microsoft GatherBlockQuantized (int4 + zero points / 8-bit float16)
                                + MatMul, written with onnx.helper; input_ids [2,16] and [1,3] int64
+    linear_int4_matmulnbits, linear_int8_matmulnbits_fp16   com.microsoft MatMulNBits (4-bit + zero points float32 /
+                               8-bit float16) + bias, written with onnx.helper; a [2,5,96] and [1,1,96]
 A failed export is recorded in the report (and the process still exits 0 unless --strict is given).
 """
 from __future__ import annotations
@@ -351,6 +353,48 @@ def build_embedding_gbq(bits: int, scale_type: str, zero_points: bool) -> Built:
     return Built(model, [{"input_ids": i} for i in ids], ["input_ids"], ["logits"])
 
 
+def build_matmul_nbits(bits: int, zero_points: bool, dtype: str) -> Built:
+    """A block-quantized linear layer as int4/int8 LLM exports write it: com.microsoft MatMulNBits (W [N, K] in blocks
+    of 32 along K, 8/bits values per byte, low bits first; scales per block; optional packed uint8 zero points) on
+    A [batch, sequence, K], then Add of a bias. Written with onnx.helper."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    r = rng()
+    k, n, block = 96, 80, 32
+    per_byte, k_blocks = 8 // bits, k // 32
+    q = r.randint(0, 1 << bits, size=(n, k))
+    packed = np.zeros((n, k_blocks, block // per_byte), dtype=np.uint8)
+    for blk in range(k_blocks):
+        for i in range(per_byte):
+            packed[:, blk, :] |= (q[:, blk * block + i:(blk + 1) * block:per_byte] << (i * bits)).astype(np.uint8)
+    np_t = np.float16 if dtype == "float16" else np.float32
+    elem = TensorProto.FLOAT16 if dtype == "float16" else TensorProto.FLOAT
+    scales = (r.rand(n * k_blocks) * 0.05 + 0.005).astype(np_t)
+    inits = [numpy_helper.from_array(packed, "w.q"), numpy_helper.from_array(scales, "w.scales"),
+             numpy_helper.from_array(r.randn(n).astype(np_t), "bias")]
+    inputs = ["a", "w.q", "w.scales"]
+    if zero_points:
+        zq = r.randint(0, 1 << bits, size=(n, k_blocks))
+        zp_bytes = (k_blocks + per_byte - 1) // per_byte
+        zp = np.zeros((n, zp_bytes), dtype=np.uint8)
+        for blk in range(k_blocks):
+            zp[:, blk // per_byte] |= (zq[:, blk] << ((blk % per_byte) * bits)).astype(np.uint8)
+        inits.append(numpy_helper.from_array(zp.reshape(-1), "w.zero_points"))
+        inputs.append("w.zero_points")
+    nodes = [
+        helper.make_node("MatMulNBits", inputs, ["h"], domain="com.microsoft", K=k, N=n, bits=bits, block_size=block),
+        helper.make_node("Add", ["h", "bias"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "matmul_nbits", [helper.make_tensor_value_info("a", elem, ["batch", "sequence", k])],
+                              [helper.make_tensor_value_info("y", elem, ["batch", "sequence", n])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    feeds = [r.randn(2, 5, k).astype(np_t), r.randn(1, 1, k).astype(np_t)]
+    return Built(model, [{"a": f} for f in feeds], ["a"], ["y"])
+
+
 @contextlib.contextmanager
 def quiet():
     """Silences stdout/stderr, at the file-descriptor level too: the TorchScript exporter dumps the whole IR graph
@@ -627,6 +671,10 @@ CASES = [
          lambda: build_embedding_gbq(4, "float32", True)),
     Case("embedding_int8_gbq_fp16", "GatherBlockQuantized 8-bit, float16 scales, + MatMul", "onnx", True,
          lambda: build_embedding_gbq(8, "float16", False)),
+    Case("linear_int4_matmulnbits", "MatMulNBits 4-bit + zero points, float32, + bias", "onnx", True,
+         lambda: build_matmul_nbits(4, True, "float32")),
+    Case("linear_int8_matmulnbits_fp16", "MatMulNBits 8-bit, float16, + bias", "onnx", True,
+         lambda: build_matmul_nbits(8, False, "float16")),
 ]
 
 

@@ -42,6 +42,7 @@ public enum StandardOperators {
             ("FusedActivations", registerFusedActivations),
             ("EmbedLayerNormalization", registerEmbedLayerNormalization),
             ("GatherBlockQuantized", registerGatherBlockQuantized),
+            ("MatMulNBits", registerMatMulNBits),
             ("ML", registerML),
             ("Signal", registerSignal)
         ]

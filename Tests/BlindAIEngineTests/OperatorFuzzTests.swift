@@ -35,7 +35,7 @@ import Testing
         "stash_type", "num_groups", "block_size", "allowzero", "saturate", "new_axis", "time_axis", "batch_axis",
         "onesided", "inverse", "periodic", "output_datatype", "coordinate_transformation_mode_int", "exclude_outside",
         "align_corners", "keep_aspect_ratio_policy_int", "interleaved", "rotary_embedding_dim", "num_heads", "softcap",
-        "bits", "gather_axis", "quantize_axis",
+        "bits", "gather_axis", "quantize_axis", "K", "N",
     ]
     static let intsAttributes = [
         "axes", "perm", "kernel_shape", "pads", "strides", "dilations", "output_padding", "output_shape", "shape",

@@ -8,7 +8,7 @@ import Foundation
 // embedding table: only the rows a request asks for are dequantized.
 //
 // Data is uint8, holding `8 / bits` values per byte along the last axis (bits 2, 4 or 8; the low bits hold the
-// first value), so the logical last dimension is the stored one times `8 / bits`. Scales have data's rank and the
+// first value: `BlockQuantized`, shared with MatMulNBits), so the logical last dimension is the stored one times `8 / bits`. Scales have data's rank and the
 // element type of the output (float32, float16 or bfloat16); along `quantize_axis` (the last axis) they have one
 // entry per `block_size` values. Zero points, when given, are uint8 packed like the data along that axis; without
 // them the zero point is 2^(bits - 1). Output: data's logical shape with `gather_axis` replaced by the indices'
@@ -85,7 +85,7 @@ struct GatherBlockQuantizedOp: Operator {
         if out.count > 0 {
             let rowsPerSlice = inner / columns   // columns > 0: the output is not empty
             let rows = outer * idx.count
-            let geometry = Geometry(bits: bits, blockSize: blockSize, columns: columns, blocksPerRow: blocksPerRow, zpPerRow: zpPerRow,
+            let geometry = Geometry(bits: bits, blockSize: blockSize, columns: columns, blocksPerRow: blocksPerRow,
                                     rowsPerSlice: rowsPerSlice, dim: dim, count: idx.count)
             let wideScales = scales.dataType == .float32 ? scales : try FloatWidening.toFloat32(scales, ctx)
             let src = Parallel.Shared(UnsafePointer(data.storage.base.assumingMemoryBound(to: UInt8.self)))
@@ -107,15 +107,12 @@ struct GatherBlockQuantizedOp: Operator {
 
     /// Sizes of one run, with the dequantization of one gathered slice.
     private struct Geometry {
-        let bits: Int, blockSize: Int, columns: Int, blocksPerRow: Int, zpPerRow: Int, rowsPerSlice: Int, dim: Int, count: Int
+        let bits: Int, blockSize: Int, columns: Int, blocksPerRow: Int, rowsPerSlice: Int, dim: Int, count: Int
 
         /// Writes the slice data[o, i, ...] (rowsPerSlice rows of `columns` logical values) as floats.
         func dequantizeSlice(_ o: Int, _ i: Int, _ data: UnsafePointer<UInt8>, _ scales: UnsafePointer<Float>,
                              _ zeroPoints: UnsafePointer<UInt8>?, into out: UnsafeMutablePointer<Float>) {
-            let perByte = 8 / bits
-            let mask = (1 << bits) - 1
-            let defaultZero = Float(1 << (bits - 1))
-            let bytesPerRow = columns / perByte
+            let bytesPerRow = columns / (8 / bits)
             for r in 0..<rowsPerSlice {
                 let row = (o * dim + i) * rowsPerSlice + r
                 let bytes = data + row * bytesPerRow
@@ -124,22 +121,11 @@ struct GatherBlockQuantizedOp: Operator {
                 var c = 0
                 for b in 0..<blocksPerRow {
                     let scale = rowScales[b]
-                    let zero: Float
-                    if let zeroPoints {
-                        let packed = Int(zeroPoints[row * zpPerRow + b / perByte])
-                        zero = Float((packed >> ((b % perByte) * bits)) & mask)
-                    } else {
-                        zero = defaultZero
-                    }
+                    let zero = BlockQuantized.zeroPoint(zeroPoints, row: row, block: b, blocksPerRow: blocksPerRow, bits: bits)
                     let end = Swift.min(columns, c + blockSize)
-                    if bits == 8 {
-                        while c < end { dst[c] = (Float(bytes[c]) - zero) * scale; c += 1 }
-                    } else {
-                        while c < end {
-                            let q = (Int(bytes[c / perByte]) >> ((c % perByte) * bits)) & mask
-                            dst[c] = (Float(q) - zero) * scale
-                            c += 1
-                        }
+                    while c < end {
+                        dst[c] = (Float(BlockQuantized.value(bytes, c, bits: bits)) - zero) * scale
+                        c += 1
                     }
                 }
             }
