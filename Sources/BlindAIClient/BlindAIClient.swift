@@ -283,8 +283,7 @@ public actor BlindAIClient {
         guard !inputs.isEmpty else { throw BlindAIClientError.invalidInput("no input tensors") }
         var parameters: Parameters = [BinaryDataParameter.allOutputs: .bool(true)]
         if let requireModelSHA256 {
-            let hex = requireModelSHA256.lowercased()
-            guard hex.utf8.count == 64, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+            guard let hex = ModelDigest.normalized(requireModelSHA256) else {
                 throw BlindAIClientError.invalidInput("a required model SHA-256 is 64 hex digits, got '\(requireModelSHA256)'")
             }
             parameters[ModelIdentityParameter.requireSHA256] = .string(hex)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BlindAIAttestation
 import BlindAIClient
+import BlindAIReceipts
 import Foundation
 
 /// Options shared by the client commands (`attest`, `upload`, `predict`, `models`, `unload`).
@@ -268,7 +269,7 @@ struct PredictCommand: AsyncParsableCommand {
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one --input NAME=FILE.npy") }
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
-        if let modelSHA256, modelSHA256.utf8.count != 64 || !modelSHA256.lowercased().utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
+        if let modelSHA256, ModelDigest.normalized(modelSHA256) == nil {
             throw ValidationError("--model-sha256 must be 64 hex digits")
         }
         guard repeatCount >= 0 else { throw ValidationError("--repeat must be 0 or more") }

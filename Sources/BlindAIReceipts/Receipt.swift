@@ -130,6 +130,16 @@ public struct ReceiptKey: Sendable {
     }
 }
 
+/// A model digest as requests carry it (`require_model_sha256`, `--model-sha256`).
+public enum ModelDigest {
+    /// `text` in lowercase when it is a SHA-256 in hex (64 ASCII hex digits, either case); nil otherwise.
+    public static func normalized(_ text: String) -> String? {
+        let hex = text.lowercased()
+        guard hex.utf8.count == 64, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
+        return hex
+    }
+}
+
 /// The SHA-256 of a tensor's canonical encoding, the same on the server (from the tensors it decoded and produced)
 /// and on a verifier (from .npy files):
 ///

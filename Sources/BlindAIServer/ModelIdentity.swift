@@ -11,7 +11,7 @@ struct ModelIdentityRequest {
 
     init(_ parameters: Parameters?, receiptsAvailable: Bool) throws {
         if let value = parameters?[ModelIdentityParameter.requireSHA256] {
-            guard let hex = value.stringValue?.lowercased(), hex.utf8.count == 64, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+            guard let hex = value.stringValue.flatMap(ModelDigest.normalized) else {
                 throw ServerError.badRequest("parameter '\(ModelIdentityParameter.requireSHA256)' must be a SHA-256 of 64 hex digits")
             }
             requiredSHA256 = hex

@@ -72,8 +72,9 @@ public enum OperatorModelRepository {
             guard data.count <= maxModelBytes else {
                 throw ServerError(.payloadTooLarge, "model repository: \(pick.file.path) is over the model limit of \(maxModelBytes) bytes")
             }
-            let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-            return OperatorModelFile(name: name, version: pick.version, data: data, sha256: digest, path: pick.file.path)
+            // The same digest as an upload's (InferenceServer.hex).
+            return OperatorModelFile(name: name, version: pick.version, data: data, sha256: InferenceServer.hex(SHA256.hash(data: data)),
+                                     path: pick.file.path)
         }
     }
 }
